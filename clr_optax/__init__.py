@@ -1,0 +1,3 @@
+"""clr_optax: cyclical learning rates for JAX, as Optax schedules."""
+
+__version__ = "0.1.0"
