@@ -1,3 +1,44 @@
-"""clr_optax: cyclical learning rates for JAX, as Optax schedules."""
+"""clr_optax: cyclical learning rates for JAX, as Optax schedules.
+
+The policies of Smith, "Cyclical Learning Rates for Training Neural Networks" (arXiv 1506.01186), and their
+successors (one-cycle, cyclical momentum), each a pure function of the step that fuses into a compiled
+train step::
+
+  optimizer = optax.sgd(learning_rate=clr_optax.triangular2(0.001, 0.006, step_size=2000), momentum=0.9)
+"""
+
+from clr_optax.cyclical import cyclical
+from clr_optax.cyclical import decay
+from clr_optax.cyclical import exp_range
+from clr_optax.cyclical import exponential
+from clr_optax.cyclical import SCALE_MODES
+from clr_optax.cyclical import shifted
+from clr_optax.cyclical import triangular
+from clr_optax.cyclical import triangular2
+from clr_optax.cyclical import WINDOWS
+from clr_optax.momentum import cyclical_momentum
+from clr_optax.one_cycle import one_cycle
+from clr_optax.one_cycle import one_cycle_momentum
+from clr_optax.plotting import plot_schedules
+from clr_optax.rules import base_lr_from_max
+from clr_optax.rules import step_size_from_epochs
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "base_lr_from_max",
+    "cyclical",
+    "cyclical_momentum",
+    "decay",
+    "exp_range",
+    "exponential",
+    "one_cycle",
+    "one_cycle_momentum",
+    "plot_schedules",
+    "SCALE_MODES",
+    "shifted",
+    "step_size_from_epochs",
+    "triangular",
+    "triangular2",
+    "WINDOWS",
+]
