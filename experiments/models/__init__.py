@@ -1,0 +1,71 @@
+"""The paper's networks in Flax linen, by name.
+
+Examples:
+  >>> import jax, jax.numpy as jnp
+  >>> model = create_model("cifar10_full")
+  >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
+  >>> model.apply(variables, jnp.zeros((2, 32, 32, 3)), train=False).shape
+  (2, 10)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flax import linen as nn
+
+from experiments.models.caffe import Cifar10BNSigmoid
+from experiments.models.caffe import Cifar10Full
+from experiments.models.caffe import Cifar10Quick
+from experiments.models.caffe import caffe_multipliers
+from experiments.models.densenet import DenseNet
+from experiments.models.resnet import CifarResNet
+
+__all__ = ["MODELS", "caffe_multipliers", "create_model", "uses_batch_norm"]
+
+# name -> constructor taking (num_classes=..., **kw).
+MODELS: dict[str, Callable[..., nn.Module]] = {
+  "cifar10_full": Cifar10Full,
+  "cifar10_quick": Cifar10Quick,
+  "cifar10_bn_sigmoid": Cifar10BNSigmoid,
+  "resnet20": functools.partial(CifarResNet, depth=20),
+  "resnet56": functools.partial(CifarResNet, depth=56),
+  "resnet110": functools.partial(CifarResNet, depth=110),
+  "sd_resnet110": functools.partial(CifarResNet, depth=110, final_survival=0.5),
+  "densenet40": functools.partial(DenseNet, depth=40, growth_rate=12),
+  "densenet_bc100": functools.partial(DenseNet, depth=100, growth_rate=12, bottleneck=True, compression=0.5),
+}
+
+_BATCH_NORM = frozenset(MODELS) - {"cifar10_full", "cifar10_quick"}
+
+
+def create_model(name: str, num_classes: int = 10, **kw: Any) -> nn.Module:
+  """Builds one of the paper's networks.
+
+  Args:
+    name: one of :data:`MODELS` (``cifar10_full``, ``cifar10_quick``, ``cifar10_bn_sigmoid``,
+      ``resnet20``, ``resnet56``, ``resnet110``, ``sd_resnet110``, ``densenet40``, ``densenet_bc100``).
+    num_classes: number of outputs.
+    **kw: further module attributes, e.g. ``bn_axis_name="batch"`` to average BatchNorm statistics
+      across pmap devices, ``final_survival`` for ``sd_resnet110``, ``dropout_rate`` for DenseNets.
+
+  Returns:
+    A ``flax.linen.Module`` called as ``model.apply(variables, x, train=...)`` on float32 NHWC input;
+    with BatchNorm (see :func:`uses_batch_norm`) training needs ``mutable=["batch_stats"]``,
+    ``sd_resnet110`` needs ``rngs={"stochastic_depth": key}`` and a DenseNet with dropout
+    ``rngs={"dropout": key}`` when ``train=True``.
+  """
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name=}; choose one of {sorted(MODELS)}")
+  if not isinstance(num_classes, int) or num_classes < 1:
+    raise ValueError(f"num_classes must be a positive int, got {num_classes=}")
+  return MODELS[name](num_classes=num_classes, **kw)
+
+
+def uses_batch_norm(name: str) -> bool:
+  """Whether model ``name`` has a ``batch_stats`` collection to update while training."""
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name=}; choose one of {sorted(MODELS)}")
+  return name in _BATCH_NORM

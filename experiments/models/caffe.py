@@ -1,0 +1,368 @@
+"""Caffe's CIFAR-10 example networks in Flax linen, with Caffe's own layer semantics.
+
+The paper's Table 1, Fig. 6 and Table 3 baselines ran Caffe's ``examples/cifar10`` networks. Three
+details of Caffe change the numbers and are reproduced here rather than replaced by their Flax
+look-alikes:
+
+* **Pooling** rounds the output size *up* (``ceil((H + 2 pad - k) / s) + 1``; 32 -> 16 -> 8 -> 4 for a
+  3x3/2 window) and an average pool divides by the window clipped to the padded input, not by ``k*k``
+  (``PoolingLayer::Forward_cpu``).
+* **Within-channel LRN** is Caffe's composite of square -> average pool (``local_size``, pad
+  ``(local_size-1)/2``) -> power(shift 1, scale alpha, power -beta) -> product, i.e.
+  ``x * (1 + alpha / n^2 * sum_{n x n} x^2) ** -beta`` with zero padding (``LRNLayer::LayerSetUp``).
+* **BatchNorm** (Fig. 6 network) keeps Caffe's *normalised* running sums (``moving_average_fraction``
+  0.999, bias-corrected by a running scale factor, the variance with the ``m / (m - 1)`` correction) and
+  has no learnable scale or shift, as Caffe's ``BatchNorm`` layer without a following ``Scale`` layer.
+
+Layer and parameter names follow the prototxt (``conv1``, ``ip1``, ...), so Caffe's per-layer
+``lr_mult``/``decay_mult`` can be looked up by name: see :func:`caffe_multipliers`.
+
+References:
+  BVLC/caffe ``examples/cifar10/cifar10_full_train_test.prototxt``, ``cifar10_quick_train_test.prototxt``,
+  ``cifar10_full_sigmoid_train_test_bn.prototxt``; ``src/caffe/layers/pooling_layer.cpp``,
+  ``lrn_layer.cpp``, ``batch_norm_layer.cpp``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+__all__ = [
+  "CaffeBatchNorm",
+  "Cifar10BNSigmoid",
+  "Cifar10Full",
+  "Cifar10Quick",
+  "caffe_avg_pool",
+  "caffe_max_pool",
+  "caffe_multipliers",
+  "caffe_pool_output_size",
+  "lrn_within_channel",
+]
+
+
+def caffe_pool_output_size(size: int, kernel: int, stride: int, pad: int = 0) -> int:
+  """Caffe's pooled output length along one axis (ceil mode, last window must start inside).
+
+  Args:
+    size: input length.
+    kernel: window length.
+    stride: window stride.
+    pad: zero padding on each side.
+
+  Returns:
+    ``ceil((size + 2 pad - kernel) / stride) + 1``, less one when padding would make the last window
+    start in the padding, exactly as ``PoolingLayer::Reshape``.
+  """
+  if kernel <= 0 or stride <= 0 or pad < 0 or pad >= kernel:
+    raise ValueError(f"pooling needs kernel > 0, stride > 0, 0 <= pad < kernel, got {kernel=}, {stride=}, {pad=}")
+  if size + 2 * pad < kernel:
+    raise ValueError(f"pooling window larger than the padded input, got {size=}, {kernel=}, {pad=}")
+  out = int(math.ceil((size + 2 * pad - kernel) / stride)) + 1
+  if pad and (out - 1) * stride >= size + pad:
+    out -= 1
+  return out
+
+
+def _pool_padding(size: int, kernel: int, stride: int, pad: int) -> tuple[int, tuple[int, int]]:
+  """Output length and the (low, high) padding that makes a VALID window cover Caffe's windows."""
+  out = caffe_pool_output_size(size, kernel, stride, pad)
+  high = max(0, (out - 1) * stride + kernel - size - pad)
+  return out, (pad, high)
+
+
+def _window_reduce(x: jax.Array, init: float, op, kernel: int, stride: int, pad: int) -> jax.Array:
+  _, height, width, _ = x.shape
+  out_h, pad_h = _pool_padding(height, kernel, stride, pad)
+  out_w, pad_w = _pool_padding(width, kernel, stride, pad)
+  y = jax.lax.reduce_window(
+    x, jnp.asarray(init, x.dtype), op, (1, kernel, kernel, 1), (1, stride, stride, 1),
+    ((0, 0), pad_h, pad_w, (0, 0)))
+  return y[:, :out_h, :out_w, :]
+
+
+def caffe_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
+  """Caffe MAX pooling of an NHWC array: ceil-mode output size, windows clipped to the input.
+
+  Args:
+    x: ``[N, H, W, C]`` array.
+    kernel: square window size.
+    stride: stride in both spatial axes.
+    pad: padding on each side (never selected: windows are clipped to the real input).
+
+  Returns:
+    ``[N, H', W', C]`` with ``H' = caffe_pool_output_size(H, kernel, stride, pad)``.
+
+  Examples:
+    >>> caffe_max_pool(jnp.zeros((1, 32, 32, 3)), 3, 2).shape
+    (1, 16, 16, 3)
+  """
+  return _window_reduce(x, -jnp.inf, jax.lax.max, kernel, stride, pad)
+
+
+def _ave_divisor(size: int, kernel: int, stride: int, pad: int) -> np.ndarray:
+  """Caffe's per-output window size along one axis: clipped to ``size + pad``, padding counted."""
+  out = caffe_pool_output_size(size, kernel, stride, pad)
+  start = np.arange(out) * stride - pad
+  end = np.minimum(start + kernel, size + pad)
+  return (end - start).astype(np.float32)
+
+
+def caffe_avg_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
+  """Caffe AVE pooling of an NHWC array.
+
+  The sum runs over the window's part inside the input (padding adds zeros); it is divided by the
+  window clipped to the *padded* input, ``(min(hstart + k, H + pad) - hstart) * (...)``, so a window
+  that overhangs the padded input in ceil mode is averaged over fewer elements.
+
+  Args:
+    x: ``[N, H, W, C]`` array.
+    kernel: square window size.
+    stride: stride in both spatial axes.
+    pad: zero padding on each side.
+
+  Returns:
+    ``[N, H', W', C]`` with ``H' = caffe_pool_output_size(H, kernel, stride, pad)``.
+
+  Examples:
+    >>> caffe_avg_pool(jnp.ones((1, 8, 8, 1)), 3, 2)[0, :, :, 0].tolist()[0]
+    [1.0, 1.0, 1.0, 1.0]
+  """
+  _, height, width, _ = x.shape
+  total = _window_reduce(x, 0.0, jax.lax.add, kernel, stride, pad)
+  divisor = np.outer(_ave_divisor(height, kernel, stride, pad), _ave_divisor(width, kernel, stride, pad))
+  return total / jnp.asarray(divisor[None, :, :, None], x.dtype)
+
+
+def lrn_within_channel(x: jax.Array, local_size: int = 3, alpha: float = 5e-5, beta: float = 0.75) -> jax.Array:
+  """Caffe's ``LRN`` with ``norm_region: WITHIN_CHANNEL`` on an NHWC array.
+
+  .. math::
+    y = x \\left(1 + \\frac{\\alpha}{n^2} \\sum_{n \\times n} x^2\\right)^{-\\beta}
+
+  with the sum over a zero-padded ``n x n`` spatial window in the same channel (``n = local_size``).
+
+  Args:
+    x: ``[N, H, W, C]`` array.
+    local_size: odd window size ``n``.
+    alpha: scale (Caffe divides it by ``n^2`` through its average pool).
+    beta: exponent.
+
+  Returns:
+    An array shaped like ``x``.
+  """
+  if local_size % 2 != 1:
+    raise ValueError(f"LRN needs an odd local_size, got {local_size=}")
+  mean_square = caffe_avg_pool(jnp.square(x), local_size, 1, (local_size - 1) // 2)
+  return x * (1.0 + alpha * mean_square) ** (-beta)
+
+
+class CaffeBatchNorm(nn.Module):
+  """Caffe's ``BatchNorm`` layer: normalisation only, with Caffe's bias-corrected running averages.
+
+  Training normalises with the batch statistics over ``(N, H, W)`` (averaged over ``axis_name``
+  devices when set) and accumulates ``mean_sum = f * mean_sum + mean``, ``var_sum = f * var_sum +
+  m / (m - 1) * var`` and ``scale = f * scale + 1`` in ``batch_stats``; evaluation normalises with
+  ``mean_sum / scale`` and ``var_sum / scale`` (``f = moving_average_fraction``, ``m`` the number of
+  values per channel in the global batch).
+
+  Attributes:
+    moving_average_fraction: Caffe's ``moving_average_fraction`` (default 0.999).
+    epsilon: added to the variance (Caffe's default 1e-5).
+    axis_name: pmap axis over which batch statistics are averaged, or None.
+  """
+
+  moving_average_fraction: float = 0.999
+  epsilon: float = 1e-5
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    channels = x.shape[-1]
+    mean_sum = self.variable("batch_stats", "mean_sum", jnp.zeros, (channels,), jnp.float32)
+    var_sum = self.variable("batch_stats", "var_sum", jnp.zeros, (channels,), jnp.float32)
+    scale = self.variable("batch_stats", "scale", jnp.zeros, (), jnp.float32)
+    if train:
+      axes = tuple(range(x.ndim - 1))
+      mean = jnp.mean(x, axes)
+      mean_square = jnp.mean(jnp.square(x), axes)
+      count = math.prod(x.shape[:-1])
+      if self.axis_name is not None:
+        mean, mean_square = jax.lax.pmean((mean, mean_square), self.axis_name)
+        count = count * jax.lax.psum(1, self.axis_name)
+      var = jnp.maximum(mean_square - jnp.square(mean), 0.0)
+      if not self.is_initializing():
+        f = self.moving_average_fraction
+        correction = count / jnp.maximum(count - 1, 1)
+        mean_sum.value = f * mean_sum.value + jax.lax.stop_gradient(mean)
+        var_sum.value = f * var_sum.value + correction * jax.lax.stop_gradient(var)
+        scale.value = f * scale.value + 1.0
+    else:
+      inv = jnp.where(scale.value == 0, 0.0, 1.0 / jnp.where(scale.value == 0, 1.0, scale.value))
+      mean, var = mean_sum.value * inv, var_sum.value * inv
+    return (x - mean) * jax.lax.rsqrt(var + self.epsilon)
+
+
+def _conv(name: str, features: int, std: float, use_bias: bool = True) -> nn.Conv:
+  return nn.Conv(
+    features, (5, 5), padding=((2, 2), (2, 2)), use_bias=use_bias,
+    kernel_init=nn.initializers.normal(std), bias_init=nn.initializers.zeros, name=name)
+
+
+def _ip(name: str, features: int, std: float) -> nn.Dense:
+  return nn.Dense(features, kernel_init=nn.initializers.normal(std), bias_init=nn.initializers.zeros, name=name)
+
+
+class Cifar10Full(nn.Module):
+  """Caffe ``cifar10_full`` (89,578 parameters), the paper's Table 1 network.
+
+  conv1 5x5x32 (pad 2, std 1e-4) -> max pool 3/2 -> ReLU -> LRN -> conv2 5x5x32 (std 0.01) -> ReLU ->
+  avg pool 3/2 -> LRN -> conv3 5x5x64 (std 0.01) -> ReLU -> avg pool 3/2 -> ip1 (std 0.01), biases zero.
+  Caffe flattens ``pool3`` in C, H, W order and Flax in H, W, C order: a fixed permutation of ``ip1``'s
+  rows, which changes nothing for a network trained from an i.i.d. Gaussian start.
+
+  Attributes:
+    num_classes: outputs of ``ip1``.
+    lrn_alpha: LRN alpha (5e-5).
+    lrn_beta: LRN beta (0.75).
+    lrn_size: LRN window (3).
+    bn_axis_name: unused (no BatchNorm); accepted so every model takes the same arguments.
+  """
+
+  num_classes: int = 10
+  lrn_alpha: float = 5e-5
+  lrn_beta: float = 0.75
+  lrn_size: int = 3
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    del train  # no train/test difference
+    lrn = lambda y: lrn_within_channel(y, self.lrn_size, self.lrn_alpha, self.lrn_beta)  # noqa: E731
+    x = _conv("conv1", 32, 1e-4)(x)
+    x = lrn(nn.relu(caffe_max_pool(x, 3, 2)))
+    x = lrn(caffe_avg_pool(nn.relu(_conv("conv2", 32, 1e-2)(x)), 3, 2))
+    x = caffe_avg_pool(nn.relu(_conv("conv3", 64, 1e-2)(x)), 3, 2)
+    return _ip("ip1", self.num_classes, 1e-2)(x.reshape((x.shape[0], -1)))
+
+
+class Cifar10Quick(nn.Module):
+  """Caffe ``cifar10_quick`` (145,578 parameters).
+
+  conv1 5x5x32 (std 1e-4) -> max pool 3/2 -> ReLU -> conv2 5x5x32 (std 0.01) -> ReLU -> avg pool 3/2 ->
+  conv3 5x5x64 (std 0.01) -> ReLU -> avg pool 3/2 -> ip1 64 (std 0.1) -> ip2 (std 0.1); every conv pads 2,
+  biases start at zero. As in the prototxt there is no nonlinearity between ip1 and ip2.
+
+  Attributes:
+    num_classes: outputs of ``ip2``.
+    bn_axis_name: unused (no BatchNorm).
+  """
+
+  num_classes: int = 10
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    del train
+    x = nn.relu(caffe_max_pool(_conv("conv1", 32, 1e-4)(x), 3, 2))
+    x = caffe_avg_pool(nn.relu(_conv("conv2", 32, 1e-2)(x)), 3, 2)
+    x = caffe_avg_pool(nn.relu(_conv("conv3", 64, 1e-2)(x)), 3, 2)
+    x = _ip("ip1", 64, 0.1)(x.reshape((x.shape[0], -1)))
+    return _ip("ip2", self.num_classes, 0.1)(x)
+
+
+class Cifar10BNSigmoid(nn.Module):
+  """Caffe ``cifar10_full_sigmoid_train_test_bn``: the paper's Fig. 6 network (89,450 parameters).
+
+  ``cifar10_full`` without LRN, with sigmoid for ReLU and a Caffe ``BatchNorm`` (no scale/shift) after
+  each conv's pooling position as in the prototxt: conv1 -> max pool -> bn1 -> sigmoid -> conv2 -> bn2 ->
+  sigmoid -> avg pool -> conv3 -> bn3 -> sigmoid -> avg pool -> ip1. The convs have no bias
+  (``bias_term: false``), the Gaussian inits are those of ``cifar10_full``.
+
+  Attributes:
+    num_classes: outputs of ``ip1``.
+    bn_axis_name: pmap axis name over which BatchNorm statistics are averaged, or None.
+    moving_average_fraction: Caffe BatchNorm's running-average factor (0.999).
+  """
+
+  num_classes: int = 10
+  bn_axis_name: str | None = None
+  moving_average_fraction: float = 0.999
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    def bn(name, y):
+      return CaffeBatchNorm(self.moving_average_fraction, axis_name=self.bn_axis_name, name=name)(y, train)
+
+    x = caffe_max_pool(_conv("conv1", 32, 1e-4, use_bias=False)(x), 3, 2)
+    x = nn.sigmoid(bn("bn1", x))
+    x = nn.sigmoid(bn("bn2", _conv("conv2", 32, 1e-2, use_bias=False)(x)))
+    x = caffe_avg_pool(x, 3, 2)
+    x = nn.sigmoid(bn("bn3", _conv("conv3", 64, 1e-2, use_bias=False)(x)))
+    x = caffe_avg_pool(x, 3, 2)
+    return _ip("ip1", self.num_classes, 1e-2)(x.reshape((x.shape[0], -1)))
+
+
+# Caffe's per-layer multipliers: layer -> ((weight lr_mult, weight decay_mult), (bias lr_mult, bias decay_mult)).
+# Caffe's defaults are lr_mult 1 and decay_mult 1 for every blob, biases included; layers absent here use them.
+_CAFFE_MULTIPLIERS: dict[str, dict[str, tuple[tuple[float, float], tuple[float, float]]]] = {
+  # cifar10_full_train_test.prototxt: conv1/conv2 biases lr_mult 2; conv3 has no param blocks;
+  # ip1 weights decay_mult 250, ip1 bias lr_mult 2 and decay_mult 0.
+  "cifar10_full": {
+    "conv1": ((1.0, 1.0), (2.0, 1.0)),
+    "conv2": ((1.0, 1.0), (2.0, 1.0)),
+    "ip1": ((1.0, 250.0), (2.0, 0.0)),
+  },
+  # cifar10_quick_train_test.prototxt: every bias lr_mult 2, decay_mult left at 1.
+  "cifar10_quick": {
+    "conv1": ((1.0, 1.0), (2.0, 1.0)),
+    "conv2": ((1.0, 1.0), (2.0, 1.0)),
+    "conv3": ((1.0, 1.0), (2.0, 1.0)),
+    "ip1": ((1.0, 1.0), (2.0, 1.0)),
+    "ip2": ((1.0, 1.0), (2.0, 1.0)),
+  },
+  # cifar10_full_sigmoid_train_test_bn.prototxt: convs have no bias; ip1 bias decay_mult 0.
+  # (Its solver sets no weight_decay, so decay multipliers only matter if one is given.)
+  "cifar10_bn_sigmoid": {
+    "ip1": ((1.0, 1.0), (1.0, 0.0)),
+  },
+}
+
+
+def caffe_multipliers(name: str) -> tuple[Callable[[Sequence[str], Any], float], Callable[[Sequence[str], Any], float]]:
+  """Caffe's ``lr_mult`` and ``decay_mult`` for a Caffe network's parameters, chosen by path.
+
+  Args:
+    name: ``"cifar10_full"``, ``"cifar10_quick"`` or ``"cifar10_bn_sigmoid"``.
+
+  Returns:
+    ``(lr_mult, decay_mult)``: functions ``(path, param) -> float`` where ``path`` is the parameter's
+    key path as strings, e.g. ``("conv1", "bias")`` (a leading ``"params"`` is ignored), as
+    :func:`experiments.optim.caffe_sgd` expects.
+
+  Examples:
+    >>> lr_mult, decay_mult = caffe_multipliers("cifar10_full")
+    >>> lr_mult(("conv1", "bias"), None), decay_mult(("ip1", "kernel"), None)
+    (2.0, 250.0)
+  """
+  if name not in _CAFFE_MULTIPLIERS:
+    raise ValueError(f"no Caffe multipliers for {name=}; known: {sorted(_CAFFE_MULTIPLIERS)}")
+  table = _CAFFE_MULTIPLIERS[name]
+
+  def lookup(path: Sequence[str], which: int) -> float:
+    path = tuple(path)
+    if path and path[0] == "params":
+      path = path[1:]
+    if len(path) != 2 or path[1] not in ("kernel", "bias"):
+      raise ValueError(f"expected a ('layer', 'kernel'|'bias') parameter path of a {name} network, got {path=}")
+    layer, blob = path
+    weight, bias = table.get(layer, ((1.0, 1.0), (1.0, 1.0)))
+    return (weight if blob == "kernel" else bias)[which]
+
+  return (lambda path, param: lookup(path, 0)), (lambda path, param: lookup(path, 1))
