@@ -179,6 +179,7 @@ def main() -> None:
   fd, tmp = tempfile.mkstemp(dir=OUTPUT.parent, suffix=".tmp")
   with os.fdopen(fd, "w") as f:
     f.write(text + "\n")
+  os.chmod(tmp, 0o644)  # mkstemp creates the file readable by its owner only
   os.replace(tmp, OUTPUT)
   print(f"wrote {len(cases)} cases ({len(text) / 1e3:.0f} kB) to {OUTPUT}")
 
