@@ -1,0 +1,35 @@
+"""Shared builder of the Table 4 rows: ResNet, Stochastic Depth and DenseNet at fixed 0.1/0.2/0.3 vs CLR.
+
+Every row keeps the original implementation's recipe (batch, duration, x0.1 step drops, weight decay
+1e-4, momentum 0.9, pad-crop-flip augmentation, per-channel normalisation) and changes only the rate:
+"0.1", "0.2", "0.3" start the step schedule at that rate; "clr" cycles triangularly between the
+bounds with a cycle a tenth of the run (step_size 5%), under the same step drops (our reading of
+"the originals' step schedules"; drop them with --set schedule.drop_at=). CIFAR-100: add --data cifar100.
+"""
+
+from experiments.configs import config_lib
+from experiments.configs import default
+
+ARGS = ("0.1", "0.2", "0.3", "clr")
+
+
+def build(module: str, arg: str | None, *, model: str, batch_size: int, num_steps: str, drop_at: tuple[str, ...],
+          optimizer: str, clr_bounds: tuple[float, float], paper: str) -> config_lib.Config:
+  """The Table 4 row `arg` ("0.1", "0.2", "0.3" or "clr") for `model` with its original recipe."""
+  arg = arg or "clr"
+  if arg not in ARGS:
+    raise ValueError(f"{module} takes one of {ARGS}, got {arg=}")
+  updates = {
+      "name": f"{module}:{arg}", "paper": paper, "model.name": model,
+      "data.normalization": "channel", "data.augment": True,
+      "optim.name": optimizer, "optim.momentum": 0.9, "optim.weight_decay": 1e-4,
+      "train.batch_size": batch_size, "train.num_steps": num_steps, "train.eval_every": "1ep",
+      "train.checkpoint_every": "5ep", "train.eval_batch_size": 1000,
+      "schedule.drop_at": drop_at, "schedule.drop_factor": 0.1,
+  }
+  if arg == "clr":
+    updates.update({"schedule.name": "triangular", "schedule.base_lr": clr_bounds[0],
+                    "schedule.max_lr": clr_bounds[1], "schedule.step_size": "5%"})
+  else:
+    updates.update({"schedule.name": "fixed", "schedule.base_lr": float(arg)})
+  return config_lib.override(default.get_config(), updates)

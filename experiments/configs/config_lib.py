@@ -1,0 +1,355 @@
+"""Experiment configuration: nested frozen dataclasses, typed dotted overrides, named configs.
+
+A config is a `Config` made of five sections (`data`, `model`, `optim`, `schedule`, `train`). Every
+experiment module in this package has a `get_config(arg=None) -> Config` that starts from
+`experiments.configs.default.get_config()` and changes only what differs, with `override`:
+
+>>> from experiments import configs
+>>> c = configs.get_config("table1_triangular2")
+>>> c.schedule.name, c.schedule.max_lr
+('triangular2', 0.006)
+>>> configs.override(c, {"schedule.max_lr": "0.01", "train.num_steps": "200"}).schedule.max_lr
+0.01
+
+Values given as strings (from the command line) are converted to the type the field is declared with
+(`int`, `float`, `bool`, `str`, an optional of those, or a tuple of them written comma-separated).
+
+Durations (`train.num_steps`, `schedule.step_size`, ...) are strings in one of three units, resolved by
+`resolve_duration` once the number of steps per epoch is known: ``"2000"`` (steps), ``"8ep"`` (epochs) or
+``"5%"`` (a percentage of the whole run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import pkgutil
+import types
+import typing
+from typing import Any, Mapping
+
+Duration = str  # "2000" steps, "8ep" epochs, "5%" of the run; see resolve_duration.
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Where the images come from and how they enter the network."""
+  # experiments.data.load spec: "cifar10", "cifar100" (tensorflow-datasets) or a path to an
+  # image-folder directory / .tar[.gz|.xz] archive. The CLI's --data replaces it.
+  dataset: str = "cifar10"
+  # Train on a stratified random subset of this many training images (None: all). Shrinks a run.
+  train_size: int | None = None
+  # Evaluate on a stratified random subset of this many test images (None: all).
+  test_size: int | None = None
+  # Seed of the stratified subsets.
+  subset_seed: int = 0
+  # "channel": per-channel mean/std of the training set (ResNet, DenseNet);
+  # "mean_image": subtract Caffe's mean image, no scaling (the Caffe networks).
+  normalization: str = "channel"
+  # 4-pixel pad + random crop and horizontal flip inside the compiled step (off for the Caffe nets).
+  augment: bool = True
+  # Padding of the random crop, in pixels.
+  pad: int = 4
+  # Where decoded image-folder datasets are cached as .npz (None: experiments.data's default).
+  cache_dir: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """The network; built by experiments.models.create_model(name, num_classes=<from the data>)."""
+  # One of experiments.models' names: cifar10_full, cifar10_quick, cifar10_bn_sigmoid, resnet20,
+  # resnet56, resnet110, sd_resnet110, densenet40, densenet_bc100.
+  name: str = "cifar10_full"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+  """The optimizer; its learning rate is injected at every step from the schedule."""
+  # "caffe_sgd" (Caffe's SGD: v = mu*v + lr*g, lr/decay multipliers per layer), "sgd", "nesterov",
+  # "adam", "rmsprop", "adagrad", "adadelta".
+  name: str = "caffe_sgd"
+  # Momentum of caffe_sgd / sgd / nesterov.
+  momentum: float = 0.9
+  # L2 weight decay added to the gradient (Caffe's and PyTorch's weight_decay); 0 disables it.
+  weight_decay: float = 0.004
+  # Adam's b1 and b2; RMSprop's and AdaDelta's decay uses rms_decay.
+  b1: float = 0.9
+  b2: float = 0.999
+  rms_decay: float = 0.98
+  # Numerical epsilon of the adaptive methods (Caffe's `delta`).
+  eps: float = 1e-8
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+  """The learning-rate policy (a clr_optax / optax schedule of the step)."""
+  # "fixed" (base_lr), "triangular", "triangular2", "exp_range", "decay", "exp", "staged"
+  # (Table 2: triangular2 stages joined with optax.join_schedules), "one_cycle".
+  name: str = "fixed"
+  # Lower bound of the cycle, or the fixed learning rate.
+  base_lr: float = 0.001
+  # Upper bound of the cycle (one_cycle: its peak).
+  max_lr: float = 0.006
+  # Half a cycle (Duration): iterations from base_lr to max_lr.
+  step_size: Duration = "2000"
+  # exp / exp_range: the per-iteration decay factor.
+  gamma: float = 0.99994
+  # Step drops applied on top of any policy (Durations): the learning rate is multiplied by
+  # drop_factor at each of these points (Caffe's "multistep", the ResNet/DenseNet schedules).
+  drop_at: tuple[str, ...] = ()
+  # Factor of each drop.
+  drop_factor: float = 0.1
+  # staged: per stage (same length each) the start (Duration), bounds and step size.
+  stage_starts: tuple[str, ...] = ()
+  stage_base_lrs: tuple[float, ...] = ()
+  stage_max_lrs: tuple[float, ...] = ()
+  stage_step_sizes: tuple[str, ...] = ()
+  # one_cycle: fraction of the run spent rising, initial lr = max_lr/div_factor, final
+  # lr = initial/final_div_factor, the shape of the ramps, and whether to add a final annihilation phase.
+  pct_start: float = 0.3
+  div_factor: float = 25.0
+  final_div_factor: float = 1e4
+  anneal: str = "cos"
+  three_phase: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """The loop: batch, duration, seeds, evaluation, logging and checkpoint intervals."""
+  # Global batch, split evenly across all devices of all hosts.
+  batch_size: int = 100
+  # Length of the run (Duration; "%" is not allowed here).
+  num_steps: Duration = "70000"
+  # Evaluate on the test set every this many steps (Duration) and at the end.
+  eval_every: Duration = "1000"
+  # Fetch, check and write the training metrics every this many steps.
+  log_every: int = 100
+  # Write a checkpoint every this many steps (Duration) and at the end.
+  checkpoint_every: Duration = "5000"
+  # How many checkpoints to keep.
+  max_checkpoints: int = 2
+  # Seed of the initialisation, the per-epoch shuffles and the augmentation.
+  seed: int = 0
+  # Devices of this host to use (None: all local devices).
+  num_devices: int | None = None
+  # Global batch of the evaluation.
+  eval_batch_size: int = 1000
+  # Show a tqdm progress bar.
+  progress: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """One experiment: what to run and what the paper reports for it."""
+  # Short name of the experiment (the module name, with its argument).
+  name: str = "default"
+  # The paper's row and the result it reports, for the README and the report.
+  paper: str = ""
+  data: DataConfig = DataConfig()
+  model: ModelConfig = ModelConfig()
+  optim: OptimConfig = OptimConfig()
+  schedule: ScheduleConfig = ScheduleConfig()
+  train: TrainConfig = TrainConfig()
+
+
+def _field_types(cls) -> dict[str, Any]:
+  return typing.get_type_hints(cls, globalns=vars(importlib.import_module(__name__)))
+
+
+def _convert(text: str, tp: Any, path: str) -> Any:
+  """Converts a command-line string to the declared type `tp` of the field at `path`."""
+  origin = typing.get_origin(tp)
+  args = typing.get_args(tp)
+  if origin in (typing.Union, types.UnionType):
+    inner = [a for a in args if a is not type(None)]
+    if text.strip().lower() in ("none", "null", ""):
+      return None
+    return _convert(text, inner[0], path)
+  if origin is tuple:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    return tuple(_convert(p, args[0], path) for p in parts)
+  if tp is bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+      return True
+    if low in ("0", "false", "no", "off"):
+      return False
+    raise ValueError(f"{path} takes a boolean (true/false), got {text=}")
+  if tp is int:
+    try:
+      return int(text)
+    except ValueError:
+      raise ValueError(f"{path} takes an integer, got {text=}") from None
+  if tp is float:
+    try:
+      return float(text)
+    except ValueError:
+      raise ValueError(f"{path} takes a number, got {text=}") from None
+  if tp is str:
+    return text
+  raise TypeError(f"cannot convert a string to {tp} for {path}")
+
+
+def _check_type(value: Any, tp: Any, path: str) -> Any:
+  """Accepts a Python value for a field of type `tp`, converting ints to floats and lists to tuples."""
+  origin = typing.get_origin(tp)
+  if isinstance(value, str) and tp is not str and not (
+      origin in (typing.Union, types.UnionType) and str in typing.get_args(tp)):
+    return _convert(value, tp, path)
+  if origin in (typing.Union, types.UnionType):
+    if value is None:
+      return None
+    inner = [a for a in typing.get_args(tp) if a is not type(None)]
+    return _check_type(value, inner[0], path)
+  if origin is tuple:
+    if not isinstance(value, (tuple, list)):
+      raise TypeError(f"{path} takes a tuple, got {value=}")
+    return tuple(_check_type(v, typing.get_args(tp)[0], path) for v in value)
+  if tp is float and isinstance(value, int) and not isinstance(value, bool):
+    return float(value)
+  if tp is str and isinstance(value, int) and not isinstance(value, bool):
+    return str(value)  # a Duration given as a number of steps
+  if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+    raise TypeError(f"{path} takes a {tp.__name__}, got {value=}")
+  return value
+
+
+def override(config: Config, updates: Mapping[str, Any]) -> Config:
+  """Returns `config` with the dotted fields in `updates` replaced.
+
+  Args:
+    config: a `Config` (or any section of one).
+    updates: ``{"optim.max_lr": 0.01, "train.num_steps": "200"}``; values may be strings (converted to the
+      field's declared type) or Python values of that type.
+
+  Returns:
+    A new config; `config` itself is frozen and unchanged.
+
+  Raises:
+    KeyError: a path names no field (the message lists the valid ones).
+    ValueError, TypeError: a value does not fit the field's type.
+  """
+  for path, value in updates.items():
+    config = _replace_path(config, path.split("."), value, path)
+  return config
+
+
+def _replace_path(node: Any, keys: list[str], value: Any, path: str) -> Any:
+  names = [f.name for f in dataclasses.fields(node)]
+  if keys[0] not in names:
+    raise KeyError(f"no config field {path!r}: {type(node).__name__} has {', '.join(names)}")
+  current = getattr(node, keys[0])
+  if len(keys) == 1:
+    if dataclasses.is_dataclass(current):
+      raise KeyError(f"{path!r} is a section; set one of its fields, e.g. {path}.{dataclasses.fields(current)[0].name}")
+    new = _check_type(value, _field_types(type(node))[keys[0]], path)
+  else:
+    if not dataclasses.is_dataclass(current):
+      raise KeyError(f"no config field {path!r}: {keys[0]!r} is not a section")
+    new = _replace_path(current, keys[1:], value, path)
+  return dataclasses.replace(node, **{keys[0]: new})
+
+
+def parse_overrides(args: list[str]) -> dict[str, str]:
+  """Parses ``["optim.max_lr=0.01", ...]`` into ``{"optim.max_lr": "0.01"}``.
+
+  Raises:
+    ValueError: an argument has no ``=``.
+  """
+  out = {}
+  for arg in args:
+    key, sep, value = arg.partition("=")
+    if not sep or not key:
+      raise ValueError(f"overrides are written key=value (e.g. train.num_steps=200), got {arg=}")
+    out[key.strip()] = value
+  return out
+
+
+def flat_fields(config: Any, prefix: str = "") -> dict[str, Any]:
+  """All leaf fields of `config` as ``{"section.field": value}``."""
+  out = {}
+  for f in dataclasses.fields(config):
+    value = getattr(config, f.name)
+    if dataclasses.is_dataclass(value):
+      out.update(flat_fields(value, prefix + f.name + "."))
+    else:
+      out[prefix + f.name] = value
+  return out
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+  """The config as nested plain dicts (JSON-serialisable)."""
+  return dataclasses.asdict(config)
+
+
+def resolve_duration(spec: str | int, *, steps_per_epoch: int, total_steps: int | None = None,
+                     name: str = "duration") -> int:
+  """Converts a Duration to a number of steps.
+
+  Args:
+    spec: ``2000`` or ``"2000"`` (steps), ``"8ep"`` (epochs; fractional allowed, rounded to the nearest
+      step), ``"5%"`` (of `total_steps`).
+    steps_per_epoch: optimizer steps in one epoch of the training set.
+    total_steps: length of the run, for percentages.
+    name: the config field, for error messages.
+
+  Returns:
+    A non-negative number of steps.
+
+  Examples:
+    >>> resolve_duration("8ep", steps_per_epoch=500)
+    4000
+    >>> resolve_duration("5%", steps_per_epoch=500, total_steps=64000)
+    3200
+  """
+  text = str(spec).strip().lower().replace("_", "")
+  try:
+    if text.endswith("%"):
+      if total_steps is None:
+        raise ValueError(f"{name} cannot be a percentage of the run, got {spec=}")
+      value = float(text[:-1]) / 100 * total_steps
+    elif text.endswith("epochs") or text.endswith("ep"):
+      value = float(text.removesuffix("epochs").removesuffix("ep")) * steps_per_epoch
+    else:
+      value = float(text.removesuffix("steps"))
+  except ValueError as e:
+    if "percentage" in str(e):
+      raise
+    raise ValueError(f"{name} must be steps ('2000'), epochs ('8ep') or a percentage ('5%'), got {spec=}") from None
+  if not math.isfinite(value) or value < 0:
+    raise ValueError(f"{name} must be a non-negative duration, got {spec=}")
+  return int(round(value))
+
+
+def list_configs() -> list[str]:
+  """Names of the experiment modules in experiments.configs (those with a get_config)."""
+  import experiments.configs as pkg
+  names = []
+  for info in pkgutil.iter_modules(pkg.__path__):
+    if info.name == "config_lib" or info.name.startswith("_"):
+      continue
+    names.append(info.name)
+  return sorted(names)
+
+
+def get_config(name: str) -> Config:
+  """Builds the named config: ``"table1_exp"``, or ``"table4_resnet:0.2"`` for a module taking an argument.
+
+  Raises:
+    ValueError: the name is unknown (the message lists the known ones).
+  """
+  module_name, _, arg = name.partition(":")
+  if module_name not in list_configs():
+    raise ValueError(f"unknown config {name!r}; known: {', '.join(list_configs())}")
+  module = importlib.import_module(f"experiments.configs.{module_name}")
+  config = module.get_config(arg) if arg else module.get_config()
+  if arg and config.name == module_name:
+    config = dataclasses.replace(config, name=name)
+  return config
+
+
+def config_args(module_name: str) -> tuple[str, ...]:
+  """The arguments a config module accepts (its ARGS tuple; empty when it takes none)."""
+  module = importlib.import_module(f"experiments.configs.{module_name}")
+  return tuple(getattr(module, "ARGS", ()))

@@ -1,0 +1,20 @@
+"""Table 1, row "exp": Caffe's exponential policy, lr = base_lr * gamma**iteration.
+
+  python -m experiments.train --config table1_exp --workdir /tmp/table1_exp --data cifar10
+
+Paper (Table 1): 79.1% after 70,000 iterations (the best the exp policy reached), gamma 0.99994.
+"""
+
+from experiments.configs import config_lib
+from experiments.configs import default
+
+
+def get_config() -> config_lib.Config:
+  return config_lib.override(default.get_config(), {
+      "name": "table1_exp",
+      "paper": "Table 1, CIFAR-10 exp: 79.1% at 70,000 iterations",
+      "schedule.name": "exp",
+      "schedule.base_lr": 0.001,
+      "schedule.gamma": 0.99994,
+      "train.num_steps": "70000",
+  })
