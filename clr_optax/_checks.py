@@ -79,6 +79,16 @@ def float_dtype(*values: Any) -> jnp.dtype:
   return jnp.result_type(float, *values)
 
 
+def lerp(start: Any, end: Any, fraction: jax.Array) -> jax.Array:
+  """``start`` at fraction 0, ``end`` at fraction 1: exact at both ends and never outside them.
+
+  ``start + (end - start) * f`` misses ``end`` by an ulp at ``f = 1``; the two-sided form hits both ends
+  but may still round an ulp outside them when they are equal, hence the clip.
+  """
+  value = start * (1.0 - fraction) + end * fraction
+  return jnp.clip(value, jnp.minimum(start, end), jnp.maximum(start, end))
+
+
 def integer_step(count: Any) -> jax.Array:
   """The step as an integer array; a floating step (allowed by optax) is floored."""
   count = jnp.asarray(count)

@@ -131,7 +131,7 @@ def cyclical(
 
   def schedule(count: Any) -> jax.Array:
     dtype = _checks.float_dtype(base_lr, max_lr)
-    return (base_lr + (max_lr - base_lr) * fraction(count, dtype)).astype(dtype)
+    return _checks.lerp(base_lr, max_lr, fraction(count, dtype)).astype(dtype)
 
   return schedule
 

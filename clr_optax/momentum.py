@@ -69,7 +69,7 @@ def cyclical_momentum(
 
   def schedule(count: Any) -> jax.Array:
     dtype = _checks.float_dtype(base_momentum, max_momentum)
-    return (max_momentum - (max_momentum - base_momentum) * fraction(count, dtype)).astype(dtype)
+    return _checks.lerp(max_momentum, base_momentum, fraction(count, dtype)).astype(dtype)
 
   return schedule
 

@@ -19,10 +19,25 @@ from clr_optax import _checks
 ANNEALS = ("cos", "linear")
 
 
-def _anneal(kind: str, start: Any, end: Any, pct: jax.Array) -> jax.Array:
-  if kind == "cos":
-    return end + (start - end) / 2.0 * (jnp.cos(jnp.pi * pct) + 1.0)
-  return start + (end - start) * pct
+def _anneal(kind: str, start: Any, end: Any, t: jax.Array, first: Any, last: Any) -> jax.Array:
+  """From ``start`` at step ``first`` to ``end`` at step ``last``; clipped outside.
+
+  The cosine weight of ``end``, ``(1 - cos(pi p)) / 2``, is written ``sin(pi p / 2)**2`` near the start and
+  ``1 - sin(pi q / 2)**2`` with ``q = 1 - p`` measured from the end, so that values keep their relative
+  precision where the curve flattens out near ``start`` and near ``end`` (``1 + cos`` cancels there).
+  """
+  length = last - first
+  p = jnp.clip((t - first) / length, 0.0, 1.0)
+  q = jnp.clip((last - t) / length, 0.0, 1.0)
+  if kind == "linear":
+    weight_start, weight_end = q, p
+  else:
+    near_start = p <= 0.5
+    s_p = jnp.sin(0.5 * jnp.pi * p) ** 2  # (1 - cos(pi p)) / 2: weight of end, accurate for small p
+    s_q = jnp.sin(0.5 * jnp.pi * q) ** 2  # (1 + cos(pi p)) / 2: weight of start, accurate for small q
+    weight_end = jnp.where(near_start, s_p, 1.0 - s_q)
+    weight_start = jnp.where(near_start, 1.0 - s_p, s_q)
+  return start * weight_start + end * weight_end
 
 
 def _phase_ends(total_steps: Any, pct_start: Any, three_phase: bool) -> tuple[Any, ...]:
@@ -53,9 +68,8 @@ def _piecewise(ends: Sequence[Any], values: Sequence[Any], anneal: str) -> optax
     t = _checks.integer_step(count).astype(dtype)
     out = None
     for i in reversed(range(len(ends))):
-      start = 0.0 if i == 0 else ends[i - 1]
-      pct = jnp.clip((t - start) / (ends[i] - start), 0.0, 1.0)
-      value = _anneal(anneal, values[i], values[i + 1], pct)
+      first = 0.0 if i == 0 else ends[i - 1]
+      value = _anneal(anneal, values[i], values[i + 1], t, first, ends[i])
       out = value if out is None else jnp.where(t <= ends[i], value, out)
     return out.astype(dtype)
 
