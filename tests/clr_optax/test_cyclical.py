@@ -266,3 +266,25 @@ class RulesTest(parameterized.TestCase):
     np.testing.assert_allclose(clr_optax.base_lr_from_max(0.02), 0.005)
     with self.assertRaisesRegex(ValueError, "factor"):
       clr_optax.base_lr_from_max(0.02, factor=1)
+
+
+class TransformsTest(parameterized.TestCase):
+  """The schedules trace under lax.scan and pmap as well as jit and vmap."""
+
+  SCHEDULES = {
+      "triangular2": (clr_optax.triangular2(0.001, 0.006, 7), lambda t: ref.caffe_rate(t, "triangular2", 0.001, 0.006, 7)),
+      "exp_range": (clr_optax.exp_range(0.001, 0.006, 7, 0.99), lambda t: ref.keras_exp_range(t, 0.001, 0.006, 7, 0.99)),
+  }
+
+  @parameterized.parameters("triangular2", "exp_range")
+  def test_lax_scan(self, name):
+    schedule, expected = self.SCHEDULES[name]
+    _, lrs = jax.lax.scan(lambda t, _: (t + 1, schedule(t)), jnp.int32(0), None, length=50)
+    np.testing.assert_allclose(np.asarray(lrs), [expected(t) for t in range(50)], rtol=RTOL)
+
+  @parameterized.parameters("triangular2", "exp_range")
+  def test_pmap(self, name):
+    schedule, expected = self.SCHEDULES[name]
+    n = jax.local_device_count()  # 4 fake CPU devices under tests/conftest.py
+    steps = jnp.arange(n, dtype=jnp.int32) * 5
+    np.testing.assert_allclose(np.asarray(jax.pmap(schedule)(steps)), [expected(5 * i) for i in range(n)], rtol=RTOL)
