@@ -19,9 +19,16 @@ from clr_optax.cyclical import WINDOWS
 from clr_optax.momentum import cyclical_momentum
 from clr_optax.one_cycle import one_cycle
 from clr_optax.one_cycle import one_cycle_momentum
+from clr_optax.plotting import plot_range_test
 from clr_optax.plotting import plot_schedules
+from clr_optax.range_test import learning_rates
+from clr_optax.range_test import make_range_test
+from clr_optax.range_test import range_test
+from clr_optax.range_test import RangeTestResult
 from clr_optax.rules import base_lr_from_max
 from clr_optax.rules import step_size_from_epochs
+from clr_optax.suggest import suggest_bounds
+from clr_optax.suggest import Suggestion
 
 __version__ = "0.1.0"
 
@@ -32,12 +39,19 @@ __all__ = [
     "decay",
     "exp_range",
     "exponential",
+    "learning_rates",
+    "make_range_test",
     "one_cycle",
     "one_cycle_momentum",
+    "plot_range_test",
     "plot_schedules",
+    "range_test",
+    "RangeTestResult",
     "SCALE_MODES",
     "shifted",
     "step_size_from_epochs",
+    "suggest_bounds",
+    "Suggestion",
     "triangular",
     "triangular2",
     "WINDOWS",

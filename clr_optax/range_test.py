@@ -1,0 +1,577 @@
+"""The learning-rate range test (Smith 2015, section 3.3) as one compiled sweep.
+
+"Run your model for several epochs while letting the learning rate increase linearly between low and high
+LR values ... plot the accuracy versus learning rate." Here the whole sweep is one compiled program: the
+batches are drawn inside it from device-resident arrays (an on-device shuffle per epoch), the learning
+rate is an input of each step, the loss is smoothed and watched for divergence on the device, and the host
+sees the records once, at the end. Nothing the caller passes is modified: the sweep is a pure function,
+so there is nothing to "reset" afterwards.
+
+Two ways to drive a sweep:
+
+* ``range_test(data, loss_fn=..., params=..., optimizer=...)``: a plain ``loss_fn(params, batch)`` and an
+  optax optimizer *factory* ``learning_rate -> GradientTransformation`` (``optax.adam``,
+  ``functools.partial(optax.sgd, momentum=0.9)``, a factory built with ``optax.inject_hyperparams``...).
+* ``range_test(data, train_step=..., state=...)``: your own ``train_step(state, batch, lr) -> (state,
+  metrics)`` (the step a trainer already has; this is how a Flax model with BatchNorm statistics plugs in).
+
+Two ways to run it, chosen by backend (``method="auto"``):
+
+* ``"scan"``: the sweep is one ``lax.scan``, one dispatch. Used on accelerators, and on CPU for steps
+  without convolutions.
+* ``"chunked"``: one compiled program of ``chunk_size`` fully unrolled steps, dispatched by a host loop
+  that never waits for the device (the records stay on the device until the end). Used on XLA:CPU for
+  steps with convolutions: inside XLA:CPU's while loops the backward convolutions lose their fast path
+  (about 30x slower per step); unrolled, they keep it. Measured here, an outer ``lax.scan`` over unrolled
+  chunks is no remedy (the chunk is again a while-loop body).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from clr_optax import suggest as suggest_lib
+
+TrainStep = Callable[[Any, Any, jax.Array], tuple[Any, Mapping[str, jax.Array]]]
+OptimizerFactory = Callable[[Any], optax.GradientTransformation]
+
+MODES = ("linear", "exponential")
+METHODS = ("auto", "scan", "chunked")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The result.
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["lr", "loss", "smooth_loss", "masked", "diverged_step", "metrics", "eval_step",
+                 "eval_metrics"],
+    meta_fields=["mode"])
+@dataclasses.dataclass(frozen=True)
+class RangeTestResult:
+  """The records of one or several sweeps: arrays whose last axis is the step (or the evaluation).
+
+  Any leading axes index runs: ``range_test`` returns ``[num_runs, num_steps]`` arrays (``num_runs`` is 1
+  for a single run); under your own ``vmap``/``pmap`` of `make_range_test` the mapped axes lead. Masked
+  steps (at and after divergence) hold NaN in every float record.
+
+  Attributes:
+    lr: the learning rate of each step.
+    loss: the training loss each step reported (on the batch, before that step's update).
+    smooth_loss: the bias-corrected exponential moving average of the loss (the divergence test's input).
+    masked: True from the step that diverged on: its update and all later ones were discarded.
+    diverged_step: index of the step that diverged, -1 where the run did not diverge.
+    metrics: every scalar the step reported (``loss``, ``accuracy`` where reported, ...), per step.
+    eval_step: the step after which each held-out evaluation ran (``[..., 0]`` without ``eval_fn``).
+    eval_metrics: the held-out metrics per evaluation (NaN where the run had already diverged).
+    mode: ``"linear"`` or ``"exponential"``, how the learning rate rose.
+  """
+  lr: Any
+  loss: Any
+  smooth_loss: Any
+  masked: Any
+  diverged_step: Any
+  metrics: dict[str, Any]
+  eval_step: Any
+  eval_metrics: dict[str, Any]
+  mode: str = "linear"
+
+  @property
+  def accuracy(self) -> Any:
+    """The training accuracy per step, or None when the step reported none."""
+    return self.metrics.get("accuracy")
+
+  @property
+  def num_runs(self) -> int:
+    """How many runs the leading axes hold."""
+    return int(np.prod(np.shape(self.loss)[:-1], dtype=np.int64))
+
+  @property
+  def diverged_lr(self) -> np.ndarray:
+    """The learning rate of the step that diverged, per run (NaN where a run did not diverge)."""
+    lr = np.asarray(self.lr, np.float64)
+    step = np.asarray(self.diverged_step)
+    out = np.take_along_axis(lr, np.maximum(step, 0)[..., None], axis=-1)[..., 0]
+    return np.where(step >= 0, out, np.nan)
+
+  def suggest(self, **kwargs: Any) -> suggest_lib.Suggestion:
+    """Suggested ``base_lr`` and ``max_lr`` with their reasons; see `clr_optax.suggest_bounds`."""
+    return suggest_lib.suggest_bounds(self, **kwargs)
+
+  def plot(self, **kwargs: Any) -> Any:
+    """A matplotlib Figure of the sweep; see `clr_optax.plot_range_test`."""
+    from clr_optax import plotting  # pylint: disable=g-import-not-at-top
+    return plotting.plot_range_test(self, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The pieces of the sweep.
+
+class OptaxState(NamedTuple):
+  """The state of the sweep when it is driven by a ``loss_fn`` and an optax optimizer factory."""
+  params: Any
+  opt_state: Any
+
+
+def _optax_train_step(loss_fn: Callable[..., Any], optimizer: OptimizerFactory | optax.GradientTransformation,
+                      ) -> tuple[TrainStep, Callable[[Any, float], OptaxState]]:
+  """``(train_step, init)`` for a ``loss_fn(params, batch)`` and an optimizer factory."""
+
+  def build(lr):
+    if isinstance(optimizer, optax.GradientTransformation):
+      return optimizer
+    return optimizer(lr)
+
+  def set_lr(opt_state, lr):
+    # An inject_hyperparams state keeps its learning rate in the state: overwrite it.
+    hyper = getattr(opt_state, "hyperparams", None)
+    if isinstance(hyper, Mapping) and "learning_rate" in hyper:
+      hyper = dict(hyper)
+      hyper["learning_rate"] = jnp.asarray(lr, jnp.asarray(hyper["learning_rate"]).dtype)
+      return opt_state._replace(hyperparams=hyper)
+    if isinstance(optimizer, optax.GradientTransformation):
+      raise TypeError("optimizer must be a factory learning_rate -> GradientTransformation (optax.adam, "
+                      "functools.partial(optax.sgd, momentum=0.9)) or a GradientTransformation built with "
+                      f"optax.inject_hyperparams whose state holds a learning_rate, got {optimizer=}")
+    return opt_state
+
+  def init(params, lr):
+    return OptaxState(params, build(jnp.float32(lr)).init(params))
+
+  def train_step(state, batch, lr):
+    if isinstance(jax.eval_shape(loss_fn, state.params, batch), tuple):
+      (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+    else:
+      loss, grads = jax.value_and_grad(loss_fn)(state.params, batch)
+      aux = {}
+    tx = build(lr)
+    opt_state = set_lr(state.opt_state, lr)
+    updates, opt_state = tx.update(grads, opt_state, state.params)
+    return OptaxState(optax.apply_updates(state.params, updates), opt_state), {"loss": loss, **aux}
+
+  return train_step, init
+
+
+class _Carry(NamedTuple):
+  state: Any
+  step: jax.Array            # int32: steps taken (including masked and padding steps)
+  ema: jax.Array             # float32: the un-corrected moving average of the loss
+  best: jax.Array            # float32: the lowest smoothed loss so far
+  diverged: jax.Array        # bool
+  diverged_step: jax.Array   # int32, -1 until divergence
+
+
+def _init_carry(state: Any) -> _Carry:
+  return _Carry(state, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), jnp.full((), jnp.inf, jnp.float32),
+                jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
+
+
+def _select(keep: jax.Array, new: Any, old: Any) -> Any:
+  def sel(n, o):
+    return lax.select(keep, jnp.asarray(n, o.dtype) if n.dtype != o.dtype else n, o)
+  return jax.tree.map(sel, new, old)
+
+
+def learning_rates(min_lr: float, max_lr: float, num_steps: int, mode: str = "linear") -> np.ndarray:
+  """The learning rate of each sweep step: ``min_lr`` at step 0 rising to ``max_lr`` at the last step.
+
+  Args:
+    min_lr: the first learning rate (> 0 for an exponential sweep).
+    max_lr: the last learning rate.
+    num_steps: number of steps.
+    mode: ``"linear"`` (the paper: equal increments) or ``"exponential"`` (fastai: equal ratios).
+
+  Returns:
+    A float64 numpy array of shape ``[num_steps]``.
+
+  Examples:
+    >>> import clr_optax
+    >>> clr_optax.learning_rates(1e-3, 1e-1, 3, mode="exponential").round(6).tolist()
+    [0.001, 0.01, 0.1]
+  """
+  _check_sweep(min_lr, max_lr, num_steps, mode)
+  frac = np.arange(num_steps, dtype=np.float64) / max(num_steps - 1, 1)
+  if mode == "linear":
+    return min_lr + (max_lr - min_lr) * frac
+  return min_lr * (max_lr / min_lr) ** frac
+
+
+def _check_sweep(min_lr, max_lr, num_steps, mode):
+  if mode not in MODES:
+    raise ValueError(f"mode must be one of {MODES}, got {mode=}")
+  if not (isinstance(num_steps, (int, np.integer)) and num_steps >= 2):
+    raise ValueError(f"num_steps must be an int >= 2, got {num_steps=}")
+  if not (math.isfinite(min_lr) and min_lr >= 0):
+    raise ValueError(f"min_lr must be a finite number >= 0, got {min_lr=}")
+  if mode == "exponential" and min_lr <= 0:
+    raise ValueError(f"an exponential sweep needs min_lr > 0, got {min_lr=}")
+  if not (math.isfinite(max_lr) and max_lr > min_lr):
+    raise ValueError(f"max_lr must be a finite number > min_lr, got {min_lr=}, {max_lr=}")
+
+
+def _batch_indices(key: jax.Array, num_examples: int, batch_size: int, num_steps: int) -> jax.Array:
+  """``[num_steps, batch_size]`` example indices: a fresh permutation per epoch, the remainder dropped."""
+  per_epoch = num_examples // batch_size
+  num_epochs = -(-num_steps // per_epoch)
+  keys = jax.random.split(key, num_epochs)
+  perms = jax.vmap(lambda k: jax.random.permutation(k, num_examples)[:per_epoch * batch_size])(keys)
+  return perms.reshape(num_epochs * per_epoch, batch_size)[:num_steps].astype(jnp.int32)
+
+
+def _as_metrics(out: Any, name: str) -> dict[str, jax.Array]:
+  if isinstance(out, Mapping):
+    items = dict(out)
+  else:
+    items = {"value": out}
+  metrics = {}
+  for k, v in items.items():
+    v = jnp.asarray(v)
+    if v.shape != ():
+      raise ValueError(f"{name} must return scalars, got shape {v.shape} for {k!r}")
+    metrics[k] = v.astype(jnp.float32)
+  return metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sweep:
+  """Everything static about a sweep; its methods are the traced pieces."""
+  train_step: TrainStep
+  lrs: np.ndarray            # float32 [padded steps]
+  num_steps: int
+  batch_size: int
+  smoothing: float
+  divergence_factor: float | None
+  eval_fn: Callable[[Any], Any] | None
+  eval_arg: Callable[[Any], Any]
+  axis_name: str | None
+
+  def step(self, carry: _Carry, data: Any, lr: jax.Array, idx: jax.Array):
+    batch = jax.tree.map(lambda x: jnp.take(x, idx, axis=0), data)
+    new_state, metrics = self.train_step(carry.state, batch, lr)
+    if not (isinstance(metrics, Mapping) and "loss" in metrics):
+      raise ValueError(f"train_step must return (state, metrics) with a 'loss' in metrics, got {metrics=}")
+    metrics = _as_metrics(metrics, "train_step's metrics")
+    loss = metrics["loss"]
+    if self.axis_name is not None:
+      loss = lax.pmean(loss, self.axis_name)
+    beta = self.smoothing
+    t = carry.step
+    ema = beta * carry.ema + (1.0 - beta) * loss
+    smooth = ema / (1.0 - jnp.float32(beta) ** (t + 1).astype(jnp.float32))
+    bad = ~(jnp.isfinite(loss) & jnp.isfinite(smooth))
+    if self.divergence_factor is not None:
+      bad |= (t > 0) & (smooth - carry.best > (self.divergence_factor - 1.0) * jnp.abs(carry.best))
+    live = (t < self.num_steps) & ~carry.diverged
+    keep = live & ~bad
+    newly = live & bad
+    nan = jnp.float32(jnp.nan)
+    new_carry = _Carry(
+        state=_select(keep, new_state, carry.state),
+        step=t + 1,
+        ema=jnp.where(keep, ema, carry.ema),
+        best=jnp.where(keep, jnp.minimum(carry.best, smooth), carry.best),
+        diverged=carry.diverged | newly,
+        diverged_step=jnp.where(newly, t, carry.diverged_step))
+    record = {"lr": lr, "loss": jnp.where(keep, loss, nan), "smooth_loss": jnp.where(keep, smooth, nan),
+              "masked": ~keep, "metrics": {k: jnp.where(keep, v, nan) for k, v in metrics.items()}}
+    return new_carry, record
+
+  def chunk(self, carry: _Carry, data: Any, idx_all: jax.Array, length: int, unroll: bool):
+    """``length`` steps from ``carry.step`` on (a ``lax.scan``, fully unrolled when ``unroll``)."""
+    lrs = lax.dynamic_slice_in_dim(jnp.asarray(self.lrs), carry.step, length)
+    idx = lax.dynamic_slice_in_dim(idx_all, carry.step, length)
+    return lax.scan(lambda c, x: self.step(c, data, *x), carry, (lrs, idx), unroll=True if unroll else 1)
+
+  def evaluate(self, carry: _Carry):
+    metrics = _as_metrics(self.eval_fn(self.eval_arg(carry.state)), "eval_fn")
+    metrics = {k: jnp.where(carry.diverged, jnp.float32(jnp.nan), v) for k, v in metrics.items()}
+    return jnp.minimum(carry.step, self.num_steps) - 1, metrics
+
+  def result(self, carry_diverged_step, records, eval_step, eval_metrics, mode):
+    cut = lambda x: x[..., :self.num_steps]  # noqa: E731
+    return RangeTestResult(
+        lr=cut(records["lr"]), loss=cut(records["loss"]), smooth_loss=cut(records["smooth_loss"]),
+        masked=cut(records["masked"]), diverged_step=carry_diverged_step,
+        metrics={k: cut(v) for k, v in records["metrics"].items()},
+        eval_step=eval_step, eval_metrics=eval_metrics, mode=mode)
+
+
+def _contains_convolution(fn: Callable[..., Any], *args: Any) -> bool:
+  """Whether ``fn(*args)`` traces to a convolution (anywhere, including nested jaxprs)."""
+  def walk(jaxpr) -> bool:
+    for eqn in jaxpr.eqns:
+      if eqn.primitive.name == "conv_general_dilated":
+        return True
+      for param in eqn.params.values():
+        for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+          inner = getattr(sub, "jaxpr", sub)
+          if hasattr(inner, "eqns") and walk(inner):
+            return True
+    return False
+  return walk(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Public entry points.
+
+def make_range_test(
+    train_step: TrainStep,
+    *,
+    batch_size: int,
+    num_steps: int,
+    min_lr: float,
+    max_lr: float,
+    mode: str = "linear",
+    smoothing: float = 0.98,
+    divergence_factor: float | None = 4.0,
+    eval_fn: Callable[[Any], Any] | None = None,
+    eval_every: int | None = None,
+    axis_name: str | None = None,
+) -> Callable[[Any, Any, jax.Array], RangeTestResult]:
+  """A pure function ``sweep(state, data, key) -> RangeTestResult`` that runs one whole sweep as one scan.
+
+  Use it to compose the sweep with your own transformations, e.g. ``jax.pmap`` across devices
+  (`range_test` is the convenient driver and also picks the CPU-friendly path). The arguments are those
+  of `range_test`; ``data`` is a pytree of arrays with a leading example axis, ``key`` drives the shuffle.
+
+  Returns:
+    ``sweep(state, data, key)``, to be wrapped in ``jax.jit``, ``jax.vmap`` or ``jax.pmap``.
+
+  Examples:
+    >>> sweep = clr_optax.make_range_test(step, batch_size=32, num_steps=100,  # doctest: +SKIP
+    ...                                   min_lr=1e-4, max_lr=1.0, mode="exponential")
+    >>> results = jax.pmap(sweep)(states, data, keys)  # doctest: +SKIP
+  """
+  spec = _make_spec(train_step, batch_size=batch_size, num_steps=num_steps, min_lr=min_lr, max_lr=max_lr,
+                    mode=mode, smoothing=smoothing, divergence_factor=divergence_factor, eval_fn=eval_fn,
+                    eval_every=eval_every, axis_name=axis_name, block=eval_every or num_steps,
+                    eval_arg=lambda s: s)
+  return functools.partial(_scan_sweep, spec, eval_every or num_steps, mode)
+
+
+def _make_spec(train_step, *, batch_size, num_steps, min_lr, max_lr, mode, smoothing, divergence_factor,
+               eval_fn, eval_every, axis_name, block, eval_arg) -> _Sweep:
+  _check_sweep(min_lr, max_lr, num_steps, mode)
+  if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
+    raise ValueError(f"batch_size must be an int >= 1, got {batch_size=}")
+  if not (0.0 <= smoothing < 1.0):
+    raise ValueError(f"smoothing must be in [0, 1) (0: no smoothing), got {smoothing=}")
+  if divergence_factor is not None and not (math.isfinite(divergence_factor) and divergence_factor > 1):
+    raise ValueError(f"divergence_factor must be a finite number > 1 or None, got {divergence_factor=}")
+  if (eval_fn is None) != (eval_every is None):
+    raise ValueError(f"eval_fn and eval_every go together, got {eval_fn=}, {eval_every=}")
+  if eval_every is not None and not (isinstance(eval_every, (int, np.integer)) and 1 <= eval_every <= num_steps):
+    raise ValueError(f"eval_every must be an int in [1, num_steps], got {eval_every=}, {num_steps=}")
+  padded = -(-num_steps // block) * block
+  lrs = learning_rates(min_lr, max_lr, num_steps, mode)
+  lrs = np.concatenate([lrs, np.full(padded - num_steps, lrs[-1])]).astype(np.float32)
+  return _Sweep(train_step=train_step, lrs=lrs, num_steps=num_steps, batch_size=batch_size, smoothing=smoothing,
+                divergence_factor=divergence_factor, eval_fn=eval_fn, eval_arg=eval_arg, axis_name=axis_name)
+
+
+def _num_examples(data: Any, batch_size: int) -> int:
+  sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(data)}
+  if not sizes or None in sizes or len(sizes) != 1:
+    raise ValueError(f"data must be a pytree of arrays with one common leading (example) axis, got sizes {sizes}")
+  n = sizes.pop()
+  if n < batch_size:
+    raise ValueError(f"batch_size must be <= the number of examples, got {batch_size=} for {n} examples")
+  return n
+
+
+def _scan_sweep(spec: _Sweep, block: int, mode: str, state: Any, data: Any, key: jax.Array) -> RangeTestResult:
+  n = _num_examples(data, spec.batch_size)
+  idx = _batch_indices(key, n, spec.batch_size, len(spec.lrs))
+  carry = _init_carry(state)
+  num_blocks = len(spec.lrs) // block
+  if spec.eval_fn is None:
+    carry, records = spec.chunk(carry, data, idx, len(spec.lrs), unroll=False)
+    eval_step, eval_metrics = jnp.zeros((0,), jnp.int32), {}
+  else:
+    def outer(c, _):
+      c, r = spec.chunk(c, data, idx, block, unroll=False)
+      return c, (r, spec.evaluate(c))
+    carry, (records, (eval_step, eval_metrics)) = lax.scan(outer, carry, None, length=num_blocks)
+    records = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), records)
+  return spec.result(carry.diverged_step, records, eval_step, eval_metrics, mode)
+
+
+def range_test(
+    data: Any,
+    *,
+    batch_size: int,
+    num_steps: int,
+    min_lr: float,
+    max_lr: float,
+    key: jax.Array | int = 0,
+    train_step: TrainStep | None = None,
+    state: Any = None,
+    loss_fn: Callable[[Any, Any], Any] | None = None,
+    params: Any = None,
+    optimizer: OptimizerFactory | optax.GradientTransformation | None = None,
+    mode: str = "linear",
+    num_runs: int = 1,
+    smoothing: float = 0.98,
+    divergence_factor: float | None = 4.0,
+    eval_fn: Callable[[Any], Any] | None = None,
+    eval_every: int | None = None,
+    method: str = "auto",
+    chunk_size: int = 1,
+) -> RangeTestResult:
+  """Runs the LR range test: ``num_steps`` training steps while the LR rises from ``min_lr`` to ``max_lr``.
+
+  Step ``i`` trains with ``learning_rates(min_lr, max_lr, num_steps, mode)[i]`` on a batch drawn on the
+  device from ``data`` (a fresh permutation each epoch). Each step's loss enters a bias-corrected moving
+  average (``smoothing`` is its decay, as in fastai); once that smoothed loss exceeds
+  ``divergence_factor`` times the best so far (more exactly ``smooth - best > (factor - 1) * |best|``), or
+  the loss is not finite, that step and all later ones are masked: their updates are discarded and their
+  records are NaN. ``result.diverged_step`` says where.
+
+  Give either ``train_step`` and ``state``, or ``loss_fn``, ``params`` and ``optimizer``:
+
+  * ``train_step(state, batch, lr) -> (state, metrics)``: any pure step; ``metrics`` is a dict of scalars
+    with at least ``"loss"`` (``"accuracy"`` is used by the paper's rule in `suggest_bounds`).
+  * ``loss_fn(params, batch) -> loss`` or ``-> (loss, metrics)``: with ``optimizer`` a factory
+    ``learning_rate -> optax.GradientTransformation`` (``optax.adam``, ``functools.partial(optax.sgd,
+    momentum=0.9)``) or a transformation built with ``optax.inject_hyperparams`` (its learning rate is set
+    each step). ``eval_fn`` then receives the params.
+
+  Args:
+    data: pytree of arrays with a common leading example axis, e.g. ``{"image": uint8 [N, H, W, 3],
+      "label": int32 [N]}``; batches are ``jnp.take`` of it along that axis. Copied to the device once.
+    batch_size: examples per step.
+    num_steps: number of steps (>= 2), i.e. learning rates tried.
+    min_lr: the learning rate of the first step.
+    max_lr: the learning rate of the last step.
+    key: PRNG key (or int seed) for the shuffles and, when ``state``/``params`` is a callable, the inits.
+    train_step: a step function, see above.
+    state: the step's initial state, or a function ``key -> state`` (runs then start from different inits).
+    loss_fn: a loss function, see above.
+    params: the initial parameters, or a function ``key -> params``.
+    optimizer: an optax optimizer factory (or inject_hyperparams transformation).
+    mode: ``"linear"`` (the paper) or ``"exponential"`` (fastai, pytorch-lr-finder).
+    num_runs: independent runs (different shuffles; different inits when ``state``/``params`` is a
+      callable), vmapped inside the same compiled program.
+    smoothing: decay of the loss's moving average, in [0, 1); 0 disables smoothing.
+    divergence_factor: the "loss exploded" ratio (fastai uses 4); None keeps only the non-finite test.
+    eval_fn: a held-out metric, ``eval_fn(state_or_params) -> scalar or dict of scalars``, run every
+      ``eval_every`` steps (and after the last step) inside the compiled sweep.
+    eval_every: steps between evaluations.
+    method: ``"scan"`` (one ``lax.scan``), ``"chunked"`` (a compiled program of ``chunk_size`` unrolled
+      steps driven by a host loop that never waits on the device), or ``"auto"``: chunked on the CPU
+      backend when the step contains a convolution, scan otherwise.
+    chunk_size: steps per compiled chunk of the chunked method (with ``eval_fn``, the largest divisor of
+      ``eval_every`` not above it is used).
+
+  Returns:
+    A `RangeTestResult` with ``[num_runs, num_steps]`` records; ``.suggest()`` and ``.plot()`` read it.
+
+  Examples:
+    >>> import clr_optax, optax, jax.numpy as jnp, numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(256, 3)).astype(np.float32)
+    >>> data = {"x": x, "y": x @ np.array([1.0, -2.0, 0.5], np.float32)}
+    >>> loss_fn = lambda w, b: jnp.mean((b["x"] @ w - b["y"]) ** 2)
+    >>> result = clr_optax.range_test(data, loss_fn=loss_fn, params=jnp.zeros(3), optimizer=optax.sgd,
+    ...                               batch_size=32, num_steps=60, min_lr=1e-3, max_lr=10.0,
+    ...                               mode="exponential")
+    >>> bool(result.masked[0, -1]), result.suggest().max_lr < 1.0  # 2 / lambda_max = 0.94 here
+    (True, True)
+  """
+  if (train_step is None) == (loss_fn is None):
+    raise ValueError("give either train_step (with state) or loss_fn (with params and optimizer), got "
+                     f"{train_step=}, {loss_fn=}")
+  if train_step is not None:
+    if state is None:
+      raise ValueError("train_step needs state (an initial state, or a function key -> state), got state=None")
+    if params is not None or optimizer is not None:
+      raise ValueError("params and optimizer go with loss_fn; with train_step put them in state")
+    make_state = state if callable(state) else (lambda _: state)
+    eval_arg = lambda s: s  # noqa: E731
+  else:
+    if params is None or optimizer is None:
+      raise ValueError(f"loss_fn needs params and optimizer, got {params=}, {optimizer=}")
+    if state is not None:
+      raise ValueError("state goes with train_step; with loss_fn give params")
+    train_step, init = _optax_train_step(loss_fn, optimizer)
+    make_params = params if callable(params) else (lambda _: params)
+    make_state = lambda k: init(make_params(k), min_lr)  # noqa: E731
+    eval_arg = lambda s: s.params  # noqa: E731
+  if method not in METHODS:
+    raise ValueError(f"method must be one of {METHODS}, got {method=}")
+  if not (isinstance(num_runs, (int, np.integer)) and num_runs >= 1):
+    raise ValueError(f"num_runs must be an int >= 1, got {num_runs=}")
+  if not (isinstance(chunk_size, (int, np.integer)) and chunk_size >= 1):
+    raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size=}")
+
+  data = jax.device_put(data)
+  num_examples = _num_examples(data, batch_size)
+  if isinstance(key, (int, np.integer)):
+    key = jax.random.key(key)
+  run_keys = jax.random.split(key, num_runs)
+
+  if method == "auto":
+    method = "scan"
+    if jax.default_backend() == "cpu":
+      probe_state = jax.eval_shape(make_state, run_keys[0])
+      probe_batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype), data)
+      if _contains_convolution(train_step, probe_state, probe_batch, jnp.float32(min_lr)):
+        method = "chunked"
+
+  if method == "scan":
+    block = eval_every or num_steps
+  else:
+    block = chunk_size if eval_every is None else max(d for d in range(1, min(chunk_size, eval_every) + 1)
+                                                      if eval_every % d == 0)
+  spec = _make_spec(train_step, batch_size=batch_size, num_steps=num_steps, min_lr=min_lr, max_lr=max_lr,
+                    mode=mode, smoothing=smoothing, divergence_factor=divergence_factor, eval_fn=eval_fn,
+                    eval_every=eval_every, axis_name=None, block=block, eval_arg=eval_arg)
+
+  def start(k):
+    init_key, shuffle_key = jax.random.split(k)
+    return _init_carry(make_state(init_key)), _batch_indices(shuffle_key, num_examples, batch_size, len(spec.lrs))
+
+  def runs(fn, in_axes):
+    """``fn`` over all runs: vmapped when there are several, with a run axis added either way."""
+    if num_runs > 1:
+      return jax.vmap(fn, in_axes=in_axes)
+    def single(*args):
+      args = [a if ax is None else jax.tree.map(lambda x: x[0], a) for a, ax in zip(args, in_axes)]
+      return jax.tree.map(lambda x: x[None], fn(*args))
+    return single
+
+  if method == "scan":
+    @jax.jit
+    def whole(keys, data):
+      def one(k, data):
+        init_key, shuffle_key = jax.random.split(k)
+        return _scan_sweep(spec, block, mode, make_state(init_key), data, shuffle_key)
+      return runs(one, (0, None))(keys, data)
+    return whole(run_keys, data)
+
+  # The chunked method: one compiled chunk, dispatched asynchronously by this loop.
+  carry, idx = jax.jit(runs(start, (0,)))(run_keys)
+  chunk = jax.jit(runs(lambda c, d, i: spec.chunk(c, d, i, block, unroll=True), (0, None, 0)), donate_argnums=0)
+  evaluate = jax.jit(runs(spec.evaluate, (0,))) if eval_fn is not None else None
+  records, evals = [], []
+  num_chunks = len(spec.lrs) // block
+  for i in range(num_chunks):
+    carry, rec = chunk(carry, data, idx)
+    records.append(rec)
+    if evaluate is not None and ((i + 1) * block % eval_every == 0 or i == num_chunks - 1):
+      evals.append(evaluate(carry))
+  records = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *records)
+  if evals:
+    eval_step, eval_metrics = jax.tree.map(lambda *xs: jnp.stack(xs, axis=1), *evals)
+  else:
+    eval_step, eval_metrics = jnp.zeros((num_runs, 0), jnp.int32), {}
+  return spec.result(carry.diverged_step, records, eval_step, eval_metrics, mode)

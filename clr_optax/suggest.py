@@ -1,0 +1,232 @@
+"""Learning-rate bounds from a range test, each with the reason it was chosen.
+
+The rules, all applied to the unmasked part of the sweep (before any run diverged) and, with several runs,
+to the mean curve:
+
+* the paper's accuracy rule (Smith 2015, section 3.3): ``base_lr`` where the accuracy starts to rise,
+  ``max_lr`` where the rise slows, turns ragged or the accuracy falls;
+* the loss rules users know from fastai and pytorch-lr-finder: the steepest descent of the loss against
+  log(lr), fastai's "valley" (a point two thirds along the longest descending stretch of the smoothed loss),
+  and the minimum of the smoothed loss (an upper limit, never a suggestion by itself);
+* the paper's rule of thumb: ``base_lr`` is a third to a quarter of ``max_lr``
+  (`clr_optax.base_lr_from_max`).
+
+Curves are smoothed with a centred moving average before any derivative or extremum is taken (noise is
+the usual complaint against every finder); the causal moving average that the divergence test uses would
+lag and push every estimate to higher learning rates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from clr_optax import rules
+
+RULES = ("auto", "accuracy", "valley", "steepest")
+
+
+@dataclasses.dataclass(frozen=True)
+class Suggestion:
+  """Suggested bounds for a cyclical schedule, with the reason for each.
+
+  Attributes:
+    base_lr: the lower bound.
+    max_lr: the upper bound.
+    base_reason: why ``base_lr``, in words.
+    max_reason: why ``max_lr``, in words.
+    candidates: every rule that produced a value: name -> ``(lr, reason)``.
+  """
+  base_lr: float
+  max_lr: float
+  base_reason: str
+  max_reason: str
+  candidates: Mapping[str, tuple[float, str]]
+
+  @property
+  def bounds(self) -> tuple[float, float]:
+    """``(base_lr, max_lr)``, e.g. for ``clr_optax.triangular2(*s.bounds, step_size=...)``."""
+    return self.base_lr, self.max_lr
+
+  def __str__(self) -> str:
+    lines = [f"base_lr = {self.base_lr:.4g}: {self.base_reason}", f"max_lr  = {self.max_lr:.4g}: {self.max_reason}",
+             "all rules:"]
+    lines += [f"  {name:>13}: {lr:.4g} ({reason})" for name, (lr, reason) in self.candidates.items()]
+    return "\n".join(lines)
+
+
+def smooth_curve(y: np.ndarray, window: int) -> np.ndarray:
+  """A centred moving average of ``y`` (NaNs ignored); the window shrinks symmetrically at the ends."""
+  y = np.asarray(y, np.float64)
+  half = max(window // 2, 0)
+  finite = np.isfinite(y)
+  csum = np.concatenate([[0.0], np.cumsum(np.where(finite, y, 0.0))])
+  ccnt = np.concatenate([[0], np.cumsum(finite)])
+  i = np.arange(len(y))
+  h = np.minimum(half, np.minimum(i, len(y) - 1 - i))
+  lo, hi = i - h, i + h + 1
+  count = ccnt[hi] - ccnt[lo]
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return np.where(count > 0, (csum[hi] - csum[lo]) / np.maximum(count, 1), np.nan)
+
+
+def _longest_descent(y: np.ndarray) -> tuple[int, int]:
+  """Start and end of the longest strictly decreasing subsequence of ``y`` (fastai's "valley")."""
+  n = len(y)
+  length = np.ones(n, np.int64)
+  first = np.arange(n)
+  for i in range(1, n):
+    before = y[:i] > y[i]
+    if before.any():
+      cand = np.where(before, length[:i], 0)
+      j = int(np.argmax(cand))
+      length[i] = cand[j] + 1
+      first[i] = first[j]
+  end = int(np.argmax(length))
+  return int(first[end]), end
+
+
+def _curves(result: Any) -> dict[str, Any]:
+  """The mean curves of the unmasked prefix shared by all runs."""
+  lr = np.asarray(result.lr, np.float64).reshape(-1, np.shape(result.lr)[-1])[0]
+  masked = np.asarray(result.masked).reshape(-1, lr.size)
+  live = ~masked.any(axis=0)
+  n = int(np.argmin(live)) if not live.all() else lr.size
+  loss = np.asarray(result.loss, np.float64).reshape(-1, lr.size)[:, :n]
+  out = {"lr": lr[:n], "n": n, "loss": np.nanmean(loss, axis=0) if n else loss[0]}
+  acc = result.metrics.get("accuracy")
+  if acc is not None:
+    out["train_accuracy"] = np.nanmean(np.asarray(acc, np.float64).reshape(-1, lr.size)[:, :n], axis=0)
+  eval_acc = result.eval_metrics.get("accuracy")
+  if eval_acc is not None:
+    steps = np.asarray(result.eval_step).reshape(-1, np.shape(result.eval_step)[-1])[0]
+    keep = steps < n
+    values = np.asarray(eval_acc, np.float64).reshape(-1, steps.size)[:, keep]
+    out["eval_accuracy"] = (lr[steps[keep]], np.nanmean(values, axis=0))
+  return out
+
+
+def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str) -> dict[str, tuple[float, str]]:
+  """The paper's rule on one accuracy curve; empty when the accuracy never rose clearly."""
+  smooth = smooth_curve(acc, window)
+  start = float(np.nanmean(smooth[: max(window // 2, 1)]))
+  peak = int(np.nanargmax(smooth))
+  rise = smooth[peak] - start
+  residual = acc - smooth
+  noise = float(np.nanstd(residual)) if np.isfinite(residual).any() else 0.0
+  if not (rise > max(0.02, 2.0 * noise)) or peak < 2:
+    return {}
+  base = int(np.argmax(smooth >= start + 0.1 * rise))
+  out = {"accuracy_base": (float(lr[base]),
+                           f"{what} starts to rise here (smoothed, 10% of the way from {start:.3g} to its peak "
+                           f"{smooth[peak]:.3g})")}
+  x = np.log(lr) if lr[0] > 0 else lr
+  slope = np.gradient(smooth, x)
+  steep = base + int(np.nanargmax(slope[base:peak + 1]))
+  reasons = []
+  # Slows: the slope after the steepest rise falls under a quarter of its maximum.
+  slow = np.nonzero(slope[steep:peak + 1] < 0.25 * slope[steep])[0]
+  if slow.size:
+    reasons.append((steep + int(slow[0]), f"the rise of the {what} slows (slope under 1/4 of its steepest)"))
+  # Ragged: the local scatter about the smoothed curve doubles compared with the rising part.
+  scatter = np.sqrt(smooth_curve(residual ** 2, window))
+  calm = float(np.nanmedian(scatter[base:steep + 1]))
+  ragged = np.nonzero(scatter[steep:] > 2.0 * calm)[0] if calm > 0 else np.array([], np.int64)
+  if ragged.size:
+    reasons.append((steep + int(ragged[0]), f"the {what} turns ragged (local scatter twice that of the rise)"))
+  reasons.append((peak, f"the {what} peaks ({smooth[peak]:.3g}) and falls after it"
+                  if peak < len(lr) - 1 else f"the {what} is highest at the end of the unmasked sweep"))
+  top, why = min(reasons, key=lambda r: r[0])
+  top = max(top, base + 1)
+  out["accuracy_max"] = (float(lr[top]), why)
+  return out
+
+
+def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, window: int | None = None) -> Suggestion:
+  """Suggests ``base_lr`` and ``max_lr`` from a `clr_optax.RangeTestResult`.
+
+  Args:
+    result: the range test's result (several runs: their mean curve is used).
+    rule: which rule sets ``max_lr``: ``"accuracy"`` (the paper's; it sets ``base_lr`` too), ``"valley"``,
+      ``"steepest"``, or ``"auto"``: the paper's rule on held-out accuracy (``eval_fn`` returned an
+      ``"accuracy"``), else on training accuracy, else the valley. Loss rules take ``base_lr`` from the rule
+      of thumb.
+    factor: the rule of thumb's divisor, ``base_lr = max_lr / factor`` (the paper: 3 or 4).
+    window: width in steps of the centred moving average (default: about 5% of the unmasked steps, >= 3).
+
+  Returns:
+    A `Suggestion`; ``suggestion.bounds`` is ``(base_lr, max_lr)``.
+
+  Raises:
+    ValueError: fewer than 8 steps before the first divergence, or the requested rule does not apply.
+
+  Examples:
+    >>> s = result.suggest()  # doctest: +SKIP
+    >>> schedule = clr_optax.triangular2(*s.bounds, step_size=2000)  # doctest: +SKIP
+  """
+  if rule not in RULES:
+    raise ValueError(f"rule must be one of {RULES}, got {rule=}")
+  c = _curves(result)
+  lr, n = c["lr"], c["n"]
+  if n < 8:
+    raise ValueError(f"the sweep diverged after {n} steps; at least 8 unmasked steps are needed: lower max_lr "
+                     "or raise num_steps")
+  if window is None:
+    window = max(3, (n // 20) | 1)
+  candidates: dict[str, tuple[float, str]] = {}
+
+  # The loss rules.
+  positive = lr > 0
+  loss = smooth_curve(c["loss"], window)
+  x = np.log(np.where(positive, lr, np.nan))
+  edge = window // 2
+  inner = np.arange(n)[edge:n - edge]
+  inner = inner[positive[inner] & np.isfinite(loss[inner])]
+  if inner.size >= 3:
+    slope = np.gradient(loss[inner], x[inner])
+    k = inner[int(np.nanargmin(slope))]
+    candidates["steepest"] = (float(lr[k]), f"steepest descent of the smoothed loss against log(lr) "
+                              f"({np.nanmin(slope):.3g} per e-fold)")
+    lo, hi = _longest_descent(loss[inner])
+    v = inner[lo + (2 * (hi - lo)) // 3]
+    candidates["valley"] = (float(lr[v]), f"2/3 along the longest descent of the smoothed loss (lr "
+                            f"{lr[inner[lo]]:.3g} to {lr[inner[hi]]:.3g}, fastai's valley)")
+  m = int(np.nanargmin(loss))
+  candidates["min_loss"] = (float(lr[m]), "the smoothed loss is lowest here: the upper limit for max_lr")
+
+  # The paper's accuracy rule: held-out accuracy first, then training accuracy.
+  acc_rule: dict[str, tuple[float, str]] = {}
+  if "eval_accuracy" in c:
+    elr, eacc = c["eval_accuracy"]
+    if elr.size >= 5:
+      acc_rule = _accuracy_rule(elr, eacc, max(3, (elr.size // 10) | 1), "held-out accuracy")
+  if not acc_rule and "train_accuracy" in c:
+    acc_rule = _accuracy_rule(lr, c["train_accuracy"], window, "training accuracy")
+  candidates.update(acc_rule)
+
+  if rule == "auto":
+    rule = "accuracy" if acc_rule else "valley"
+  if rule == "accuracy":
+    if not acc_rule:
+      raise ValueError("rule='accuracy' needs an accuracy that rises clearly during the sweep (the step's "
+                       "metrics or eval_fn must report 'accuracy')")
+    base_lr, base_reason = acc_rule["accuracy_base"]
+    max_lr, max_reason = acc_rule["accuracy_max"]
+  else:
+    if rule not in candidates:
+      raise ValueError(f"rule={rule!r} found no value: too few steps with lr > 0")
+    max_lr, max_reason = candidates[rule]
+    cap, _ = candidates["min_loss"]
+    if max_lr > cap:
+      max_lr, max_reason = cap, f"{max_reason}; capped at the loss minimum"
+    base_lr = float(rules.base_lr_from_max(max_lr, factor))
+    base_reason = f"max_lr / {factor:g}, the paper's rule of thumb (base_lr is 1/3 to 1/4 of max_lr)"
+  thumb = float(rules.base_lr_from_max(max_lr, factor))
+  candidates["rule_of_thumb"] = (thumb, f"max_lr / {factor:g}")
+  if not base_lr < max_lr:
+    base_lr, base_reason = thumb, f"max_lr / {factor:g} (the rule's own base_lr was not below max_lr)"
+  return Suggestion(base_lr=float(base_lr), max_lr=float(max_lr), base_reason=base_reason, max_reason=max_reason,
+                    candidates=candidates)
