@@ -104,6 +104,22 @@ class RangeTestResult:
     out = np.take_along_axis(lr, np.maximum(step, 0)[..., None], axis=-1)[..., 0]
     return np.where(step >= 0, out, np.nan)
 
+  @property
+  def onset_step(self) -> np.ndarray:
+    """Per run, the step where the loss began the rise that ended in divergence (-1 without divergence).
+
+    It is the step of the lowest loss before ``diverged_step``: the update made at this step, with
+    ``lr[onset_step]``, is the first of the final rise. On a deterministic problem whose loss is
+    dominated by its unstable direction this is the first learning rate past the stability limit (for SGD
+    on a quadratic, ``2 / lambda_max``); the divergence rule itself fires a few steps later, once the
+    smoothed loss has grown ``divergence_factor``-fold.
+    """
+    loss = np.asarray(self.loss, np.float64)
+    step = np.asarray(self.diverged_step)
+    before = np.where(np.arange(loss.shape[-1]) < step[..., None], loss, np.inf)
+    before = np.where(np.isnan(before), np.inf, before)
+    return np.where(step > 0, np.argmin(before, axis=-1), -1)
+
   def suggest(self, **kwargs: Any) -> suggest_lib.Suggestion:
     """Suggested ``base_lr`` and ``max_lr`` with their reasons; see `clr_optax.suggest_bounds`."""
     return suggest_lib.suggest_bounds(self, **kwargs)
@@ -453,7 +469,9 @@ def range_test(
     num_steps: number of steps (>= 2), i.e. learning rates tried.
     min_lr: the learning rate of the first step.
     max_lr: the learning rate of the last step.
-    key: PRNG key (or int seed) for the shuffles and, when ``state``/``params`` is a callable, the inits.
+    key: PRNG key (or int seed) for the shuffles and, when ``state``/``params`` is a callable, the inits;
+      split into one key per run. A batch of typed keys (``jax.random.split(jax.random.key(0), K)``) gives
+      each run its key (and sets ``num_runs``): run ``i`` then equals a single run with ``key=keys[i:i+1]``.
     train_step: a step function, see above.
     state: the step's initial state, or a function ``key -> state`` (runs then start from different inits).
     loss_fn: a loss function, see above.
@@ -517,7 +535,13 @@ def range_test(
   num_examples = _num_examples(data, batch_size)
   if isinstance(key, (int, np.integer)):
     key = jax.random.key(key)
-  run_keys = jax.random.split(key, num_runs)
+  key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+  if key.ndim == (1 if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else 2):  # a batch of keys
+    if num_runs not in (1, key.shape[0]):
+      raise ValueError(f"a batch of keys sets the number of runs, got {key.shape[0]} keys and {num_runs=}")
+    run_keys, num_runs = key, key.shape[0]
+  else:
+    run_keys = jax.random.split(key, num_runs)
 
   if method == "auto":
     method = "scan"
@@ -550,17 +574,22 @@ def range_test(
     return single
 
   if method == "scan":
-    @jax.jit
-    def whole(keys, data):
+    def range_test_sweep(keys, data):
       def one(k, data):
         init_key, shuffle_key = jax.random.split(k)
         return _scan_sweep(spec, block, mode, make_state(init_key), data, shuffle_key)
       return runs(one, (0, None))(keys, data)
-    return whole(run_keys, data)
+    return jax.jit(range_test_sweep)(run_keys, data)
 
   # The chunked method: one compiled chunk, dispatched asynchronously by this loop.
-  carry, idx = jax.jit(runs(start, (0,)))(run_keys)
-  chunk = jax.jit(runs(lambda c, d, i: spec.chunk(c, d, i, block, unroll=True), (0, None, 0)), donate_argnums=0)
+  def range_test_start(keys):
+    return runs(start, (0,))(keys)
+
+  def range_test_chunk(carry, data, idx):
+    return runs(lambda c, d, i: spec.chunk(c, d, i, block, unroll=True), (0, None, 0))(carry, data, idx)
+
+  carry, idx = jax.jit(range_test_start)(run_keys)
+  chunk = jax.jit(range_test_chunk, donate_argnums=0)
   evaluate = jax.jit(runs(spec.evaluate, (0,))) if eval_fn is not None else None
   records, evals = [], []
   num_chunks = len(spec.lrs) // block

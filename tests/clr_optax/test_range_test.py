@@ -1,0 +1,281 @@
+"""The range test against independent references: SGD's stability limit on a quadratic, float64 numpy
+gradient descent, separate runs, and a real-data smoke test."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import optax
+import pytest
+
+import clr_optax
+
+matplotlib.use("Agg")
+
+
+def _least_squares(seed=0, n=128, d=6):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, d)) * np.linspace(2.0, 0.3, d)
+  y = x @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
+  return x, y
+
+
+def _mse(w, batch):
+  return jnp.mean((batch["x"] @ w - batch["y"]) ** 2)
+
+
+@pytest.mark.parametrize("mode,smoothing", [("exponential", 0.0), ("exponential", 0.98), ("linear", 0.0),
+                                            ("linear", 0.98)])
+def test_quadratic_diverges_at_two_over_lambda_max(mode, smoothing):
+  # f(w) = w^T A w / 2 with A = 2 X^T X / n: full-batch SGD is stable iff lr < 2 / lambda_max(A).
+  x, _ = _least_squares()
+  x = x.astype(np.float32)
+  eigvals, eigvecs = np.linalg.eigh(2 * x.T.astype(np.float64) @ x / len(x))  # float64, of the float32 data
+  limit = 2 / eigvals[-1]
+  # Start on the unstable direction, so that the loss shows the instability as soon as it begins (from a
+  # generic start the stable directions dominate the loss for many steps and hide it). The sweeps step
+  # coarsely through lr = 1 / lambda_max, where the unstable direction is almost annihilated, so that it
+  # stays far above float32 round-off.
+  w0 = jnp.asarray(eigvecs[:, -1], jnp.float32)
+  data = {"x": x, "y": np.zeros(len(x), np.float32)}
+  if mode == "exponential":
+    sweep = dict(min_lr=limit / 10, max_lr=limit * 100, num_steps=32)  # x1.25 per step
+  else:
+    sweep = dict(min_lr=0.0, max_lr=limit * 5, num_steps=49)  # +0.104 * limit per step
+  result = clr_optax.range_test(data, loss_fn=_mse, params=w0, optimizer=optax.sgd, batch_size=len(x),
+                                mode=mode, smoothing=smoothing, **sweep)
+  lr = np.asarray(result.lr[0], np.float64)
+  first_unstable = int(np.argmax(lr > limit))
+  onset, diverged = int(result.onset_step[0]), int(result.diverged_step[0])
+  assert abs(onset - first_unstable) <= 1, (onset, first_unstable, lr[onset] / limit)
+  # The 4x rule fires once the smoothed loss has grown 4-fold: after the onset, never before.
+  assert first_unstable < diverged
+  if smoothing == 0.0:
+    assert diverged <= first_unstable + 4
+  assert result.masked[0, diverged:].all() and not result.masked[0, :diverged].any()
+  suggestion = result.suggest()
+  assert suggestion.max_lr < limit
+  assert 0 < suggestion.base_lr < suggestion.max_lr
+
+
+def test_losses_match_float64_gradient_descent():
+  # Full-batch sweep: the shuffle only permutes rows, so every step must match plain GD in float64.
+  x, y = _least_squares(1)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  lrs = clr_optax.learning_rates(0.001, 0.2, 30, "linear")
+  w, want = np.zeros(x.shape[1]), []
+  for lr in lrs:
+    r = x @ w - y
+    want.append(np.mean(r ** 2))
+    w = w - lr * 2 * x.T @ r / len(x)
+  for optimizer in [optax.sgd, optax.inject_hyperparams(optax.sgd)(learning_rate=123.0)]:
+    result = clr_optax.range_test(data, loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=optimizer,
+                                  batch_size=len(x), num_steps=30, min_lr=0.001, max_lr=0.2)
+    np.testing.assert_allclose(result.lr[0], lrs, rtol=1e-6)
+    np.testing.assert_allclose(result.loss[0], want, rtol=2e-5)
+    # The bias-corrected moving average of the losses.
+    ema = np.cumsum([0.02 * 0.98 ** (29 - i) * l for i, l in enumerate(want)])  # only the last entry is used
+    assert result.smooth_loss[0, -1] == pytest.approx(ema[-1] / (1 - 0.98 ** 30), rel=1e-5)
+
+
+def test_momentum_and_adam_run_and_differ():
+  x, y = _least_squares(2)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  out = {}
+  for name, opt in {"sgd": optax.sgd, "momentum": functools.partial(optax.sgd, momentum=0.9),
+                    "adam": optax.adam}.items():
+    out[name] = clr_optax.range_test(data, loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=opt,
+                                     batch_size=32, num_steps=40, min_lr=1e-4, max_lr=1.0, mode="exponential")
+  # The same shuffle, so the first losses agree and later ones differ by optimizer.
+  for name in ("momentum", "adam"):
+    assert out[name].loss[0, 0] == out["sgd"].loss[0, 0]
+    assert not np.allclose(out[name].loss[0, 5:15], out["sgd"].loss[0, 5:15])
+    assert np.isfinite(np.asarray(out[name].loss)[~np.asarray(out[name].masked)]).all()
+
+
+def test_masking_keeps_nan_out_and_suggestions_finite():
+  x, y = _least_squares(3)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  result = clr_optax.range_test(data, loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd,
+                                batch_size=16, num_steps=80, min_lr=1e-4, max_lr=1e4, mode="exponential",
+                                num_runs=2, divergence_factor=None,  # only the non-finite test
+                                eval_fn=lambda w: {"norm": jnp.sum(w ** 2)}, eval_every=10)
+  for run in range(2):
+    d = int(result.diverged_step[run])
+    assert 0 < d < 80
+    live = ~np.asarray(result.masked[run])
+    assert live[:d].all() and not live[d:].any()
+    for rec in [result.loss, result.smooth_loss, result.metrics["loss"]]:
+      assert np.isfinite(rec[run, :d]).all() and np.isnan(rec[run, d:]).all()
+    norms, steps = np.asarray(result.eval_metrics["norm"][run]), np.asarray(result.eval_step[run])
+    np.testing.assert_array_equal(steps, [9, 19, 29, 39, 49, 59, 69, 79])
+    assert np.isfinite(norms[steps < d]).all() and np.isnan(norms[steps >= d]).all()
+  s = result.suggest()
+  assert np.isfinite([s.base_lr, s.max_lr]).all() and s.max_lr < np.nanmin(result.diverged_lr)
+
+
+@pytest.mark.parametrize("method", ["scan", "chunked"])
+def test_runs_equal_separate_runs_and_compile_once(method):
+  x, y = _least_squares(4)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  keys = jax.random.split(jax.random.key(7), 2)
+  kw = dict(loss_fn=_mse, params=lambda k: jax.random.normal(k, (x.shape[1],)),
+            optimizer=functools.partial(optax.sgd, momentum=0.9), batch_size=16, num_steps=20, min_lr=1e-3,
+            max_lr=1.0, mode="exponential", method=method, chunk_size=2,
+            eval_fn=lambda w: jnp.sum(w ** 2), eval_every=6)
+  compiles = []
+  jax.monitoring.register_event_duration_secs_listener(
+      lambda event, _, **info: compiles.append(info.get("fun_name", ""))
+      if event == "/jax/core/compile/backend_compile_duration" else None)
+  together = clr_optax.range_test(data, key=keys, **kw)
+  sweeps = [name for name in compiles if "range_test_sweep" in name or "range_test_chunk" in name]
+  assert len(sweeps) == 1, compiles
+  assert together.loss.shape == (2, 20) and together.eval_metrics["value"].shape == (2, 4)
+  for i in range(2):
+    alone = clr_optax.range_test(data, key=keys[i:i + 1], **kw)
+    for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(together)):
+      np.testing.assert_allclose(np.asarray(a)[0], np.asarray(b)[i], rtol=2e-5, atol=1e-6)
+  # Different seeds: different inits and shuffles.
+  assert not np.allclose(together.loss[0], together.loss[1])
+
+
+def test_scan_and_chunked_agree_with_batchnorm_state_and_leave_inputs_alone():
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x, train):
+      x = nn.Conv(4, (3, 3))(x)
+      x = nn.BatchNorm(use_running_average=not train)(x)
+      return nn.Dense(3)(nn.relu(x).mean((1, 2)))
+
+  net = Net()
+  rng = np.random.default_rng(5)
+  data = {"image": rng.normal(size=(48, 6, 6, 2)).astype(np.float32), "label": rng.integers(0, 3, 48)}
+  variables = net.init(jax.random.key(0), data["image"][:2], train=False)
+  tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.0, momentum=0.9)
+  state = {"params": variables["params"], "batch_stats": variables["batch_stats"],
+           "opt": tx.init(variables["params"])}
+  before = jax.tree.map(np.array, state)
+
+  def train_step(state, batch, lr):
+    def loss_fn(p):
+      logits, upd = net.apply({"params": p, "batch_stats": state["batch_stats"]}, batch["image"], train=True,
+                              mutable=["batch_stats"])
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+      return loss, (logits, upd["batch_stats"])
+    (loss, (logits, stats)), g = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    opt = state["opt"]._replace(hyperparams={**state["opt"].hyperparams, "learning_rate": lr})
+    updates, opt = tx.update(g, opt, state["params"])
+    new = {"params": optax.apply_updates(state["params"], updates), "batch_stats": stats, "opt": opt}
+    return new, {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
+
+  results = [clr_optax.range_test(data, train_step=train_step, state=state, batch_size=16, num_steps=6,
+                                  min_lr=0.01, max_lr=1.0, method=m, chunk_size=2) for m in ("scan", "chunked")]
+  for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  assert np.isfinite(results[0].metrics["accuracy"]).all()
+  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_auto_method_picks_chunks_for_convolutions_on_cpu():
+  from clr_optax import range_test as _  # noqa: F401  (the module, for its helper)
+  import importlib  # pylint: disable=g-import-not-at-top
+  module = importlib.import_module("clr_optax.range_test")
+  conv = lambda w, x: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME").sum()  # noqa: E731
+  grad_of_conv = jax.grad(conv)
+  x = jnp.ones((1, 3, 8, 8))
+  w = jnp.ones((4, 3, 3, 3))
+  assert module._contains_convolution(jax.jit(grad_of_conv), w, x)  # inside a nested jit
+  assert not module._contains_convolution(lambda a: jnp.tanh(a) @ a, jnp.ones((3, 3)))
+
+
+def test_pmap_across_devices_equals_separate_runs():
+  if jax.local_device_count() < 4:
+    pytest.skip("needs 4 (fake) devices, see tests/conftest.py")
+  x, y = _least_squares(6)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  tx = optax.sgd(0.0)
+
+  def train_step(w, batch, lr):
+    loss, g = jax.value_and_grad(_mse)(w, batch)
+    return w - lr * g, {"loss": loss}
+
+  del tx
+  sweep = clr_optax.make_range_test(train_step, batch_size=16, num_steps=25, min_lr=1e-3, max_lr=3.0,
+                                    mode="exponential", eval_fn=lambda w: jnp.sum(w ** 2), eval_every=5)
+  keys = jax.random.split(jax.random.key(3), 4)
+  w0 = jnp.zeros((4, x.shape[1]))
+  across = jax.pmap(sweep, in_axes=(0, None, 0))(w0, data, keys)
+  assert across.loss.shape == (4, 25)
+  for i in range(4):
+    alone = jax.jit(sweep)(w0[i], data, keys[i])
+    for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(across)):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b)[i], rtol=2e-5, atol=1e-6)
+  assert across.suggest().max_lr < 3.0
+
+
+def test_bad_arguments_are_named():
+  data = {"x": np.zeros((8, 2), np.float32), "y": np.zeros(8, np.float32)}
+  kw = dict(loss_fn=_mse, params=jnp.zeros(2), optimizer=optax.sgd, batch_size=4, num_steps=10, min_lr=1e-3,
+            max_lr=1.0)
+  with pytest.raises(ValueError, match="max_lr"):
+    clr_optax.range_test(data, **{**kw, "max_lr": 1e-4})
+  with pytest.raises(ValueError, match="min_lr"):
+    clr_optax.range_test(data, **{**kw, "min_lr": 0.0}, mode="exponential")
+  with pytest.raises(ValueError, match="batch_size"):
+    clr_optax.range_test(data, **{**kw, "batch_size": 9})
+  with pytest.raises(ValueError, match="mode"):
+    clr_optax.range_test(data, **kw, mode="cosine")
+  with pytest.raises(ValueError, match="eval_every"):
+    clr_optax.range_test(data, **kw, eval_fn=lambda w: 0.0)
+  with pytest.raises(ValueError, match="train_step"):
+    clr_optax.range_test(data, **kw, train_step=lambda s, b, lr: (s, {"loss": 0.0}))
+  with pytest.raises(ValueError, match="divergence_factor"):
+    clr_optax.range_test(data, **kw, divergence_factor=0.5)
+
+
+def test_cifar10_smoke(cifar10_archive, tmp_path):
+  """A small convnet on a few hundred real CIFAR-10 images: the sweep runs, finds bounds, plots."""
+  data_lib = pytest.importorskip("experiments.data")
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+
+  ds = data_lib.stratified_subset(data_lib.load_image_folder(cifar10_archive, cache_dir=tmp_path / "cache"),
+                                  train_size=500, test_size=200, seed=0)
+
+  class SmallConvNet(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      x = nn.max_pool(nn.relu(nn.Conv(16, (3, 3))(x)), (2, 2), (2, 2))
+      x = nn.max_pool(nn.relu(nn.Conv(32, (3, 3))(x)), (2, 2), (2, 2))
+      return nn.Dense(10)(x.reshape(x.shape[0], -1))
+
+  net = SmallConvNet()
+  mean, std = (np.asarray(v, np.float32) for v in data_lib.channel_stats(ds.train_images))
+  test_x = data_lib.normalize(jnp.asarray(ds.test_images), mean, std)
+  test_y = jnp.asarray(ds.test_labels)
+
+  def loss_fn(params, batch):
+    logits = net.apply(params, data_lib.normalize(batch["image"], mean, std))
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+    return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
+
+  def held_out(params):
+    return {"accuracy": jnp.mean(jnp.argmax(net.apply(params, test_x), -1) == test_y)}
+
+  result = clr_optax.range_test(
+      {"image": ds.train_images, "label": ds.train_labels}, loss_fn=loss_fn,
+      params=lambda k: net.init(k, test_x[:1]), optimizer=functools.partial(optax.sgd, momentum=0.9),
+      batch_size=50, num_steps=40, min_lr=1e-3, max_lr=3.0, mode="exponential", eval_fn=held_out,
+      eval_every=10, num_runs=2)
+  assert result.loss.shape == (2, 40)
+  live = ~np.asarray(result.masked)
+  assert live[:, :8].all() and np.isfinite(np.asarray(result.loss)[live]).all()
+  s = result.suggest()
+  assert 1e-3 <= s.base_lr < s.max_lr <= 3.0
+  fig = result.plot()
+  assert fig.axes[-1].get_xscale() == "log"
+  fig.savefig(tmp_path / "range_test.png")
