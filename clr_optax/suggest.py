@@ -111,9 +111,12 @@ def _curves(result: Any) -> dict[str, Any]:
 
 def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str) -> dict[str, tuple[float, str]]:
   """The paper's rule on one accuracy curve; empty when the accuracy never rose clearly."""
+  n = len(acc)
   smooth = smooth_curve(acc, window)
-  start = float(np.nanmean(smooth[: max(window // 2, 1)]))
-  peak = int(np.nanargmax(smooth))
+  half = min(window // 2, (n - 1) // 4)
+  inner = slice(half, n - half)  # the ends, where the moving average shrinks to a few points, are noisy
+  start = float(np.nanmean(smooth[: max(half, 1)]))
+  peak = half + int(np.nanargmax(smooth[inner]))
   rise = smooth[peak] - start
   residual = acc - smooth
   noise = float(np.nanstd(residual)) if np.isfinite(residual).any() else 0.0
@@ -124,8 +127,10 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str) -> d
                            f"{what} starts to rise here (smoothed, 10% of the way from {start:.3g} to its peak "
                            f"{smooth[peak]:.3g})")}
   x = np.log(lr) if lr[0] > 0 else lr
-  slope = np.gradient(smooth, x)
-  steep = base + int(np.nanargmax(slope[base:peak + 1]))
+  # Differentiate a twice-smoothed curve: a derivative amplifies whatever noise is left.
+  slope = np.gradient(smooth_curve(smooth, window), x)
+  lo = max(base, half)
+  steep = lo + int(np.nanargmax(slope[lo:max(peak, lo) + 1]))
   reasons = []
   # Slows: the slope after the steepest rise falls under a quarter of its maximum.
   slow = np.nonzero(slope[steep:peak + 1] < 0.25 * slope[steep])[0]
@@ -138,7 +143,7 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str) -> d
   if ragged.size:
     reasons.append((steep + int(ragged[0]), f"the {what} turns ragged (local scatter twice that of the rise)"))
   reasons.append((peak, f"the {what} peaks ({smooth[peak]:.3g}) and falls after it"
-                  if peak < len(lr) - 1 else f"the {what} is highest at the end of the unmasked sweep"))
+                  if peak < n - 1 - half else f"the {what} is highest at the end of the unmasked sweep"))
   top, why = min(reasons, key=lambda r: r[0])
   top = max(top, base + 1)
   out["accuracy_max"] = (float(lr[top]), why)

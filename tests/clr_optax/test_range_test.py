@@ -243,7 +243,7 @@ def test_cifar10_smoke(cifar10_archive, tmp_path):
   data_lib = pytest.importorskip("experiments.data")
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
 
-  ds = data_lib.stratified_subset(data_lib.load_image_folder(cifar10_archive, cache_dir=tmp_path / "cache"),
+  ds = data_lib.stratified_subset(data_lib.load_image_folder(cifar10_archive),
                                   train_size=500, test_size=200, seed=0)
 
   class SmallConvNet(nn.Module):

@@ -1,0 +1,162 @@
+"""Bound suggestions on synthetic sweeps whose answers are known in closed form, with noise."""
+
+import matplotlib
+import numpy as np
+import pytest
+
+import clr_optax
+
+matplotlib.use("Agg")
+
+
+def _result(lr, loss, accuracy=None, masked=None, mode="exponential", eval_step=None, eval_accuracy=None):
+  loss = np.atleast_2d(loss).astype(np.float32)
+  runs, steps = loss.shape
+  lr = np.broadcast_to(np.asarray(lr, np.float32), (runs, steps))
+  masked = np.zeros((runs, steps), bool) if masked is None else np.broadcast_to(masked, (runs, steps))
+  loss = np.where(masked, np.nan, loss)
+  metrics = {"loss": loss}
+  if accuracy is not None:
+    metrics["accuracy"] = np.where(masked, np.nan, np.atleast_2d(accuracy).astype(np.float32))
+  diverged = np.where(masked.any(-1), np.argmax(masked, -1), -1)
+  if eval_step is None:
+    eval_step, eval_metrics = np.zeros((runs, 0), np.int32), {}
+  else:
+    eval_step = np.broadcast_to(eval_step, (runs, len(eval_step)))
+    eval_metrics = {"accuracy": np.atleast_2d(eval_accuracy)}
+  return clr_optax.RangeTestResult(lr=lr, loss=loss, smooth_loss=loss, masked=masked, diverged_step=diverged,
+                                   metrics=metrics, eval_step=eval_step, eval_metrics=eval_metrics, mode=mode)
+
+
+def _sigmoid(z):
+  return 1 / (1 + np.exp(-z))
+
+
+# A logistic rise of accuracy in log(lr), centred at lr = C with width W (in e-folds):
+#   acc = 0.1 + 0.6 * sigmoid((log lr - log C) / W)
+# It is 10% of the way up at z = -log(9), and its slope falls to a quarter of its maximum (s (1 - s) = 1/16)
+# at z = log((1 + sqrt(3/4)) / (1 - sqrt(3/4))).
+C, W = 1e-2, 0.4
+TRUE_BASE = C * np.exp(-np.log(9) * W)
+TRUE_SLOW = C * np.exp(np.log((1 + np.sqrt(0.75)) / (1 - np.sqrt(0.75))) * W)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_paper_accuracy_rule_on_noisy_logistic_rise(seed):
+  rng = np.random.default_rng(seed)
+  lr = np.geomspace(1e-4, 1.0, 400)
+  acc = 0.1 + 0.6 * _sigmoid((np.log(lr) - np.log(C)) / W) + rng.normal(0, 0.02, lr.size)
+  loss = 2.3 - 2.0 * _sigmoid((np.log(lr) - np.log(C)) / W) + rng.normal(0, 0.05, lr.size)
+  s = clr_optax.suggest_bounds(_result(lr, loss, acc))
+  assert TRUE_BASE / 1.35 < s.base_lr < TRUE_BASE * 1.35, s
+  assert TRUE_SLOW / 1.35 < s.max_lr < TRUE_SLOW * 1.35, s
+  assert "rise" in s.base_reason and "slows" in s.max_reason
+
+
+def test_accuracy_that_falls_sets_max_lr_at_its_peak():
+  lr = np.linspace(0.001, 0.02, 200)  # a linear sweep, like the paper's
+  # Rises linearly from 0.1 to 0.5 at lr = 0.01, then falls linearly: the peak is where it "starts to fall".
+  acc = np.where(lr < 0.01, 0.1 + 0.4 * (lr - 0.001) / 0.009, 0.5 - 30 * (lr - 0.01))
+  s = clr_optax.suggest_bounds(_result(lr, 2 - acc, acc, mode="linear"), window=11)
+  # Smoothing (twice, for the slope) rounds the tent's top off: the rise "slows" up to a window early.
+  assert s.max_lr == pytest.approx(0.01, abs=11 * (lr[1] - lr[0]))
+  # 10% of the rise: 0.001 + 0.1 * 0.009.
+  assert s.base_lr == pytest.approx(0.0019, abs=0.0003)
+
+
+def test_held_out_accuracy_is_preferred():
+  lr = np.geomspace(1e-4, 1.0, 200)
+  train_acc = 0.1 + 0.6 * _sigmoid((np.log(lr) - np.log(1e-3)) / W)  # rises 10x earlier
+  steps = np.arange(4, 200, 5)
+  held_out = 0.1 + 0.6 * _sigmoid((np.log(lr[steps]) - np.log(C)) / W)
+  s = clr_optax.suggest_bounds(_result(lr, 2 - train_acc, train_acc, eval_step=steps, eval_accuracy=held_out))
+  assert "held-out" in s.base_reason
+  assert TRUE_BASE / 1.5 < s.base_lr < TRUE_BASE * 1.5
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_loss_rules_on_noisy_sigmoid_descent(seed):
+  rng = np.random.default_rng(seed)
+  lr = np.geomspace(1e-5, 10.0, 300)
+  z = (np.log(lr) - np.log(1e-2)) / 0.5
+  # Falls steepest at lr = 1e-2 (against log lr), bottoms out, then rises again past lr = 1.
+  clean = 2.3 - 2.0 * _sigmoid(z) + 0.3 * np.maximum(np.log(lr), 0) ** 2
+  s = clr_optax.suggest_bounds(_result(lr, clean + rng.normal(0, 0.08, lr.size)))
+  steep, _ = s.candidates["steepest"]
+  assert 1e-2 / 1.4 < steep < 1e-2 * 1.4
+  lowest, _ = s.candidates["min_loss"]
+  assert 0.2 < lowest < 2.0  # the clean curve's minimum is at lr = 0.98
+  # No accuracy: max_lr from the valley, base_lr from the rule of thumb.
+  assert s.max_lr == s.candidates["valley"][0] and 1e-2 < s.max_lr < lowest
+  assert s.base_lr == pytest.approx(s.max_lr / 4)
+  assert "rule of thumb" in s.base_reason
+
+
+def test_masked_region_is_ignored():
+  lr = np.geomspace(1e-4, 10.0, 100)
+  loss = 2.3 - 2.0 * _sigmoid((np.log(lr) - np.log(1e-2)) / 0.5)
+  masked = lr > 0.5
+  # Garbage after divergence must not matter: the suggestion equals that of the truncated sweep.
+  poisoned = np.where(masked, -1e9, loss)
+  s = clr_optax.suggest_bounds(_result(lr, poisoned, masked=masked))
+  t = clr_optax.suggest_bounds(_result(lr[~masked], loss[~masked]))
+  assert np.isfinite(s.bounds).all() and s.max_lr < 0.5
+  assert s.bounds == t.bounds
+
+
+def test_mean_curve_of_several_runs():
+  rng = np.random.default_rng(0)
+  lr = np.geomspace(1e-4, 1.0, 200)
+  acc = 0.1 + 0.6 * _sigmoid((np.log(lr) - np.log(C)) / W)
+  runs = acc + rng.normal(0, 0.05, (4, lr.size))
+  runs -= runs.mean(0) - acc  # the runs' mean is exactly the clean curve
+  masked = np.zeros((4, lr.size), bool)
+  masked[2, 190:] = True  # one run diverged late: every run's curve stops there
+  s = clr_optax.suggest_bounds(_result(lr, 2 - runs, runs, masked=masked))
+  clean = clr_optax.suggest_bounds(_result(lr[:190], 2 - acc[:190], acc[:190]))
+  assert s.base_lr == pytest.approx(clean.base_lr, rel=0.1)
+  assert s.max_lr == pytest.approx(clean.max_lr, rel=0.1)
+
+
+def test_bounds_feed_a_schedule():
+  lr = np.geomspace(1e-4, 1.0, 200)
+  acc = 0.1 + 0.6 * _sigmoid((np.log(lr) - np.log(C)) / W)
+  s = clr_optax.suggest_bounds(_result(lr, 2 - acc, acc))
+  schedule = clr_optax.triangular2(*s.bounds, step_size=10)
+  assert float(schedule(0)) == pytest.approx(s.base_lr, rel=1e-6)
+  assert float(schedule(10)) == pytest.approx(s.max_lr, rel=1e-6)
+  assert "base_lr" in str(s) and "max_lr" in str(s)
+
+
+def test_rule_choice_and_errors():
+  lr = np.geomspace(1e-4, 1.0, 100)
+  loss = 2.3 - 2.0 * _sigmoid((np.log(lr) - np.log(1e-2)) / 0.5)
+  result = _result(lr, loss)
+  assert result.suggest(rule="steepest").max_lr == result.suggest().candidates["steepest"][0]
+  assert result.suggest(factor=3).base_lr == pytest.approx(result.suggest().max_lr / 3)
+  with pytest.raises(ValueError, match="accuracy"):
+    result.suggest(rule="accuracy")
+  with pytest.raises(ValueError, match="rule"):
+    result.suggest(rule="median")
+  short = np.zeros(100, bool)
+  short[5:] = True
+  with pytest.raises(ValueError, match="8 unmasked steps"):
+    _result(lr, loss, masked=short).suggest()
+
+
+def test_plot_marks_bounds_divergence_and_bands():
+  rng = np.random.default_rng(1)
+  lr = np.geomspace(1e-4, 1.0, 100)
+  acc = 0.1 + 0.6 * _sigmoid((np.log(lr) - np.log(C)) / W) + rng.normal(0, 0.02, (3, lr.size))
+  masked = np.zeros((3, lr.size), bool)
+  masked[:, 90:] = True
+  result = _result(lr, 2 - acc, acc, masked=masked)
+  fig = result.plot(title="test")
+  assert len(fig.axes) == 2 and fig.axes[1].get_xscale() == "log"
+  labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+  assert any(label.startswith("suggested bounds") for label in labels)
+  assert any(label.startswith("diverged at lr=") for label in labels)
+  assert any("mean of 3" in label for label in labels)
+  assert fig.axes[0].collections  # the bands
+  linear = _result(np.linspace(0.0, 1.0, 50), np.linspace(2, 1, 50), mode="linear").plot()
+  assert len(linear.axes) == 1 and linear.axes[0].get_xscale() == "linear"
