@@ -329,6 +329,8 @@ def list_configs() -> list[str]:
   for info in pkgutil.iter_modules(pkg.__path__):
     if info.name == "config_lib" or info.name.startswith("_"):
       continue
+    if not hasattr(importlib.import_module(f"experiments.configs.{info.name}"), "get_config"):
+      continue  # a data module such as paper_results, not an experiment
     names.append(info.name)
   return sorted(names)
 
