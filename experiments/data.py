@@ -300,7 +300,7 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
   key = _cache_key(path)
 
   def build():
-    files = _read_dir(path) if path.is_dir() else _read_archive(path)
+    files = _read_dir(path, progress) if path.is_dir() else _read_archive(path, progress)
     return _decode(files, source=str(path), progress=progress)
 
   return _cached(_cache_root(cache_dir) / f"{_stem(path)}-{key[:16]}.npz", key, build)
@@ -331,26 +331,31 @@ def _is_image(relpath: str) -> bool:
           and relpath.lower().endswith(IMAGE_SUFFIXES))
 
 
-def _read_dir(path: pathlib.Path) -> dict[str, bytes]:
+def _read_dir(path: pathlib.Path, progress: bool | None) -> dict[str, bytes]:
   files = {}
-  for root, dirs, names in os.walk(path, followlinks=True):
-    dirs[:] = [d for d in dirs if not d.startswith(".")]
-    for name in names:
-      full = os.path.join(root, name)
-      rel = pathlib.Path(full).relative_to(path).as_posix()
-      if _is_image(rel):
-        files[rel] = pathlib.Path(full).read_bytes()
+  with tqdm.tqdm(desc=f"reading {path.name}", unit="file", disable=_no_bar(progress)) as bar:
+    for root, dirs, names in os.walk(path, followlinks=True):
+      dirs[:] = [d for d in dirs if not d.startswith(".")]
+      for name in names:
+        full = os.path.join(root, name)
+        rel = pathlib.Path(full).relative_to(path).as_posix()
+        if _is_image(rel):
+          files[rel] = pathlib.Path(full).read_bytes()
+          bar.update()
   return files
 
 
-def _read_archive(path: pathlib.Path) -> dict[str, bytes]:
+def _read_archive(path: pathlib.Path, progress: bool | None) -> dict[str, bytes]:
   """Reads the image files of a tar archive in one streaming pass (fast for .tar.xz)."""
   files = {}
   try:
     with tarfile.open(path, mode="r|*") as archive:
-      for member in archive:
-        if member.isfile() and _is_image(member.name):
-          files[member.name.removeprefix("./")] = archive.extractfile(member).read()
+      for member in tqdm.tqdm(archive, desc=f"reading {path.name}", unit="file", disable=_no_bar(progress)):
+        name = member.name
+        while name.startswith("./"):
+          name = name[2:]
+        if member.isfile() and _is_image(name):
+          files[name] = archive.extractfile(member).read()
   except (tarfile.TarError, EOFError, OSError) as e:  # OSError covers lzma/zlib errors
     raise ValueError(f"cannot read archive {str(path)!r} (truncated or corrupt?): {e}") from e
   return files

@@ -71,10 +71,11 @@ def folder(tmp_path):
 # Image folders
 
 
-@pytest.mark.parametrize("kind", ["dir", ".tar", ".tar.gz", ".tar.xz"])
-def test_image_folder_loads_every_layout_exactly(folder, tmp_path, kind):
+@pytest.mark.parametrize("kind, arcname", [("dir", None), (".tar", "data"), (".tar.gz", "data"),
+                                           (".tar.xz", "data"), (".tar", "."), (".tar.gz", "")])
+def test_image_folder_loads_every_layout_exactly(folder, tmp_path, kind, arcname):
   src, written = folder
-  path = src if kind == "dir" else make_archive(src, tmp_path / f"ds{kind}")
+  path = src if kind == "dir" else make_archive(src, tmp_path / f"ds{kind}", arcname)
   ds = data.load(str(path), cache_dir=tmp_path / "cache")
   assert ds.class_names == ("cat", "dog", "frog")
   assert ds.num_classes == 3
