@@ -73,9 +73,20 @@ class TrainState(struct.PyTreeNode):
   axis_name: str | None = struct.field(pytree_node=False, default=None)
 
   def checkpoint_items(self) -> dict[str, Any]:
-    """The arrays a checkpoint holds (everything but the constants and the static fields)."""
-    return {"step": self.step, "params": self.params, "batch_stats": self.batch_stats,
-            "opt_state": self.opt_state, "rng": self.rng}
+    """The arrays a checkpoint holds, as host numpy arrays (everything but the constants and static fields).
+
+    Host arrays are written once, by the primary process, on any number of hosts; the PRNG key is stored
+    as its raw key data.
+    """
+    items = {"step": self.step, "params": self.params, "batch_stats": self.batch_stats,
+             "opt_state": self.opt_state, "rng": jax.random.key_data(self.rng)}
+    return jax.tree.map(np.asarray, jax.device_get(items))
+
+  def replace_checkpoint_items(self, items: Mapping[str, Any]) -> TrainState:
+    """This state with the arrays of `items` (as returned by `checkpoint_items`) put back."""
+    items = dict(items)
+    rng = jax.random.wrap_key_data(jnp.asarray(items.pop("rng")), impl=jax.random.key_impl(self.rng))
+    return self.replace(rng=rng, **items)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -142,7 +153,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], lr: jax.Array)
   updates, opt_state = state.tx.update(grads, opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = {"loss": loss, "accuracy": accuracy, "lr": jnp.asarray(lr, jnp.float32),
-             "grad_norm": optax.global_norm(grads)}
+             "grad_norm": optax.tree.norm(grads)}
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state)
   return new_state, metrics
 
@@ -449,9 +460,11 @@ class MetricsWriter:
 
 
 def check_finite(rows: list[dict[str, Any]]) -> None:
-  """Raises FloatingPointError naming the first non-finite metric (and its step)."""
+  """Raises FloatingPointError naming the first non-finite metric (and its step); timings are not checked."""
   for row in rows:
     for name, value in row.items():
+      if name in ("images_per_sec", "wall_time", "epoch"):
+        continue
       if isinstance(value, float) and not math.isfinite(value):
         raise FloatingPointError(f"non-finite {row['split']} metric {name}={value} at step {row['step']}")
 
@@ -474,9 +487,8 @@ def restore_checkpoint(manager, state: TrainState, step: int | None = None) -> T
   """`state` with its arrays replaced by those of the checkpoint at `step` (default: the latest)."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   step = manager.latest_step() if step is None else step
-  target = jax.tree.map(ocp.utils.to_shape_dtype_struct, state.checkpoint_items())
-  items = manager.restore(step, args=ocp.args.StandardRestore(target))
-  return state.replace(**items)
+  items = manager.restore(step, args=ocp.args.StandardRestore(state.checkpoint_items()))
+  return state.replace_checkpoint_items(items)
 
 
 def maybe_initialize_distributed(*, coordinator: str | None = None, num_processes: int | None = None,
@@ -495,8 +507,7 @@ def maybe_initialize_distributed(*, coordinator: str | None = None, num_processe
   coordinator = coordinator or env.get("CLR_COORDINATOR")
   num_processes = num_processes if num_processes is not None else (int(env["CLR_NUM_PROCESSES"]) if "CLR_NUM_PROCESSES" in env else None)
   process_id = process_id if process_id is not None else (int(env["CLR_PROCESS_ID"]) if "CLR_PROCESS_ID" in env else None)
-  if jax.config.jax_platforms in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS", "") == "cpu":
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only affects the CPU backend
   jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
   return True
 
@@ -657,7 +668,8 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
       row = {"step": s, "epoch": s / plan.steps_per_epoch, "split": "train"}
       row.update({k: float(np.asarray(v)[0]) for k, v in m.items()})
       rows.append(row)
-    rows[-1]["images_per_sec"] = rate
+    if math.isfinite(rate):
+      rows[-1]["images_per_sec"] = rate
     rows[-1]["wall_time"] = now - t_start
     pending.clear()
     writer.write(rows)

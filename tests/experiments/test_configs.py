@@ -1,0 +1,174 @@
+"""Configs: every paper row builds, its schedule matches the paper's formulas, overrides are typed."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from experiments import configs
+from experiments import models
+from experiments import train
+
+ALL = [name + (f":{arg}" if arg else "") for name in configs.list_configs()
+       for arg in (configs.config_args(name) or (None,))]
+
+
+def _schedule(name, num_train=50_000, **updates):
+  config = configs.override(configs.get_config(name), updates)
+  plan = train.plan_run(config, num_train=num_train, num_global_devices=1)
+  return train.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch,
+                              total_steps=plan.total_steps), plan
+
+
+def _at(schedule, steps):
+  return np.array([float(schedule(s)) for s in steps])
+
+
+def test_every_paper_row_has_a_config():
+  names = set(configs.list_configs())
+  assert {"default", "table1_fixed", "table1_triangular2", "table1_decay", "table1_exp", "table1_exp_range",
+          "table2_staged", "table3_nesterov", "table3_adam", "table3_rmsprop", "table3_adagrad",
+          "table3_adadelta", "fig6_bn_sigmoid", "table4_resnet", "table4_sd_resnet", "table4_densenet",
+          "one_cycle_resnet56"} <= names
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_config_builds_schedule_optimizer_and_names_a_model(name):
+  config = configs.get_config(name)
+  assert config.model.name in models.MODELS
+  assert config.paper, "every config says what the paper reports"
+  schedule, plan = _schedule(name)
+  values = _at(schedule, [0, plan.total_steps // 3, plan.total_steps - 1])
+  assert np.all(np.isfinite(values)) and np.all(values > 0)
+  tx = train.build_optimizer(config.optim, config.model.name)
+  params = {"conv1": {"kernel": np.ones((3, 3, 3, 2), np.float32), "bias": np.zeros(2, np.float32)}}
+  state = tx.init(params)
+  assert "learning_rate" in state.hyperparams
+
+
+def test_table1_schedules_follow_the_paper():
+  fixed, plan = _schedule("table1_fixed")
+  assert plan.total_steps == 70_000 and plan.steps_per_epoch == 500
+  np.testing.assert_allclose(_at(fixed, [0, 59_999, 60_000, 64_999, 65_000, 69_999]),
+                             [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5], rtol=1e-5)
+  tri2, plan = _schedule("table1_triangular2")
+  assert plan.total_steps == 25_000
+  # Cycle 1 peaks at 0.006 at step 2000; cycle 2's amplitude is halved (peak 0.0035 at step 6000).
+  np.testing.assert_allclose(_at(tri2, [0, 1000, 2000, 3000, 4000, 6000, 10_000]),
+                             [0.001, 0.0035, 0.006, 0.0035, 0.001, 0.0035, 0.001 + 0.005 / 4], rtol=1e-5)
+  decay, plan = _schedule("table1_decay")
+  np.testing.assert_allclose(_at(decay, [0, 2000, 4000, 20_000]), [0.007, 0.004, 0.001, 0.001], rtol=1e-5)
+  exp, plan = _schedule("table1_exp")
+  steps = np.array([0, 1000, 30_000, 69_999])
+  np.testing.assert_allclose(_at(exp, steps), 0.001 * 0.99994 ** steps.astype(np.float64), rtol=1e-4)
+  exp_range, plan = _schedule("table1_exp_range")
+  assert plan.total_steps == 42_000
+  steps = np.array([0, 1000, 2000, 5000, 30_000])
+  x = np.abs(steps / 2000 - 2 * np.floor(1 + steps / 4000) + 1)
+  want = 0.001 + 0.005 * np.maximum(0, 1 - x) * 0.99994 ** steps.astype(np.float64)
+  np.testing.assert_allclose(_at(exp_range, steps), want, rtol=1e-4)
+
+
+def test_table2_stages_restart_their_cycles():
+  staged, plan = _schedule("table2_staged")
+  assert plan.total_steps == 25_000
+  np.testing.assert_allclose(
+      _at(staged, [0, 2000, 4000, 16_000, 17_000, 18_000, 22_000, 22_500, 23_000]),
+      [0.001, 0.009, 0.001, 0.0001, 0.0003, 0.0001, 0.00001, 0.00002, 0.00001], rtol=1e-5)
+
+
+def test_one_cycle_resnet56_three_phases():
+  schedule, plan = _schedule("one_cycle_resnet56")
+  assert plan.steps_per_epoch == 50_000 // 512 and plan.total_steps == 95 * plan.steps_per_epoch
+  total = plan.total_steps
+  peak = round(total * 41 / 95)
+  np.testing.assert_allclose(_at(schedule, [0, peak, 2 * peak, total]), [0.08, 0.8, 0.08, 0.008], rtol=2e-3)
+
+
+@pytest.mark.parametrize("module,bounds", [("table4_resnet", (0.1, 0.3)), ("table4_sd_resnet", (0.1, 0.3)),
+                                           ("table4_densenet", (0.1, 0.2))])
+def test_table4_rows(module, bounds):
+  for lr in ("0.1", "0.2", "0.3"):
+    schedule, plan = _schedule(f"{module}:{lr}")
+    drops = [configs.resolve_duration(d, steps_per_epoch=plan.steps_per_epoch) for d in
+             configs.get_config(f"{module}:{lr}").schedule.drop_at]
+    np.testing.assert_allclose(_at(schedule, [0, drops[0] - 1, drops[0], drops[1]]),
+                               [float(lr), float(lr), float(lr) / 10, float(lr) / 100], rtol=1e-5)
+  schedule, plan = _schedule(f"{module}:clr")
+  half = plan.total_steps // 20  # a cycle is a tenth of the run
+  np.testing.assert_allclose(_at(schedule, [0, half, 2 * half]), [bounds[0], bounds[1], bounds[0]], rtol=1e-4)
+
+
+def test_override_types_follow_the_fields():
+  config = configs.get_config("default")
+  new = configs.override(config, configs.parse_overrides([
+      "schedule.max_lr=0.01", "train.batch_size=64", "data.augment=false", "data.train_size=500",
+      "schedule.drop_at=100,200", "schedule.stage_base_lrs=0.1,0.01", "train.num_devices=none",
+      "train.num_steps=3ep"]))
+  assert new.schedule.max_lr == 0.01 and isinstance(new.schedule.max_lr, float)
+  assert new.train.batch_size == 64 and isinstance(new.train.batch_size, int)
+  assert new.data.augment is False and new.data.train_size == 500
+  assert new.schedule.drop_at == ("100", "200") and new.schedule.stage_base_lrs == (0.1, 0.01)
+  assert new.train.num_devices is None and new.train.num_steps == "3ep"
+  assert config.schedule.max_lr == 0.006, "the original is unchanged"
+  assert configs.override(config, {"schedule.max_lr": 1}).schedule.max_lr == 1.0
+  assert configs.override(config, {"schedule.drop_at": ""}).schedule.drop_at == ()
+
+
+@pytest.mark.parametrize("updates,error,match", [
+    ({"optim.max_lr": "0.1"}, KeyError, "OptimConfig has name, momentum"),
+    ({"schedule": "x"}, KeyError, "is a section"),
+    ({"schedule.max_lr": "fast"}, ValueError, "schedule.max_lr takes a number, got text='fast'"),
+    ({"train.batch_size": "1.5"}, ValueError, "train.batch_size takes an integer"),
+    ({"data.augment": "maybe"}, ValueError, "data.augment takes a boolean"),
+    ({"train.batch_size": 1.5}, TypeError, "train.batch_size takes a int"),
+])
+def test_override_errors_name_the_field(updates, error, match):
+  with pytest.raises(error, match=match):
+    configs.override(configs.get_config("default"), updates)
+
+
+def test_parse_overrides_requires_key_value():
+  with pytest.raises(ValueError, match="key=value"):
+    configs.parse_overrides(["train.num_steps"])
+
+
+def test_unknown_config_lists_the_known_ones():
+  with pytest.raises(ValueError, match="table1_exp"):
+    configs.get_config("table9")
+  with pytest.raises(ValueError, match="table4_resnet takes one of"):
+    configs.get_config("table4_resnet:0.5")
+
+
+@pytest.mark.parametrize("spec,want", [("2000", 2000), (2000, 2000), ("8ep", 4000), ("0.5ep", 250),
+                                       ("8epochs", 4000), ("5%", 3500), ("2000steps", 2000)])
+def test_resolve_duration(spec, want):
+  assert configs.resolve_duration(spec, steps_per_epoch=500, total_steps=70_000) == want
+
+
+@pytest.mark.parametrize("spec", ["soon", "-3", "5%%", "nan"])
+def test_resolve_duration_rejects_nonsense(spec):
+  with pytest.raises(ValueError, match="duration"):
+    configs.resolve_duration(spec, steps_per_epoch=500, total_steps=100)
+
+
+def test_plan_run_checks_batch_and_devices():
+  config = configs.get_config("default")
+  with pytest.raises(ValueError, match="divisible by the number of devices"):
+    train.plan_run(config, num_train=1000, num_global_devices=3)
+  with pytest.raises(ValueError, match="smaller than train.batch_size"):
+    train.plan_run(config, num_train=50, num_global_devices=1)
+  with pytest.raises(ValueError, match="train.num_steps"):
+    train.plan_run(configs.override(config, {"train.num_steps": "5%"}), num_train=1000, num_global_devices=1)
+
+
+def test_every_field_is_commented():
+  import inspect
+  for cls in (configs.DataConfig, configs.ModelConfig, configs.OptimConfig, configs.ScheduleConfig,
+              configs.TrainConfig, configs.Config):
+    lines = inspect.getsource(cls).splitlines()
+    for field in dataclasses.fields(cls):
+      index = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{field.name}:"))
+      above = lines[index - 1].strip()
+      # A comment right above, or the field continues a commented group (e.g. b1/b2).
+      assert above.startswith("#") or lines[index - 1].strip().split(":")[0].isidentifier(), field.name
