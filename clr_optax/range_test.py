@@ -139,43 +139,65 @@ class OptaxState(NamedTuple):
   opt_state: Any
 
 
-def _optax_train_step(loss_fn: Callable[..., Any], optimizer: OptimizerFactory | optax.GradientTransformation,
-                      ) -> tuple[TrainStep, Callable[[Any, float], OptaxState]]:
-  """``(train_step, init)`` for a ``loss_fn(params, batch)`` and an optimizer factory."""
+@dataclasses.dataclass(frozen=True)
+class _OptaxStep:
+  """``train_step(state, batch, lr)`` for a ``loss_fn(params, batch)`` and an optimizer factory.
 
-  def build(lr):
-    if isinstance(optimizer, optax.GradientTransformation):
-      return optimizer
-    return optimizer(lr)
+  A hashable value (equal for equal ``loss_fn`` and ``optimizer``), so that repeated range tests reuse
+  their compiled programs.
+  """
+  loss_fn: Callable[..., Any]
+  optimizer: OptimizerFactory | optax.GradientTransformation
 
-  def set_lr(opt_state, lr):
+  def build(self, lr):
+    if isinstance(self.optimizer, optax.GradientTransformation):
+      return self.optimizer
+    return self.optimizer(lr)
+
+  def set_lr(self, opt_state, lr):
     # An inject_hyperparams state keeps its learning rate in the state: overwrite it.
     hyper = getattr(opt_state, "hyperparams", None)
     if isinstance(hyper, Mapping) and "learning_rate" in hyper:
       hyper = dict(hyper)
       hyper["learning_rate"] = jnp.asarray(lr, jnp.asarray(hyper["learning_rate"]).dtype)
       return opt_state._replace(hyperparams=hyper)
-    if isinstance(optimizer, optax.GradientTransformation):
+    if isinstance(self.optimizer, optax.GradientTransformation):
       raise TypeError("optimizer must be a factory learning_rate -> GradientTransformation (optax.adam, "
                       "functools.partial(optax.sgd, momentum=0.9)) or a GradientTransformation built with "
-                      f"optax.inject_hyperparams whose state holds a learning_rate, got {optimizer=}")
+                      f"optax.inject_hyperparams whose state holds a learning_rate, got {self.optimizer=}")
     return opt_state
 
-  def init(params, lr):
-    return OptaxState(params, build(jnp.float32(lr)).init(params))
+  def init(self, params, lr):
+    return OptaxState(params, self.build(lr).init(params))
 
-  def train_step(state, batch, lr):
-    if isinstance(jax.eval_shape(loss_fn, state.params, batch), tuple):
-      (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+  def __call__(self, state, batch, lr):
+    if isinstance(jax.eval_shape(self.loss_fn, state.params, batch), tuple):
+      (loss, aux), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(state.params, batch)
     else:
-      loss, grads = jax.value_and_grad(loss_fn)(state.params, batch)
+      loss, grads = jax.value_and_grad(self.loss_fn)(state.params, batch)
       aux = {}
-    tx = build(lr)
-    opt_state = set_lr(state.opt_state, lr)
-    updates, opt_state = tx.update(grads, opt_state, state.params)
+    opt_state = self.set_lr(state.opt_state, lr)
+    updates, opt_state = self.build(lr).update(grads, opt_state, state.params)
     return OptaxState(optax.apply_updates(state.params, updates), opt_state), {"loss": loss, **aux}
 
-  return train_step, init
+
+@dataclasses.dataclass(frozen=True)
+class _Init:
+  """Makes a run's initial state from its key: ``fn(key)`` when given, else the ``state`` argument."""
+  fn: Callable[[jax.Array], Any] | None
+  optax_step: _OptaxStep | None
+
+  def __call__(self, key, given, lr0):
+    state = self.fn(key) if self.fn is not None else given
+    return self.optax_step.init(state, lr0) if self.optax_step is not None else state
+
+
+def _identity(state):
+  return state
+
+
+def _params_of(state):
+  return state.params
 
 
 class _Carry(NamedTuple):
@@ -262,8 +284,8 @@ def _as_metrics(out: Any, name: str) -> dict[str, jax.Array]:
 class _Sweep:
   """Everything static about a sweep; its methods are the traced pieces."""
   train_step: TrainStep
-  lrs: np.ndarray            # float32 [padded steps]
   num_steps: int
+  padded: int                # num_steps rounded up to whole chunks; the extra steps are masked
   batch_size: int
   smoothing: float
   divergence_factor: float | None
@@ -302,9 +324,9 @@ class _Sweep:
               "masked": ~keep, "metrics": {k: jnp.where(keep, v, nan) for k, v in metrics.items()}}
     return new_carry, record
 
-  def chunk(self, carry: _Carry, data: Any, idx_all: jax.Array, length: int, unroll: bool):
+  def chunk(self, carry: _Carry, data: Any, lrs_all: jax.Array, idx_all: jax.Array, length: int, unroll: bool):
     """``length`` steps from ``carry.step`` on (a ``lax.scan``, fully unrolled when ``unroll``)."""
-    lrs = lax.dynamic_slice_in_dim(jnp.asarray(self.lrs), carry.step, length)
+    lrs = lax.dynamic_slice_in_dim(lrs_all, carry.step, length)
     idx = lax.dynamic_slice_in_dim(idx_all, carry.step, length)
     return lax.scan(lambda c, x: self.step(c, data, *x), carry, (lrs, idx), unroll=True if unroll else 1)
 
@@ -371,8 +393,18 @@ def make_range_test(
   spec = _make_spec(train_step, batch_size=batch_size, num_steps=num_steps, min_lr=min_lr, max_lr=max_lr,
                     mode=mode, smoothing=smoothing, divergence_factor=divergence_factor, eval_fn=eval_fn,
                     eval_every=eval_every, axis_name=axis_name, block=eval_every or num_steps,
-                    eval_arg=lambda s: s)
-  return functools.partial(_scan_sweep, spec, eval_every or num_steps, mode)
+                    eval_arg=_identity)
+  lrs = _padded_lrs(min_lr, max_lr, num_steps, mode, spec.padded)
+
+  def sweep(state: Any, data: Any, key: jax.Array) -> RangeTestResult:
+    return _scan_sweep(spec, eval_every or num_steps, mode, jnp.asarray(lrs), state, data, key)
+
+  return sweep
+
+
+def _padded_lrs(min_lr, max_lr, num_steps, mode, padded) -> np.ndarray:
+  lrs = learning_rates(min_lr, max_lr, num_steps, mode)
+  return np.concatenate([lrs, np.full(padded - num_steps, lrs[-1])]).astype(np.float32)
 
 
 def _make_spec(train_step, *, batch_size, num_steps, min_lr, max_lr, mode, smoothing, divergence_factor,
@@ -388,10 +420,7 @@ def _make_spec(train_step, *, batch_size, num_steps, min_lr, max_lr, mode, smoot
     raise ValueError(f"eval_fn and eval_every go together, got {eval_fn=}, {eval_every=}")
   if eval_every is not None and not (isinstance(eval_every, (int, np.integer)) and 1 <= eval_every <= num_steps):
     raise ValueError(f"eval_every must be an int in [1, num_steps], got {eval_every=}, {num_steps=}")
-  padded = -(-num_steps // block) * block
-  lrs = learning_rates(min_lr, max_lr, num_steps, mode)
-  lrs = np.concatenate([lrs, np.full(padded - num_steps, lrs[-1])]).astype(np.float32)
-  return _Sweep(train_step=train_step, lrs=lrs, num_steps=num_steps, batch_size=batch_size, smoothing=smoothing,
+  return _Sweep(train_step=train_step, num_steps=num_steps, padded=-(-num_steps // block) * block, batch_size=batch_size, smoothing=smoothing,
                 divergence_factor=divergence_factor, eval_fn=eval_fn, eval_arg=eval_arg, axis_name=axis_name)
 
 
@@ -405,17 +434,18 @@ def _num_examples(data: Any, batch_size: int) -> int:
   return n
 
 
-def _scan_sweep(spec: _Sweep, block: int, mode: str, state: Any, data: Any, key: jax.Array) -> RangeTestResult:
+def _scan_sweep(spec: _Sweep, block: int, mode: str, lrs: jax.Array, state: Any, data: Any,
+                key: jax.Array) -> RangeTestResult:
   n = _num_examples(data, spec.batch_size)
-  idx = _batch_indices(key, n, spec.batch_size, len(spec.lrs))
+  idx = _batch_indices(key, n, spec.batch_size, spec.padded)
   carry = _init_carry(state)
-  num_blocks = len(spec.lrs) // block
+  num_blocks = spec.padded // block
   if spec.eval_fn is None:
-    carry, records = spec.chunk(carry, data, idx, len(spec.lrs), unroll=False)
+    carry, records = spec.chunk(carry, data, lrs, idx, spec.padded, unroll=False)
     eval_step, eval_metrics = jnp.zeros((0,), jnp.int32), {}
   else:
     def outer(c, _):
-      c, r = spec.chunk(c, data, idx, block, unroll=False)
+      c, r = spec.chunk(c, data, lrs, idx, block, unroll=False)
       return c, (r, spec.evaluate(c))
     carry, (records, (eval_step, eval_metrics)) = lax.scan(outer, carry, None, length=num_blocks)
     records = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), records)
@@ -513,17 +543,18 @@ def range_test(
       raise ValueError("train_step needs state (an initial state, or a function key -> state), got state=None")
     if params is not None or optimizer is not None:
       raise ValueError("params and optimizer go with loss_fn; with train_step put them in state")
-    make_state = state if callable(state) else (lambda _: state)
-    eval_arg = lambda s: s  # noqa: E731
+    init = _Init(state if callable(state) else None, None)
+    given = None if callable(state) else state
+    eval_arg = _identity
   else:
     if params is None or optimizer is None:
       raise ValueError(f"loss_fn needs params and optimizer, got {params=}, {optimizer=}")
     if state is not None:
       raise ValueError("state goes with train_step; with loss_fn give params")
-    train_step, init = _optax_train_step(loss_fn, optimizer)
-    make_params = params if callable(params) else (lambda _: params)
-    make_state = lambda k: init(make_params(k), min_lr)  # noqa: E731
-    eval_arg = lambda s: s.params  # noqa: E731
+    train_step = _OptaxStep(loss_fn, optimizer)
+    init = _Init(params if callable(params) else None, train_step)
+    given = None if callable(params) else params
+    eval_arg = _params_of
   if method not in METHODS:
     raise ValueError(f"method must be one of {METHODS}, got {method=}")
   if not (isinstance(num_runs, (int, np.integer)) and num_runs >= 1):
@@ -546,7 +577,7 @@ def range_test(
   if method == "auto":
     method = "scan"
     if jax.default_backend() == "cpu":
-      probe_state = jax.eval_shape(make_state, run_keys[0])
+      probe_state = jax.eval_shape(init, run_keys[0], given, jnp.float32(min_lr))
       probe_batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype), data)
       if _contains_convolution(train_step, probe_state, probe_batch, jnp.float32(min_lr)):
         method = "chunked"
@@ -559,48 +590,71 @@ def range_test(
   spec = _make_spec(train_step, batch_size=batch_size, num_steps=num_steps, min_lr=min_lr, max_lr=max_lr,
                     mode=mode, smoothing=smoothing, divergence_factor=divergence_factor, eval_fn=eval_fn,
                     eval_every=eval_every, axis_name=None, block=block, eval_arg=eval_arg)
-
-  def start(k):
-    init_key, shuffle_key = jax.random.split(k)
-    return _init_carry(make_state(init_key)), _batch_indices(shuffle_key, num_examples, batch_size, len(spec.lrs))
-
-  def runs(fn, in_axes):
-    """``fn`` over all runs: vmapped when there are several, with a run axis added either way."""
-    if num_runs > 1:
-      return jax.vmap(fn, in_axes=in_axes)
-    def single(*args):
-      args = [a if ax is None else jax.tree.map(lambda x: x[0], a) for a, ax in zip(args, in_axes)]
-      return jax.tree.map(lambda x: x[None], fn(*args))
-    return single
+  lrs = jnp.asarray(_padded_lrs(min_lr, max_lr, num_steps, mode, spec.padded))
+  programs = _programs(spec, method, block, num_runs > 1, init)
 
   if method == "scan":
-    def range_test_sweep(keys, data):
-      def one(k, data):
-        init_key, shuffle_key = jax.random.split(k)
-        return _scan_sweep(spec, block, mode, make_state(init_key), data, shuffle_key)
-      return runs(one, (0, None))(keys, data)
-    return jax.jit(range_test_sweep)(run_keys, data)
+    return programs.sweep(run_keys, data, lrs, given, mode)
 
-  # The chunked method: one compiled chunk, dispatched asynchronously by this loop.
-  def range_test_start(keys):
-    return runs(start, (0,))(keys)
-
-  def range_test_chunk(carry, data, idx):
-    return runs(lambda c, d, i: spec.chunk(c, d, i, block, unroll=True), (0, None, 0))(carry, data, idx)
-
-  carry, idx = jax.jit(range_test_start)(run_keys)
-  chunk = jax.jit(range_test_chunk, donate_argnums=0)
-  evaluate = jax.jit(runs(spec.evaluate, (0,))) if eval_fn is not None else None
+  # The chunked method: one compiled chunk, dispatched by this loop, which never waits for the device.
+  carry, idx = programs.start(run_keys, given, lrs, num_examples)
   records, evals = [], []
-  num_chunks = len(spec.lrs) // block
+  num_chunks = spec.padded // block
   for i in range(num_chunks):
-    carry, rec = chunk(carry, data, idx)
+    carry, rec = programs.chunk(carry, data, lrs, idx)
     records.append(rec)
-    if evaluate is not None and ((i + 1) * block % eval_every == 0 or i == num_chunks - 1):
-      evals.append(evaluate(carry))
+    if eval_fn is not None and ((i + 1) * block % eval_every == 0 or i == num_chunks - 1):
+      evals.append(programs.evaluate(carry))
   records = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *records)
   if evals:
     eval_step, eval_metrics = jax.tree.map(lambda *xs: jnp.stack(xs, axis=1), *evals)
   else:
     eval_step, eval_metrics = jnp.zeros((num_runs, 0), jnp.int32), {}
   return spec.result(carry.diverged_step, records, eval_step, eval_metrics, mode)
+
+
+class _Programs(NamedTuple):
+  sweep: Callable[..., Any] | None
+  start: Callable[..., Any] | None
+  chunk: Callable[..., Any] | None
+  evaluate: Callable[..., Any] | None
+
+
+def _over_runs(fn: Callable[..., Any], in_axes: tuple[int | None, ...], several: bool) -> Callable[..., Any]:
+  """``fn`` over the leading run axis: vmapped for several runs, else on the one run (axis kept)."""
+  if several:
+    return jax.vmap(fn, in_axes=in_axes)
+
+  def single(*args):
+    args = [a if ax is None else jax.tree.map(lambda x: x[0], a) for a, ax in zip(args, in_axes)]
+    return jax.tree.map(lambda x: x[None], fn(*args))
+  return single
+
+
+@functools.lru_cache(maxsize=16)
+def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init) -> _Programs:
+  """The jitted functions of a sweep, cached: a repeated range test with the same step, initializer and
+  settings (the learning rates may differ) reuses them without compiling again."""
+
+  def start(k, given, lrs, num_examples):
+    init_key, shuffle_key = jax.random.split(k)
+    return _init_carry(init(init_key, given, lrs[0])), _batch_indices(shuffle_key, num_examples,
+                                                                      spec.batch_size, spec.padded)
+
+  if method == "scan":
+    def range_test_sweep(keys, data, lrs, given, mode):
+      def one(k, data, lrs, given):
+        init_key, shuffle_key = jax.random.split(k)
+        return _scan_sweep(spec, block, mode, lrs, init(init_key, given, lrs[0]), data, shuffle_key)
+      return _over_runs(one, (0, None, None, None), several)(keys, data, lrs, given)
+    return _Programs(jax.jit(range_test_sweep, static_argnums=4), None, None, None)
+
+  def range_test_start(keys, given, lrs, num_examples):
+    return _over_runs(lambda k: start(k, given, lrs, num_examples), (0,), several)(keys)
+
+  def range_test_chunk(carry, data, lrs, idx):
+    return _over_runs(lambda c, i: spec.chunk(c, data, lrs, i, block, unroll=True), (0, 0), several)(carry, idx)
+
+  evaluate = jax.jit(_over_runs(spec.evaluate, (0,), several)) if spec.eval_fn is not None else None
+  return _Programs(None, jax.jit(range_test_start, static_argnums=3), jax.jit(range_test_chunk, donate_argnums=0),
+                   evaluate)

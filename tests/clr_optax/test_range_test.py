@@ -126,13 +126,21 @@ def test_runs_equal_separate_runs_and_compile_once(method):
             max_lr=1.0, mode="exponential", method=method, chunk_size=2,
             eval_fn=lambda w: jnp.sum(w ** 2), eval_every=6)
   compiles = []
-  jax.monitoring.register_event_duration_secs_listener(
-      lambda event, _, **info: compiles.append(info.get("fun_name", ""))
-      if event == "/jax/core/compile/backend_compile_duration" else None)
-  together = clr_optax.range_test(data, key=keys, **kw)
+
+  def listen(event, _, **info):
+    if event == "/jax/core/compile/backend_compile_duration":
+      compiles.append(info.get("fun_name", ""))
+
+  jax.monitoring.register_event_duration_secs_listener(listen)
+  try:
+    together = clr_optax.range_test(data, key=keys, **kw)
+    again = clr_optax.range_test(data, key=keys[::-1], **{**kw, "max_lr": 2.0})  # cached: no new compile
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listen)
   sweeps = [name for name in compiles if "range_test_sweep" in name or "range_test_chunk" in name]
   assert len(sweeps) == 1, compiles
   assert together.loss.shape == (2, 20) and together.eval_metrics["value"].shape == (2, 4)
+  np.testing.assert_allclose(again.lr[0, -1], 2.0, rtol=1e-6)
   for i in range(2):
     alone = clr_optax.range_test(data, key=keys[i:i + 1], **kw)
     for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(together)):
@@ -238,19 +246,20 @@ def test_bad_arguments_are_named():
     clr_optax.range_test(data, **kw, divergence_factor=0.5)
 
 
+@pytest.mark.slow  # about a minute on 2 CPU cores (the loading is cached; most of it is the convnet)
 def test_cifar10_smoke(cifar10_archive, tmp_path):
   """A small convnet on a few hundred real CIFAR-10 images: the sweep runs, finds bounds, plots."""
   data_lib = pytest.importorskip("experiments.data")
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
 
   ds = data_lib.stratified_subset(data_lib.load_image_folder(cifar10_archive),
-                                  train_size=500, test_size=200, seed=0)
+                                  train_size=400, test_size=200, seed=0)
 
   class SmallConvNet(nn.Module):
     @nn.compact
     def __call__(self, x):
+      x = nn.max_pool(nn.relu(nn.Conv(8, (3, 3))(x)), (2, 2), (2, 2))
       x = nn.max_pool(nn.relu(nn.Conv(16, (3, 3))(x)), (2, 2), (2, 2))
-      x = nn.max_pool(nn.relu(nn.Conv(32, (3, 3))(x)), (2, 2), (2, 2))
       return nn.Dense(10)(x.reshape(x.shape[0], -1))
 
   net = SmallConvNet()
@@ -269,9 +278,9 @@ def test_cifar10_smoke(cifar10_archive, tmp_path):
   result = clr_optax.range_test(
       {"image": ds.train_images, "label": ds.train_labels}, loss_fn=loss_fn,
       params=lambda k: net.init(k, test_x[:1]), optimizer=functools.partial(optax.sgd, momentum=0.9),
-      batch_size=50, num_steps=40, min_lr=1e-3, max_lr=3.0, mode="exponential", eval_fn=held_out,
-      eval_every=10, num_runs=2)
-  assert result.loss.shape == (2, 40)
+      batch_size=40, num_steps=30, min_lr=1e-3, max_lr=3.0, mode="exponential", eval_fn=held_out,
+      eval_every=5, num_runs=2)
+  assert result.loss.shape == (2, 30)
   live = ~np.asarray(result.masked)
   assert live[:, :8].all() and np.isfinite(np.asarray(result.loss)[live]).all()
   s = result.suggest()

@@ -1,0 +1,211 @@
+"""How fast is the compiled range test? Against a Python loop of jitted steps and against plain training.
+
+Same data (uint8 images, 32x32x3; random by default, or ``--data`` an image-folder dataset), batch 100,
+100 and 1,000 steps, two models: a dispatch-bound small MLP and the compute-bound Caffe ``cifar10_quick``
+convnet. Each model is timed three ways, every one end to end from a fresh jit (compilation included):
+
+* sweep: ``clr_optax.range_test`` (its automatic method: one ``lax.scan``, or on XLA:CPU for the convnet
+  a host loop of compiled chunks);
+* (a) loop: a Python loop calling a jitted step once per learning rate and reading the loss back each
+  step to smooth it and test for divergence on the host (how fastai and pytorch-lr-finder work);
+* (b) plain: the same number of training steps with no range-test bookkeeping, run the way the sweep runs
+  (one ``lax.scan``, or a Python loop of jitted steps that never waits for the device).
+
+Each is then run again with a new seed: compiled programs are reused (``range_test`` caches them), so that
+second run is the steady state, reported per step. Then K = 8 seeds vmapped in one sweep against 8
+sequential sweeps (compiled once).
+
+  python -m experiments.benchmarks.range_test_speed            # CPU: about 30 min on 2 cores
+  python -m experiments.benchmarks.range_test_speed --quick    # 20 and 60 steps, K = 4: a few minutes
+  python -m experiments.benchmarks.range_test_speed --models mlp
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import linen as nn
+
+import clr_optax
+from experiments.models import create_model
+
+BATCH = 100
+MIN_LR, MAX_LR = 1e-4, 1.0
+
+
+class SmallMLP(nn.Module):
+  """The dispatch-bound model: 8x8-pooled image -> 32 -> 10 (a few microseconds of arithmetic per step)."""
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    del train
+    x = nn.avg_pool(x, (4, 4), (4, 4)).reshape(x.shape[0], -1)
+    return nn.Dense(10)(nn.relu(nn.Dense(32)(x)))
+
+
+def _model(name):
+  return SmallMLP() if name == "mlp" else create_model("cifar10_quick")
+
+
+def _make(name):
+  """(init(key) -> state, train_step(state, batch, lr) -> (state, metrics)) for one model."""
+  model = _model(name)
+  tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.0, momentum=0.9)
+
+  def init(key):
+    params = model.init(key, jnp.zeros((1, 32, 32, 3)))["params"]
+    return {"params": params, "opt": tx.init(params)}
+
+  def train_step(state, batch, lr):
+    x = batch["image"].astype(jnp.float32) / 255.0 - 0.5
+
+    def loss_fn(p):
+      logits = model.apply({"params": p}, x, train=True)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean(), logits
+
+    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    opt = state["opt"]._replace(hyperparams={**state["opt"].hyperparams, "learning_rate": lr})
+    updates, opt = tx.update(grads, opt, state["params"])
+    return ({"params": optax.apply_updates(state["params"], updates), "opt": opt},
+            {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])})
+
+  return init, train_step
+
+
+def _timed(fn):
+  t0 = time.perf_counter()
+  out = fn()
+  jax.block_until_ready(out)
+  return time.perf_counter() - t0, out
+
+
+def sweep_runner(name, data, steps, **kw):
+  """A function key -> seconds for one range test; the first call compiles, later calls reuse it."""
+  init, step = _make(name)
+  return lambda key: _timed(lambda: clr_optax.range_test(
+      data, train_step=step, state=init, key=key, batch_size=BATCH, num_steps=steps, min_lr=MIN_LR,
+      max_lr=MAX_LR, mode="exponential", **kw).loss)[0]
+
+
+def loop_runner(name, data, steps):
+  """(a): one jitted step per learning rate from Python, the loss read back and checked each step."""
+  init, step = _make(name)
+  n = len(data["label"])
+
+  @jax.jit
+  def jstep(state, data, perm, i, lr):
+    idx = jax.lax.dynamic_slice_in_dim(perm, (i % (n // BATCH)) * BATCH, BATCH)
+    return step(state, jax.tree.map(lambda x: x[idx], data), lr)
+
+  jinit = jax.jit(init)
+
+  def go(key):
+    state = jinit(key)
+    perm = jax.random.permutation(key, n)
+    lrs = clr_optax.learning_rates(MIN_LR, MAX_LR, steps, "exponential")
+    avg, best = 0.0, math.inf
+    for i, lr in enumerate(lrs):
+      state, metrics = jstep(state, data, perm, i, np.float32(lr))
+      loss = float(metrics["loss"])  # the host sync the finders make every step
+      avg = 0.98 * avg + 0.02 * loss
+      smooth = avg / (1 - 0.98 ** (i + 1))
+      if not math.isfinite(loss) or smooth > 4 * best:
+        break
+      best = min(best, smooth)
+    return state
+
+  return lambda key: _timed(lambda: go(key))[0]
+
+
+def plain_runner(name, data, steps, method):
+  """(b): the same training steps, executed the way the sweep executes them, without its bookkeeping."""
+  init, step = _make(name)
+  n = len(data["label"])
+  lrs = jnp.asarray(clr_optax.learning_rates(MIN_LR, MAX_LR, steps, "exponential"), jnp.float32)
+
+  def body(state, data, perm, i):
+    idx = jax.lax.dynamic_slice_in_dim(perm, (i % (n // BATCH)) * BATCH, BATCH)
+    return step(state, jax.tree.map(lambda x: x[idx], data), lrs[i])[0]
+
+  if method == "scan":
+    @jax.jit
+    def whole(key, data):
+      state, perm = init(key), jax.random.permutation(key, n)
+      return jax.lax.fori_loop(0, steps, lambda i, s: body(s, data, perm, i), state)
+    return lambda key: _timed(lambda: whole(key, data))[0]
+
+  jbody, jinit = jax.jit(body, donate_argnums=0), jax.jit(init)
+
+  def go(key):
+    state, perm = jinit(key), jax.random.permutation(key, n)
+    for i in range(steps):
+      state = jbody(state, data, perm, i)
+    return state
+
+  return lambda key: _timed(lambda: go(key))[0]
+
+
+def _uses_chunks(name) -> bool:
+  return jax.default_backend() == "cpu" and name != "mlp"
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--quick", action="store_true", help="20 and 60 steps, K = 4 seeds")
+  parser.add_argument("--models", default="mlp,convnet", help="comma-separated: mlp, convnet")
+  parser.add_argument("--data", default=None, help="an image-folder dataset (default: random uint8 images)")
+  parser.add_argument("--examples", type=int, default=5000, help="training examples kept on the device")
+  parser.add_argument("--chunk-size", type=int, default=1, help="steps per compiled chunk (chunked method)")
+  args = parser.parse_args(argv)
+  short, long_, seeds = (20, 60, 4) if args.quick else (100, 1000, 8)
+
+  if args.data:
+    from experiments import data as data_lib  # pylint: disable=g-import-not-at-top
+    ds = data_lib.stratified_subset(data_lib.load(args.data), train_size=args.examples, test_size=10, seed=0)
+    images, labels = ds.train_images, ds.train_labels
+  else:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (args.examples, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, args.examples).astype(np.int32)
+  data = jax.device_put({"image": images, "label": labels})
+  key = jax.random.key(0)
+  print(f"jax {jax.__version__}, backend {jax.default_backend()}, {jax.devices()[0].device_kind}; "
+        f"{len(labels)} examples on the device, batch {BATCH}")
+
+  for name in args.models.split(","):
+    method = "chunked" if _uses_chunks(name) else "scan"
+    kw = {"chunk_size": args.chunk_size}
+    print(f"\n== {name} (sweep method: {method}"
+          f"{f', chunk_size {args.chunk_size}' if method == 'chunked' else ''}) ==")
+    keys = jax.random.split(key, 2)
+    for steps in (short, long_):
+      e2e, per = {}, {}
+      for what, make in [("sweep", lambda: sweep_runner(name, data, steps, **kw)),
+                         ("loop", lambda: loop_runner(name, data, steps)),
+                         ("plain", lambda: plain_runner(name, data, steps, method))]:
+        run = make()
+        e2e[what] = run(keys[0])                    # compiles
+        per[what] = run(keys[1]) / steps * 1e3      # compiled already: the steady state
+      print(f"{steps:5d} steps  end to end (s), compile included: sweep {e2e['sweep']:7.2f}  (a) loop "
+            f"{e2e['loop']:7.2f}  (b) plain {e2e['plain']:7.2f}  |  (a)/sweep {e2e['loop'] / e2e['sweep']:6.2f}x  "
+            f"sweep/(b) {e2e['sweep'] / e2e['plain']:5.3f}")
+      print(f"{steps:5d} steps  steady state (ms/step):       sweep {per['sweep']:7.3f}  (a) loop "
+            f"{per['loop']:7.3f}  (b) plain {per['plain']:7.3f}  |  (a)/sweep {per['loop'] / per['sweep']:6.2f}x  "
+            f"sweep/(b) {per['sweep'] / per['plain']:5.3f}")
+
+    together = sweep_runner(name, data, short, **kw)(jax.random.split(key, seeds))
+    one = sweep_runner(name, data, short, **kw)
+    apart = sum(one(jax.random.split(k, 1)) for k in jax.random.split(key, seeds))
+    print(f"K={seeds} seeds x {short} steps, end to end: one vmapped sweep {together:.2f} s, {seeds} sequential "
+          f"sweeps {apart:.2f} s (compiled once) -> {apart / together:.2f}x")
+
+
+if __name__ == "__main__":
+  main()
