@@ -78,7 +78,8 @@ def _pool_padding(size: int, kernel: int, stride: int, pad: int) -> tuple[int, t
 
 
 def _first_max(a: jax.Array, b: jax.Array) -> jax.Array:
-  # Like Caffe's strict `>` scan: on a tie the earlier element wins and alone receives the gradient.
+  # On a tie the earlier element wins and alone receives the gradient, as one element does in Caffe's
+  # strict `>` scan (here "earlier" is rows within a column, then columns; Caffe scans row-major).
   return jnp.where(a >= b, a, b)
 
 

@@ -100,6 +100,13 @@ def test_avg_pool_gradient_matches_caffe_backward():
   np.testing.assert_allclose(np.asarray(grad), want, rtol=1e-6)
 
 
+def test_max_pool_gradient_goes_to_one_element_per_window():
+  # Caffe's Backward_cpu (MAX) adds top_diff at one argmax index per window, even when all values tie.
+  grad = jax.grad(lambda v: caffe_max_pool(v, 3, 2).sum())(jnp.zeros((1, 7, 7, 1)))
+  assert float(grad.sum()) == caffe_pool_output_size(7, 3, 2) ** 2
+  np.testing.assert_array_equal(np.asarray(grad), np.round(np.asarray(grad)))
+
+
 @pytest.mark.parametrize("alpha,beta,scale", [(5e-5, 0.75, 100.0), (1.0, 0.75, 1.0), (0.3, 2.0, 2.0)])
 @pytest.mark.parametrize("local_size", [3, 5])
 def test_lrn_within_channel_matches_reference(alpha, beta, scale, local_size):
