@@ -250,7 +250,7 @@ def _data_key(config: config_lib.Config) -> tuple:
 
 def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds: Sequence[int] = (0, 1, 2),
                    shrink: float = 1.0, overrides: dict[str, str] | None = None,
-                   shard: tuple[int, int] = (0, 1)) -> list[dict[str, Any]]:
+                   shard: tuple[int, int] = (0, 1), dataset: Any = None) -> list[dict[str, Any]]:
   """Runs every (config, seed) of `experiment` that is not finished yet, one after the other.
 
   Args:
@@ -260,6 +260,8 @@ def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds:
     shrink: the shrink factor (`shrink_config`).
     overrides: config fields set on every run after shrinking (``{"data.dataset": "cifar10"}``).
     shard: ``(index, count)``: run only this share of the runs (`shard_runs`), for parallel processes.
+    dataset: an `experiments.data.Dataset` every run uses instead of loading its ``config.data`` (a notebook
+      may pass one it holds; the configs' subsets are then not applied).
 
   Returns:
     The summaries of this shard's runs.
@@ -271,10 +273,384 @@ def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds:
   for i, (name, seed, config) in enumerate(runs):
     directory = run_dir(workdir, name, seed)
     print(f"[{i + 1}/{len(runs)}] {name} seed {seed} -> {directory}", file=sys.stderr, flush=True)
-    if not (directory / SUMMARY).exists() and _data_key(config) not in datasets:
+    if dataset is not None:
+      datasets[_data_key(config)] = dataset
+    elif not (directory / SUMMARY).exists() and _data_key(config) not in datasets:
       datasets[_data_key(config)] = train.load_dataset(config)
     summaries.append(run_one(config, directory, dataset=datasets.get(_data_key(config))))
   return summaries
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Results: metrics read back, the "first reached" iteration, aggregation over seeds.
+
+
+def read_metrics(directory: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
+  """The rows of a run's ``metrics.jsonl`` split by ``"split"`` (``{"train": [...], "test": [...]}``)."""
+  out: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+  path = pathlib.Path(directory) / "metrics.jsonl"
+  with open(path) as f:
+    for line in f:
+      if line.strip():
+        row = json.loads(line)
+        out.setdefault(row["split"], []).append(row)
+  return out
+
+
+def first_reached(steps: Sequence[int], accuracies: Sequence[float], target: float) -> int | None:
+  """The first step whose accuracy is at least `target` (None if none is).
+
+  Accuracies are compared after rounding both sides to 1e-9, so a run reaches its own final accuracy at the
+  latest at its last evaluation.
+
+  Examples:
+    >>> first_reached([100, 200, 300], [0.5, 0.62, 0.61], 0.6)
+    200
+  """
+  for step, acc in zip(steps, accuracies):
+    if round(acc, 9) >= round(target, 9):
+      return int(step)
+  return None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+  """The outcome of one run (one config, one seed), read from its metrics.
+
+  Attributes:
+    config: the config name.
+    seed: the seed.
+    steps: evaluation steps (the test-accuracy curve's x).
+    accuracies: test accuracy at those steps (fractions in [0, 1]).
+    total_steps: the run's length.
+    wall_time: seconds of the run's last (or only) segment, compilation and evaluation included.
+    images_per_sec: training throughput, the first (compiling) step and evaluation excluded.
+  """
+  config: str
+  seed: int
+  steps: tuple[int, ...]
+  accuracies: tuple[float, ...]
+  total_steps: int
+  wall_time: float | None = None
+  images_per_sec: float | None = None
+
+  @property
+  def final(self) -> float:
+    return self.accuracies[-1]
+
+  @property
+  def best(self) -> float:
+    return max(self.accuracies)
+
+  @property
+  def best_step(self) -> int:
+    return self.steps[self.accuracies.index(self.best)]
+
+
+def load_run(directory: str | os.PathLike, config: str, seed: int) -> RunResult:
+  """A finished run's `RunResult` (its ``metrics.jsonl``, and ``summary.json`` when there is one)."""
+  directory = pathlib.Path(directory)
+  test = read_metrics(directory)["test"]
+  if not test:
+    raise ValueError(f"{directory} has no test evaluation yet")
+  summary = json.loads((directory / SUMMARY).read_text()) if (directory / SUMMARY).exists() else {}
+  return RunResult(config=config, seed=seed, steps=tuple(int(r["step"]) for r in test),
+                   accuracies=tuple(float(r["accuracy"]) for r in test),
+                   total_steps=int(summary.get("steps", test[-1]["step"])),
+                   wall_time=summary.get("wall_time"), images_per_sec=summary.get("train_images_per_sec"))
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  a = np.asarray(values, np.float64)
+  return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigSummary:
+  """One config's results over its seeds.
+
+  Attributes:
+    config: the config name.
+    runs: its runs, by seed.
+    reached: per run, the first step at which it reached the reference (fixed-LR) run of the same seed's
+      final accuracy (None: never), or an empty tuple when the experiment has no reference.
+  """
+  config: str
+  runs: tuple[RunResult, ...]
+  reached: tuple[int | None, ...]
+
+  @property
+  def final(self) -> tuple[float, float]:
+    """Mean and sample std over seeds of the final accuracy."""
+    return _mean_std([r.final for r in self.runs])
+
+  @property
+  def best(self) -> tuple[float, float]:
+    return _mean_std([r.best for r in self.runs])
+
+
+def summarize(experiment: Experiment, runs: Sequence[RunResult]) -> list[ConfigSummary]:
+  """Groups runs by config (in the experiment's order) and computes the "first reached" iterations.
+
+  The reference of a run is the reference config's run with the same seed; a run reaches it at the first
+  evaluation whose accuracy is at least that run's final accuracy.
+  """
+  by_config: dict[str, list[RunResult]] = {}
+  for r in runs:
+    by_config.setdefault(r.config, []).append(r)
+  ref = {r.seed: r for r in by_config.get(experiment.reference, [])} if experiment.reference else {}
+  out = []
+  for name in experiment.configs:
+    mine = sorted(by_config.get(name, []), key=lambda r: r.seed)
+    if not mine:
+      continue
+    reached = tuple(first_reached(r.steps, r.accuracies, ref[r.seed].final) if r.seed in ref else None
+                    for r in mine) if ref else ()
+    out.append(ConfigSummary(name, tuple(mine), reached))
+  return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The report.
+
+
+def hardware_description() -> dict[str, str]:
+  """CPU model, core count, JAX version and devices of this machine."""
+  import platform  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    cpu = models[0] if models else cpu
+  except OSError:
+    pass
+  return {"cpu": cpu, "cores": str(os.cpu_count()), "jax": jax.__version__,
+          "devices": ", ".join(str(d) for d in jax.devices()), "python": platform.python_version(),
+          "platform": platform.platform()}
+
+
+def _pct(x: float) -> str:
+  return f"{100 * x:.1f}"
+
+
+def _pm(mean_std: tuple[float, float]) -> str:
+  return f"{100 * mean_std[0]:.1f} ± {100 * mean_std[1]:.1f}"
+
+
+def _paper_cell(config: str, shrink: float) -> tuple[str, str]:
+  from experiments.configs import paper_results  # pylint: disable=g-import-not-at-top
+  r = paper_results.get(config)
+  if r is None:
+    return "-", "-"
+  acc = "see the paper" if r.accuracy is None else f"{r.accuracy:.1f}" + ("" if r.verified else " (unverified)")
+  if r.iterations is None:
+    return acc, "-"
+  ours = r.iterations / shrink
+  return acc, f"{r.iterations:,}" + (f" (= {ours:g} here)" if shrink != 1 else "")
+
+
+def results_table(summaries: Sequence[ConfigSummary], *, shrink: float, reference: str | None) -> str:
+  """The markdown table of a report: ours (mean ± std over seeds) beside the paper's number."""
+  head = ["config", "seeds", "iterations (ours)", "final test acc. % (ours)", "best test acc. % (ours)",
+          "paper acc. %", "paper iterations"]
+  if reference:
+    head.insert(5, f"first reached {reference} final acc. (iteration, per seed)")
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for s in summaries:
+    steps = sorted({r.total_steps for r in s.runs})
+    cells = [f"`{s.config}`", str(len(s.runs)), "/".join(f"{n:,}" for n in steps), _pm(s.final), _pm(s.best)]
+    if reference:
+      cells.append(", ".join("never" if x is None else f"{x:,}" for x in s.reached) if s.reached else "-")
+    cells.extend(_paper_cell(s.config, shrink))
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def per_run_csv(summaries: Sequence[ConfigSummary]) -> str:
+  """One row per run: config, seed, steps, final, best, best step, first reached, wall time, images/s."""
+  import csv  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  buf = io.StringIO()
+  w = csv.writer(buf, lineterminator="\n")
+  w.writerow(["config", "seed", "total_steps", "final_accuracy", "best_accuracy", "best_step",
+              "first_reached_reference", "wall_time_s", "train_images_per_sec"])
+  for s in summaries:
+    for i, r in enumerate(s.runs):
+      reached = s.reached[i] if s.reached else None
+      w.writerow([s.config, r.seed, r.total_steps, f"{r.final:.4f}", f"{r.best:.4f}", r.best_step,
+                  "" if reached is None else reached, "" if r.wall_time is None else f"{r.wall_time:.1f}",
+                  "" if r.images_per_sec is None else f"{r.images_per_sec:.1f}"])
+  return buf.getvalue()
+
+
+def curves_csv(summaries: Sequence[ConfigSummary]) -> str:
+  """Every test evaluation of every run: config, seed, step, accuracy."""
+  lines = ["config,seed,step,test_accuracy"]
+  for s in summaries:
+    for r in s.runs:
+      lines += [f"{s.config},{r.seed},{step},{acc:.4f}" for step, acc in zip(r.steps, r.accuracies)]
+  return "\n".join(lines) + "\n"
+
+
+def plot_accuracy_curves(curves: dict[str, Sequence[RunResult]], *, title: str = "", shrink: float = 1.0,
+                         lr_curves: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None):
+  """Test accuracy against iteration, one line per config (mean over seeds, band of ± one std).
+
+  Args:
+    curves: config (label) -> its runs.
+    title: the figure's title.
+    shrink: the shrink factor (the x label then says how to read paper iterations).
+    lr_curves: optional label -> (steps, learning rates), drawn in a lower panel.
+
+  Returns:
+    The matplotlib Figure (paper Figure 1 style).
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg", force=False)
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rows = 2 if lr_curves else 1
+  fig, axes = plt.subplots(rows, 1, figsize=(7.5, 4.2 if rows == 1 else 6.4), sharex=True, squeeze=False,
+                           layout="constrained", height_ratios=[3, 1][:rows])
+  ax = axes[0, 0]
+  for label, runs in curves.items():
+    common = sorted(set.intersection(*(set(r.steps) for r in runs)))
+    acc = np.array([[dict(zip(r.steps, r.accuracies))[s] for s in common] for r in runs]) * 100
+    mean = acc.mean(0)
+    line, = ax.plot(common, mean, label=f"{label}" + (f" (mean of {len(runs)})" if len(runs) > 1 else ""))
+    if len(runs) > 1:
+      std = acc.std(0, ddof=1)
+      ax.fill_between(common, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+  ax.set_ylabel("test accuracy (%)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize="small", loc="lower right")
+  if title:
+    ax.set_title(title)
+  if lr_curves:
+    lax_ = axes[1, 0]
+    for label, (steps, lrs) in lr_curves.items():
+      lax_.plot(steps, lrs, label=label, linewidth=1)
+    lax_.set_ylabel("learning rate")
+    lax_.grid(alpha=0.3)
+  xlabel = "iteration" + (f" (x {shrink:g} = the paper's iteration)" if shrink != 1 else "")
+  axes[-1, 0].set_xlabel(xlabel)
+  return fig
+
+
+def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
+  """The paper's Table 1 claims, each checked against our numbers."""
+  out = []
+  fixed, tri = by.get("table1_fixed"), by.get("table1_triangular2")
+  if fixed and tri:
+    reached = [x for x in tri.reached if x is not None]
+    fixed_len = max(r.total_steps for r in fixed.runs)
+    held = len(reached) == len(tri.runs) and max(reached) < fixed_len
+    out.append(
+        f"- **triangular2 reaches the fixed policy's final accuracy in fewer iterations** (paper: 25,000 vs "
+        f"70,000): {'held' if held else 'did not hold'} here. triangular2 reached the same-seed fixed run's "
+        f"final accuracy in {len(reached)} of {len(tri.runs)} seeds"
+        + (f", at iterations {', '.join(f'{x:,}' for x in reached)} (fixed: {fixed_len:,})" if reached else "")
+        + f"; final accuracy {_pm(tri.final)}% after {max(r.total_steps for r in tri.runs):,} iterations vs "
+        f"fixed {_pm(fixed.final)}% after {fixed_len:,}.")
+  exp, expr = by.get("table1_exp"), by.get("table1_exp_range")
+  if exp and expr:
+    d = expr.final[0] - exp.final[0]
+    out.append(
+        f"- **exp_range beats exp** (paper: 82.2% at 42,000 vs 79.1% at 70,000): "
+        f"{'held' if d > 0 else 'did not hold'} here: exp_range {_pm(expr.final)}% vs exp {_pm(exp.final)}% "
+        f"(difference {100 * d:+.1f} points; seed std about {100 * max(exp.final[1], expr.final[1]):.1f}).")
+  decay = by.get("table1_decay")
+  if decay and tri:
+    d = tri.final[0] - decay.final[0]
+    out.append(
+        f"- **decay ends below triangular2** (paper: 78.5% vs 81.4%, both 25,000 iterations): "
+        f"{'held' if d > 0 else 'did not hold'} here: decay {_pm(decay.final)}% vs triangular2 "
+        f"{_pm(tri.final)}% (difference {100 * d:+.1f} points).")
+  return out
+
+
+CLAIMS = {"table1": _claims_table1}
+
+
+def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, path: str | os.PathLike,
+                 shrink: float, seeds: Sequence[int], command: str, data: str, hardware: dict[str, str],
+                 elapsed: str, overrides: dict[str, str] | None = None, notes: str = "",
+                 gpu_note: str = "No GPU was available: the full-length GPU runs were not done here.") -> pathlib.Path:
+  """Writes ``<path>`` (markdown) and, beside it in ``<stem>/``, results.csv, curves.csv and accuracy.png.
+
+  Args:
+    experiment: what was run.
+    summaries: `summarize` of its runs.
+    path: the report's path (``experiments/reports/<name>.md``).
+    shrink: the shrink factor of the runs.
+    seeds: the seeds.
+    command: the exact command that produced the runs.
+    data: what data the runs used, in words.
+    hardware: `hardware_description`.
+    elapsed: the wall time, in words (what it includes).
+    overrides: config fields set on every run.
+    notes: hand-written discussion appended to the report.
+    gpu_note: a line on accelerator runs.
+
+  Returns:
+    The report's path. Files are written atomically (a temporary name, then a rename).
+  """
+  path = pathlib.Path(path)
+  data_dir = path.with_suffix("")
+  data_dir.mkdir(parents=True, exist_ok=True)
+  by = {s.config: s for s in summaries}
+
+  def put(p: pathlib.Path, text: str) -> None:
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, p)
+
+  put(data_dir / "results.csv", per_run_csv(summaries))
+  put(data_dir / "curves.csv", curves_csv(summaries))
+  fig = plot_accuracy_curves({s.config: s.runs for s in summaries}, title=experiment.title, shrink=shrink)
+  tmp_png = data_dir / "accuracy.tmp.png"
+  fig.savefig(tmp_png, dpi=120)
+  os.replace(tmp_png, data_dir / "accuracy.png")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt.close(fig)
+
+  rel = data_dir.name
+  lines = [f"# {experiment.title}", ""]
+  length = "full length" if shrink == 1 else f"shrunk {shrink:g}x (every iteration count divided by {shrink:g})"
+  lines += [f"Experiment `{experiment.name}`, {length}, seeds {', '.join(map(str, seeds))}; test accuracies "
+            "are mean ± sample std over the seeds.", ""]
+  lines += [results_table(summaries, shrink=shrink, reference=experiment.reference), ""]
+  if experiment.reference:
+    lines += [f"\"First reached\": the first evaluation at which a run's test accuracy was at least the final "
+              f"accuracy of the `{experiment.reference}` run with the same seed (resolution: the evaluation "
+              "interval).", ""]
+  lines += [f"![test accuracy against iteration]({rel}/accuracy.png)", "",
+            f"Per-run numbers: [{rel}/results.csv]({rel}/results.csv); every evaluation: "
+            f"[{rel}/curves.csv]({rel}/curves.csv).", ""]
+  claims = CLAIMS.get(experiment.name)
+  if claims:
+    lines += ["## The paper's claims, checked", "", *claims(by, shrink), ""]
+  if notes:
+    lines += ["## Discussion", "", notes.strip(), ""]
+  lines += ["## How this was run", "", "```", command, "```", ""]
+  if overrides:
+    lines += ["Overrides applied to every run (after shrinking): "
+              + ", ".join(f"`{k}={v}`" for k, v in overrides.items()) + ".", ""]
+  if shrink != 1:
+    lines += [f"Shrinking by {shrink:g} (`experiments.reproduce.shrink_config`) divides the iteration counts "
+              "(run length, step size, step-down points, evaluation and checkpoint intervals) by the factor, "
+              f"rounded to whole iterations, and replaces the `exp`/`exp_range` gamma by gamma**{shrink:g}: "
+              "each shrunk run follows the full run's learning-rate curve compressed along the iteration "
+              f"axis. Batch size, bounds, network, optimizer and data are unchanged, so a run sees {shrink:g} "
+              "times fewer examples and its step size is that many times fewer epochs: accuracies are far "
+              "below the paper's, and only the comparison between policies is meaningful.", ""]
+  lines += [f"- **Data**: {data}", f"- **Hardware**: {hardware.get('cpu')}, {hardware.get('cores')} cores; "
+            f"JAX {hardware.get('jax')}, devices: {hardware.get('devices')}; Python {hardware.get('python')}, "
+            f"{hardware.get('platform')}.", f"- **Wall time**: {elapsed}", f"- {gpu_note}", ""]
+  put(path, "\n".join(lines))
+  return path
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -299,6 +675,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--shard", default="0/1", metavar="I/N", help="run only share I of N (parallel processes)")
   parser.add_argument("--report-dir", default=None, help="where reports go (default experiments/reports)")
   parser.add_argument("--no-report", action="store_true", help="only run; write no report")
+  parser.add_argument("--report-only", action="store_true", help="write the report of finished runs; run nothing")
+  parser.add_argument("--notes", help="a markdown file whose text goes into the report's Discussion")
+  parser.add_argument("--command", help="the command to print in the report (default: this one)")
   args = parser.parse_args(argv)
   try:
     args.seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
@@ -317,13 +696,83 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   return args
 
 
+def describe_data(config: config_lib.Config) -> str:
+  """The data of a run, in words, for a report."""
+  spec = str(config.data.dataset)
+  if spec in ("cifar10", "cifar100"):
+    text = f"{spec.upper()} from tensorflow-datasets"
+  elif "cifar10-jpeg" in pathlib.Path(spec).name:
+    text = (f"CIFAR-10 as JPEG re-encodings (`{pathlib.Path(spec).name}`: quality about 75, 4:2:0 chroma, "
+            "about 30 dB PSNR against the original pixels; labels and class balance exact), so expect "
+            "accuracies a little below the original CIFAR-10's")
+  else:
+    text = f"the image-folder dataset `{spec}`"
+  train = "all 50,000 training images" if config.data.train_size is None else \
+      f"a stratified subset of {config.data.train_size:,} training images"
+  test = "all test images" if config.data.test_size is None else \
+      f"a stratified subset of {config.data.test_size:,} test images (the same for every run)"
+  return (f"{text}; {train}; evaluated on {test}; normalisation {config.data.normalization}, "
+          f"augmentation {'on' if config.data.augment else 'off'}.")
+
+
+def _elapsed(directories: Sequence[pathlib.Path], results: Sequence[RunResult]) -> str:
+  starts = [d.joinpath("config.json").stat().st_mtime for d in directories if d.joinpath("config.json").exists()]
+  ends = [d.joinpath(SUMMARY).stat().st_mtime for d in directories if d.joinpath(SUMMARY).exists()]
+  walls = [r.wall_time for r in results if r.wall_time is not None]
+  rates = [r.images_per_sec for r in results if r.images_per_sec]
+  text = (f"{sum(walls) / 60:.1f} min summed over the {len(walls)} runs (each run's wall time includes "
+          "its compilation, evaluations and checkpoints; a resumed run counts only its last segment)")
+  if starts and ends:
+    text += f"; {(max(ends) - min(starts)) / 60:.1f} min from the first run's start to the last run's end"
+  if rates:
+    text += (f"; training throughput {min(rates):.0f}-{max(rates):.0f} images/s per run (compilation and "
+             "evaluation excluded)")
+  return text + "."
+
+
+def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds: Sequence[int],
+                      shrink: float, overrides: dict[str, str] | None, command: str,
+                      report_dir: str | os.PathLike | None = None, notes: str = "",
+                      hardware: dict[str, str] | None = None) -> pathlib.Path:
+  """Reads every run of `experiment` back and writes its report (`write_report`).
+
+  Raises:
+    FileNotFoundError: a run has not finished (no ``summary.json``): run the command again to finish it.
+  """
+  runs = build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides)
+  directories, results = [], []
+  for name, seed, _ in runs:
+    directory = run_dir(workdir, name, seed)
+    if not (directory / SUMMARY).exists():
+      raise FileNotFoundError(f"the run {name} seed {seed} in {directory} has not finished; run the same "
+                              "command again (without --report-only) to finish it")
+    directories.append(directory)
+    results.append(load_run(directory, name, seed))
+  summaries = summarize(experiment, results)
+  report_dir = pathlib.Path(report_dir) if report_dir else pathlib.Path(__file__).parent / "reports"
+  return write_report(experiment, summaries, path=report_dir / f"{experiment.name}.md", shrink=shrink,
+                      seeds=seeds, command=command, data=describe_data(runs[0][2]),
+                      hardware=hardware or hardware_description(), elapsed=_elapsed(directories, results),
+                      overrides=overrides, notes=notes)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
   """Command-line entry point: run the named experiments, then write their reports."""
+  argv = list(sys.argv[1:] if argv is None else argv)
   args = parse_args(argv)
   experiments = [get_experiment(n) for n in args.names]
+  command = "python -m experiments.reproduce " + shlex.join(a for a in argv)
+  notes = pathlib.Path(args.notes).read_text() if args.notes else ""
   for experiment in experiments:
-    run_experiment(experiment, workdir=args.workdir, seeds=args.seeds, shrink=args.shrink,
-                   overrides=args.overrides, shard=args.shard)
+    if not args.report_only:
+      run_experiment(experiment, workdir=args.workdir, seeds=args.seeds, shrink=args.shrink,
+                     overrides=args.overrides, shard=args.shard)
+    if args.no_report or args.shard[1] > 1:
+      continue
+    path = report_experiment(experiment, workdir=args.workdir, seeds=args.seeds, shrink=args.shrink,
+                             overrides=args.overrides, command=args.command or command,
+                             report_dir=args.report_dir, notes=notes)
+    print(f"report: {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":
