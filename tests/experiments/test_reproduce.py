@@ -219,6 +219,7 @@ _TINY = {"model.name": "cifar10_quick", "train.batch_size": "20", "train.num_ste
          "train.eval_batch_size": "30", "train.log_every": "1"}
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch):
   experiment = reproduce.Experiment("tiny", "tiny", ("table1_fixed", "table1_triangular2"), "table1_fixed")
   ds = _tiny_dataset()
@@ -253,6 +254,24 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
   with pytest.raises(ValueError, match="different config"):
     reproduce.run_experiment(experiment, workdir=tmp_path / "b", seeds=(0,), shrink=1.0,
                              overrides={**_TINY, "train.num_steps": "8"}, dataset=ds)
+
+
+def test_run_one_reads_finished_runs_back_and_refuses_other_configs(tmp_path, monkeypatch):
+  """The fast part of resuming: a finished run is not trained again; a run of another config is refused."""
+  config = configs.override(configs.get_config("table1_fixed"), _TINY)
+  directory = tmp_path / "run"
+  directory.mkdir()
+  (directory / "config.json").write_text(json.dumps(configs.to_dict(config)))
+  (directory / reproduce.SUMMARY).write_text(json.dumps({"steps": 6, "test_accuracy": 0.25}))
+
+  def fail(*args, **kwargs):
+    raise AssertionError("a finished run was trained again")
+
+  monkeypatch.setattr(train, "train_and_evaluate", fail)
+  assert reproduce.run_one(config, directory)["test_accuracy"] == 0.25
+  other = configs.override(config, {"train.seed": "1"})
+  with pytest.raises(ValueError, match="different config"):
+    reproduce.run_one(other, directory)
 
 
 def test_cli_report_only_refuses_unfinished_runs(tmp_path):
