@@ -366,6 +366,11 @@ def unreplicate(tree: Any) -> Any:
   return jax.tree.map(lambda x: x[0], tree)
 
 
+def _pmap_devices(devices: Sequence[jax.Device]) -> Sequence[jax.Device] | None:
+  """pmap's `devices`: None for all local devices, so that on several hosts the axis spans every host."""
+  return None if list(devices) == jax.local_devices() else devices
+
+
 def make_pmapped_train_step(schedule: optax.Schedule, *, global_batch: int, local_batch: int,
                             steps_per_epoch: int, devices: Sequence[jax.Device]) -> Callable[..., Any]:
   """The compiled step of the trainer: gather this device's slice of the batch, lr = schedule(step), step.
@@ -381,7 +386,7 @@ def make_pmapped_train_step(schedule: optax.Schedule, *, global_batch: int, loca
     batch = {"image": jnp.take(images, index, axis=0), "label": jnp.take(labels, index, axis=0)}
     return train_step(state, batch, schedule(state.step))
 
-  return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=devices)
+  return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=_pmap_devices(devices))
 
 
 def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequence[jax.Device]):
@@ -399,12 +404,13 @@ def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequ
             "count": jnp.sum(mask.astype(jnp.int32))}
     return lax.psum(sums, AXIS)
 
-  return jax.pmap(step, axis_name=AXIS, devices=devices)
+  return jax.pmap(step, axis_name=AXIS, devices=_pmap_devices(devices))
 
 
 def make_pmapped_shuffle(num_examples: int, devices: Sequence[jax.Device]):
   """``(replicated key) -> replicated permutation of range(num_examples)``, computed on the devices."""
-  return jax.pmap(lambda key: jax.random.permutation(key, num_examples).astype(jnp.int32), devices=devices)
+  return jax.pmap(lambda key: jax.random.permutation(key, num_examples).astype(jnp.int32),
+                  devices=_pmap_devices(devices))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -302,15 +302,39 @@ def test_parse_args_collects_overrides():
 
 
 def test_short_real_cifar10_run_lowers_the_loss(cifar10_archive, tmp_path):
-  """A few hundred real CIFAR-10 images (stratified), a few dozen steps of cifar10_quick with a triangular CLR."""
-  config = configs.override(configs.get_config("table1_triangular2"), {
+  """500 real CIFAR-10 images (stratified), 40 steps of the BatchNorm sigmoid net with a triangular CLR."""
+  config = configs.override(configs.get_config("fig6_bn_sigmoid:clr"), {
       "data.dataset": str(cifar10_archive), "data.train_size": 500, "data.test_size": 200,
-      "model.name": "cifar10_quick", "schedule.name": "triangular", "schedule.base_lr": 0.001,
-      "schedule.max_lr": 0.01, "schedule.step_size": "20", "train.batch_size": 50, "train.num_steps": "40",
-      "train.eval_every": "40", "train.checkpoint_every": "40", "train.log_every": 10, "train.eval_batch_size": 100,
+      "schedule.name": "triangular", "schedule.base_lr": 0.001, "schedule.max_lr": 0.01,
+      "schedule.step_size": "20", "train.batch_size": 50, "train.num_steps": "40", "train.eval_every": "40",
+      "train.checkpoint_every": "40", "train.log_every": 10, "train.eval_batch_size": 100,
       "train.num_devices": 1, "train.progress": False})
   summary = train.train_and_evaluate(config, tmp_path)
   rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   losses = [r["loss"] for r in rows if r["split"] == "train"]
-  assert np.mean(losses[-10:]) < np.mean(losses[:5]) - 0.05, losses
-  assert summary["test_accuracy"] > 0.15
+  assert np.mean(losses[-10:]) < np.mean(losses[:5]) - 0.1, losses
+  assert summary["test_accuracy"] > 0.15  # chance is 0.1
+
+
+@pytest.mark.slow
+def test_two_processes_on_localhost_match_one_process_with_as_many_devices(tmp_path):
+  """jax.distributed over 2 local processes x 2 CPU devices (gloo) == 1 process x 4 devices, same global batch.
+
+  Tolerance: parameters atol 1e-5 after 30 steps (the cross-process all-reduce may sum in another order).
+  """
+  from experiments import multihost
+  folder = _write_image_folder(tmp_path / "images")
+  common = ["--data", str(folder), "--set", f"data.cache_dir={tmp_path / 'cache'}", "model.name=cifar10_quick",
+            "train.batch_size=12", "train.num_steps=30", "train.checkpoint_every=10", "train.log_every=5",
+            "train.eval_every=15", "train.eval_batch_size=12", "train.progress=false", "schedule.step_size=10",
+            "data.augment=true", "data.normalization=channel"]
+  outputs = multihost.run(["--config", "fig6_bn_sigmoid:clr", "--workdir", str(tmp_path / "two"), *common],
+                          num_processes=2, devices_per_process=2, timeout=500)
+  assert "checkpoint saved at step 30" in outputs[0]
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+  subprocess.run([sys.executable, "-m", "experiments.train", "--config", "fig6_bn_sigmoid:clr", "--workdir",
+                  str(tmp_path / "one"), *common, "train.num_devices=4"], check=True, capture_output=True,
+                 env=env, cwd=REPO, timeout=300)
+  two, one = _final_params(tmp_path / "two", 30), _final_params(tmp_path / "one", 30)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), two["params"], one["params"])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), two["batch_stats"], one["batch_stats"])

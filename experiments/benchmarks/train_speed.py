@@ -1,0 +1,192 @@
+"""Training throughput on this machine: JAX (experiments.train.train_step) vs PyTorch CPU.
+
+  flock /tmp/clr_cpu.lock python -m experiments.benchmarks.train_speed --quick
+  flock /tmp/clr_cpu.lock python -m experiments.benchmarks.train_speed --torch-python /tmp/torchenv/bin/python
+
+Measures images/s of one optimizer step (forward, backward, update; uint8 -> float normalisation
+inside) for cifar10_full at batch 100 and ResNet-20 at batch 128, excluding compilation (warm-up
+steps first) and blocking until each step's results are ready; the median step time is reported.
+The PyTorch half (experiments/benchmarks/torch_cifar10_full.py: the same cifar10_full network, batch and
+SGD step) runs as a subprocess with `--torch-python` (torch is not a dependency of this project) and the
+script prints the JAX/PyTorch ratio.
+
+`--variants` also times the cifar10_full step under other XLA flags and implementations, each in a
+fresh subprocess (XLA flags are read once per process), to find where the time goes:
+  * `maxpool_slices`: Caffe max pooling as a maximum over 9 strided slices instead of
+    `lax.reduce_window` (whose gradient, select_and_scatter, is slow on XLA:CPU);
+  * `fwd_only` / `fwd_bwd`: the forward pass alone and forward+backward without the update;
+  * `xla:<flags>`: the default step under extra XLA flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_cifar10_full.py")
+DEFAULT_VARIANTS = ("maxpool_slices", "fwd_only", "fwd_bwd",
+                    "xla:--xla_cpu_enable_fast_math=true",
+                    "xla:--xla_cpu_multi_thread_eigen=false")
+
+
+def _maxpool_slices(x, kernel, stride, pad=0):
+  """Caffe ceil-mode max pooling as the maximum of kernel*kernel strided slices (cheap gradient on CPU)."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from experiments.models import caffe  # pylint: disable=g-import-not-at-top
+  _, h, w, _ = x.shape
+  out_h = caffe.caffe_pool_output_size(h, kernel, stride, pad)
+  out_w = caffe.caffe_pool_output_size(w, kernel, stride, pad)
+  hi_h = max(0, (out_h - 1) * stride + kernel - h - pad)
+  hi_w = max(0, (out_w - 1) * stride + kernel - w - pad)
+  xp = jnp.pad(x, ((0, 0), (pad, hi_h), (pad, hi_w), (0, 0)), constant_values=-jnp.inf)
+  out = None
+  for i in range(kernel):
+    for j in range(kernel):
+      s = xp[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride, :]
+      out = s if out is None else jnp.maximum(out, s)
+  return out
+
+
+def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "default") -> dict:
+  """Median images/s of the jitted train_step (or a part of it, per `variant`) for `model` at `batch`."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from experiments import configs, train  # pylint: disable=g-import-not-at-top
+
+  if variant == "maxpool_slices":
+    from experiments.models import caffe  # pylint: disable=g-import-not-at-top
+    caffe.caffe_max_pool = _maxpool_slices
+  if model == "cifar10_full":
+    config = configs.get_config("table1_triangular2")
+  else:
+    config = configs.override(configs.get_config("table4_resnet:clr"), {"model.name": model})
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
+  labels = rng.integers(0, 10, batch).astype(np.int32)
+  mean, std = train.normalization_constants(config, images)
+  state = train.create_train_state(config, num_classes=10, mean=mean, std=std)
+  data = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
+  lr = jnp.float32(0.001)
+
+  if variant in ("fwd_only", "fwd_bwd"):
+    from experiments import data as data_lib  # pylint: disable=g-import-not-at-top
+
+    def loss_fn(params, batch_stats):
+      variables = {"params": params}
+      kwargs = {}
+      if jax.tree.leaves(batch_stats):
+        variables["batch_stats"] = batch_stats
+        kwargs["mutable"] = ["batch_stats"]
+      out = state.apply_fn(variables, data_lib.normalize(data["image"], state.mean, state.std), train=True, **kwargs)
+      logits = out[0] if kwargs else out
+      return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(batch), data["label"]])
+
+    fn = jax.jit(loss_fn if variant == "fwd_only" else jax.grad(loss_fn))
+    run = lambda: fn(state.params, state.batch_stats)
+  else:
+    step = jax.jit(train.train_step, donate_argnums=0)
+    holder = [state]
+
+    def run():
+      holder[0], metrics = step(holder[0], data, lr)
+      return metrics
+
+  t0 = time.perf_counter()
+  jax.block_until_ready(run())
+  compile_s = time.perf_counter() - t0
+  for _ in range(warmup):
+    jax.block_until_ready(run())
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    jax.block_until_ready(run())
+    times.append(time.perf_counter() - t)
+  times.sort()
+  median = times[len(times) // 2]
+  return {"framework": "jax", "version": jax.__version__, "model": model, "batch": batch, "variant": variant,
+          "xla_flags": os.environ.get("XLA_FLAGS", ""), "steps": steps, "first_call_s": compile_s,
+          "ms_per_step_median": 1e3 * median, "images_per_sec": batch / median}
+
+
+def _subprocess_json(cmd: list[str], env: dict | None = None, timeout: float = 900) -> dict:
+  out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+  if out.returncode:
+    raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _variant_in_subprocess(variant: str, steps: int, warmup: int) -> dict:
+  env = dict(os.environ)
+  name = variant
+  if variant.startswith("xla:"):
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + variant[4:]).strip()
+    name = "default"
+  cmd = [sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one", f"cifar10_full,100,{name}",
+         "--steps", str(steps), "--warmup", str(warmup)]
+  result = _subprocess_json(cmd, env=env)
+  result["variant"] = variant
+  return result
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.train_speed", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--quick", action="store_true", help="few steps (a smoke run, noisy numbers)")
+  parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default 30; quick 5)")
+  parser.add_argument("--warmup", type=int, default=2)
+  parser.add_argument("--torch-python", default="/tmp/torchenv/bin/python",
+                      help="a Python with torch for the comparison ('' to skip)")
+  parser.add_argument("--variants", nargs="*", default=None,
+                      help=f"cifar10_full variants to time (default with --profile: {' '.join(DEFAULT_VARIANTS)})")
+  parser.add_argument("--profile", action="store_true", help="also time the variants")
+  parser.add_argument("--json", help="write all results to this file")
+  parser.add_argument("--_one", help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  steps = args.steps or (5 if args.quick else 30)
+
+  if args._one:
+    model, batch, variant = args._one.split(",")
+    print(json.dumps(time_jax(model, int(batch), steps, args.warmup, variant)))
+    return {}
+
+  results = {"machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}, "runs": []}
+  for model, batch in (("cifar10_full", 100), ("resnet20", 128)):
+    r = _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
+                          f"{model},{batch},default", "--steps", str(steps), "--warmup", str(args.warmup)])
+    results["runs"].append(r)
+    print(f"jax   {model:13s} batch {batch:3d}: {r['images_per_sec']:8.0f} images/s "
+          f"({r['ms_per_step_median']:.1f} ms/step; first call {r['first_call_s']:.1f} s)", flush=True)
+  torch_python = args.torch_python
+  if torch_python and pathlib.Path(torch_python).exists():
+    r = _subprocess_json([torch_python, str(TORCH_SCRIPT), "--batch", "100", "--steps", str(steps)])
+    results["runs"].append(r)
+    jax_full = results["runs"][0]["images_per_sec"]
+    results["jax_over_torch_cifar10_full"] = jax_full / r["images_per_sec"]
+    print(f"torch cifar10_full  batch 100: {r['images_per_sec']:8.0f} images/s ({r['ms_per_step_median']:.1f} "
+          f"ms/step, {r['threads']} threads, torch {r['version']})")
+    print(f"JAX / PyTorch (cifar10_full, batch 100): {results['jax_over_torch_cifar10_full']:.2f}x")
+  elif torch_python:
+    print(f"(no PyTorch comparison: {torch_python} not found; python3 -m venv /tmp/torchenv && "
+          "/tmp/torchenv/bin/pip install torch==2.13.0 numpy)")
+  variants = args.variants if args.variants is not None else (DEFAULT_VARIANTS if args.profile else ())
+  for variant in variants:
+    r = _variant_in_subprocess(variant, steps, args.warmup)
+    results["runs"].append(r)
+    print(f"jax   cifar10_full variant {variant}: {r['images_per_sec']:8.0f} images/s "
+          f"({r['ms_per_step_median']:.1f} ms/step)", flush=True)
+  results["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
+  print(f"(load average {results['machine']['load_avg_1m']:.1f} -> {results['machine']['load_avg_1m_end']:.1f} "
+        f"on {os.cpu_count()} CPUs: other work on this machine slows every number)")
+  if args.json:
+    pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
+  return results
+
+
+if __name__ == "__main__":
+  main()
