@@ -37,7 +37,7 @@ PROBE = "import sys\nprint(sys.executable)"
 
 
 def test_notebooks_are_found():
-  assert "quickstart.ipynb" in NOTEBOOKS, NOTEBOOKS
+  assert {"quickstart.ipynb", *NEEDS_CIFAR10} <= set(NOTEBOOKS), NOTEBOOKS
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
