@@ -201,17 +201,26 @@ def _params_of(state):
 
 
 class _Carry(NamedTuple):
+  """The loop state; few, packed scalars (each loop-carried value costs time on XLA:CPU)."""
   state: Any
-  step: jax.Array            # int32: steps taken (including masked and padding steps)
-  ema: jax.Array             # float32: the un-corrected moving average of the loss
-  best: jax.Array            # float32: the lowest smoothed loss so far
-  diverged: jax.Array        # bool
-  diverged_step: jax.Array   # int32, -1 until divergence
+  counters: jax.Array        # int32 [2]: steps taken (masked and padding ones included); diverged step or -1
+  stats: jax.Array           # float32 [2]: un-corrected moving average of the loss; lowest smoothed loss
+
+  @property
+  def step(self) -> jax.Array:
+    return self.counters[..., 0]
+
+  @property
+  def diverged_step(self) -> jax.Array:
+    return self.counters[..., 1]
+
+  @property
+  def diverged(self) -> jax.Array:
+    return self.counters[..., 1] >= 0
 
 
 def _init_carry(state: Any) -> _Carry:
-  return _Carry(state, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), jnp.full((), jnp.inf, jnp.float32),
-                jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
+  return _Carry(state, jnp.array([0, -1], jnp.int32), jnp.array([0.0, jnp.inf], jnp.float32))
 
 
 def _select(keep: jax.Array, new: Any, old: Any) -> Any:
@@ -304,31 +313,41 @@ class _Sweep:
       loss = lax.pmean(loss, self.axis_name)
     beta = self.smoothing
     t = carry.step
-    ema = beta * carry.ema + (1.0 - beta) * loss
+    ema = beta * carry.stats[0] + (1.0 - beta) * loss
+    best = carry.stats[1]
     smooth = ema / (1.0 - jnp.float32(beta) ** (t + 1).astype(jnp.float32))
     bad = ~(jnp.isfinite(loss) & jnp.isfinite(smooth))
     if self.divergence_factor is not None:
-      bad |= (t > 0) & (smooth - carry.best > (self.divergence_factor - 1.0) * jnp.abs(carry.best))
+      bad |= (t > 0) & (smooth - best > (self.divergence_factor - 1.0) * jnp.abs(best))
     live = (t < self.num_steps) & ~carry.diverged
     keep = live & ~bad
     newly = live & bad
     nan = jnp.float32(jnp.nan)
     new_carry = _Carry(
         state=_select(keep, new_state, carry.state),
-        step=t + 1,
-        ema=jnp.where(keep, ema, carry.ema),
-        best=jnp.where(keep, jnp.minimum(carry.best, smooth), carry.best),
-        diverged=carry.diverged | newly,
-        diverged_step=jnp.where(newly, t, carry.diverged_step))
-    record = {"lr": lr, "loss": jnp.where(keep, loss, nan), "smooth_loss": jnp.where(keep, smooth, nan),
-              "masked": ~keep, "metrics": {k: jnp.where(keep, v, nan) for k, v in metrics.items()}}
-    return new_carry, record
+        counters=jnp.stack([t + 1, jnp.where(newly, t, carry.diverged_step)]),
+        stats=jnp.where(keep, jnp.stack([ema, jnp.minimum(best, smooth)]), carry.stats))
+    # One vector per step (lr, masked, loss, smoothed loss, the metrics by name): on XLA:CPU every output
+    # of a loop body costs a few microseconds, as much as a whole step of a small model.
+    names = sorted(metrics)
+    values = jnp.where(keep, jnp.stack([loss, smooth] + [metrics[k] for k in names]), nan)
+    record = jnp.concatenate([jnp.stack([jnp.asarray(lr, jnp.float32), (~keep).astype(jnp.float32)]), values])
+    return new_carry, (record, names)
 
   def chunk(self, carry: _Carry, data: Any, lrs_all: jax.Array, idx_all: jax.Array, length: int, unroll: bool):
     """``length`` steps from ``carry.step`` on (a ``lax.scan``, fully unrolled when ``unroll``)."""
     lrs = lax.dynamic_slice_in_dim(lrs_all, carry.step, length)
     idx = lax.dynamic_slice_in_dim(idx_all, carry.step, length)
-    return lax.scan(lambda c, x: self.step(c, data, *x), carry, (lrs, idx), unroll=True if unroll else 1)
+    names = []
+
+    def body(c, x):
+      c, (record, step_names) = self.step(c, data, *x)
+      names[:] = step_names
+      return c, record
+
+    carry, records = lax.scan(body, carry, (lrs, idx), unroll=True if unroll else 1)
+    return carry, {"lr": records[:, 0], "masked": records[:, 1] > 0, "loss": records[:, 2],
+                   "smooth_loss": records[:, 3], "metrics": {k: records[:, 4 + i] for i, k in enumerate(names)}}
 
   def evaluate(self, carry: _Carry):
     metrics = _as_metrics(self.eval_fn(self.eval_arg(carry.state)), "eval_fn")
@@ -380,7 +399,16 @@ def make_range_test(
 
   Use it to compose the sweep with your own transformations, e.g. ``jax.pmap`` across devices
   (`range_test` is the convenient driver and also picks the CPU-friendly path). The arguments are those
-  of `range_test`; ``data`` is a pytree of arrays with a leading example axis, ``key`` drives the shuffle.
+  of `range_test`; ``data`` is a pytree of arrays with a leading example axis, ``key`` drives the shuffle,
+  ``state`` is the step's initial state.
+
+  Args:
+    train_step: ``train_step(state, batch, lr) -> (state, metrics)``, metrics with a scalar ``"loss"``.
+    batch_size, num_steps, min_lr, max_lr, mode, smoothing, divergence_factor, eval_fn, eval_every: as in
+      `range_test` (``eval_fn`` receives the state).
+    axis_name: under ``pmap`` with data parallelism (each device a shard of every batch), the mapped axis:
+      the loss is averaged over it before the divergence test, so that all devices stop together. Leave it
+      None when the devices run independent sweeps.
 
   Returns:
     ``sweep(state, data, key)``, to be wrapped in ``jax.jit``, ``jax.vmap`` or ``jax.pmap``.
