@@ -375,10 +375,13 @@ class ConfigSummary:
     runs: its runs, by seed.
     reached: per run, the first step at which it reached the reference (fixed-LR) run of the same seed's
       final accuracy (None: never), or an empty tuple when the experiment has no reference.
+    reference_at_end: per run, the reference run's (same seed) accuracy at its last evaluation not after
+      this run's last step: the fixed policy at the same iteration (empty without a reference).
   """
   config: str
   runs: tuple[RunResult, ...]
   reached: tuple[int | None, ...]
+  reference_at_end: tuple[float | None, ...] = ()
 
   @property
   def final(self) -> tuple[float, float]:
@@ -388,6 +391,17 @@ class ConfigSummary:
   @property
   def best(self) -> tuple[float, float]:
     return _mean_std([r.best for r in self.runs])
+
+
+def accuracy_at(run: RunResult, step: int) -> float | None:
+  """`run`'s test accuracy at its last evaluation at or before `step` (None if it has none so early).
+
+  Examples:
+    >>> accuracy_at(RunResult("c", 0, (10, 20, 30), (0.1, 0.2, 0.3), 30), 25)
+    0.2
+  """
+  before = [a for s, a in zip(run.steps, run.accuracies) if s <= step]
+  return before[-1] if before else None
 
 
 def summarize(experiment: Experiment, runs: Sequence[RunResult]) -> list[ConfigSummary]:
@@ -407,7 +421,8 @@ def summarize(experiment: Experiment, runs: Sequence[RunResult]) -> list[ConfigS
       continue
     reached = tuple(first_reached(r.steps, r.accuracies, ref[r.seed].final) if r.seed in ref else None
                     for r in mine) if ref else ()
-    out.append(ConfigSummary(name, tuple(mine), reached))
+    at_end = tuple(accuracy_at(ref[r.seed], r.steps[-1]) if r.seed in ref else None for r in mine) if ref else ()
+    out.append(ConfigSummary(name, tuple(mine), reached, at_end))
   return out
 
 
@@ -456,13 +471,16 @@ def results_table(summaries: Sequence[ConfigSummary], *, shrink: float, referenc
   head = ["config", "seeds", "iterations (ours)", "final test acc. % (ours)", "best test acc. % (ours)",
           "paper acc. %", "paper iterations"]
   if reference:
-    head.insert(5, f"first reached {reference} final acc. (iteration, per seed)")
+    head[5:5] = [f"first reached {reference} final acc. (iteration, per seed)",
+                 f"{reference} at the same iteration, acc. %"]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for s in summaries:
     steps = sorted({r.total_steps for r in s.runs})
     cells = [f"`{s.config}`", str(len(s.runs)), "/".join(f"{n:,}" for n in steps), _pm(s.final), _pm(s.best)]
     if reference:
       cells.append(", ".join("never" if x is None else f"{x:,}" for x in s.reached) if s.reached else "-")
+      at_end = [x for x in s.reference_at_end if x is not None]
+      cells.append(_pm(_mean_std(at_end)) if at_end else "-")
     cells.extend(_paper_cell(s.config, shrink))
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
@@ -553,7 +571,10 @@ def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
         f"final accuracy in {len(reached)} of {len(tri.runs)} seeds"
         + (f", at iterations {', '.join(f'{x:,}' for x in reached)} (fixed: {fixed_len:,})" if reached else "")
         + f"; final accuracy {_pm(tri.final)}% after {max(r.total_steps for r in tri.runs):,} iterations vs "
-        f"fixed {_pm(fixed.final)}% after {fixed_len:,}.")
+        f"fixed {_pm(fixed.final)}% after {fixed_len:,}"
+        + (f"; at the same iteration ({max(r.total_steps for r in tri.runs):,}) the fixed runs stood at "
+           f"{_pm(_mean_std(tri.reference_at_end))}%." if tri.reference_at_end and None not in tri.reference_at_end
+           else "."))
   exp, expr = by.get("table1_exp"), by.get("table1_exp_range")
   if exp and expr:
     d = expr.final[0] - exp.final[0]

@@ -142,6 +142,8 @@ def test_summarize_first_reached_against_same_seed_fixed_run():
   assert by["table1_fixed"].reached == (1400, 1400)
   assert by["table1_decay"].reached == (None, None)
   assert by["table1_exp_range"].reached == (840, 840)
+  assert by["table1_exp_range"].reference_at_end == (0.52, 0.55)  # fixed at 700, the last eval <= 840
+  assert by["table1_decay"].reference_at_end == (0.40, 0.41)
   mean, std = by["table1_triangular2"].final
   assert mean == pytest.approx(0.635) and std == pytest.approx(np.std([0.64, 0.63], ddof=1))
   assert by["table1_triangular2"].runs[0].best_step == 500
@@ -159,12 +161,13 @@ def test_write_report_contents(tmp_path):
   assert len(table) == 5
   tri = next(line for line in table if "triangular2" in line)
   cells = [c.strip() for c in tri.strip("|").split("|")]
-  # config, seeds, iterations, final, best, first reached, paper acc, paper iterations
+  # config, seeds, iterations, final, best, first reached, fixed at the same iteration, paper acc, paper iterations
   assert cells[1] == "2" and cells[2] == "500"
   assert cells[3] == f"63.5 ± {100 * np.std([0.64, 0.63], ddof=1):.1f}"
   assert cells[4] == "63.5 ± 0.7"  # best of each seed: 0.64 and 0.63
   assert cells[5] == "250, 500"
-  assert cells[6] == "81.4" and cells[7] == "25,000 (= 500 here)"
+  assert cells[6] == f"{100 * np.mean([0.40, 0.41]):.1f} ± {100 * np.std([0.40, 0.41], ddof=1):.1f}"  # fixed at 350 <= 500
+  assert cells[7] == "81.4" and cells[8] == "25,000 (= 500 here)"
   decay = next(line for line in table if "decay" in line)
   assert "never, never" in decay and "78.5" in decay
   # Claims: triangular2 reached the fixed accuracy (both seeds, before 1400); exp_range > exp; decay < tri.
