@@ -378,6 +378,30 @@ def _contains_convolution(fn: Callable[..., Any], *args: Any) -> bool:
   return walk(jax.make_jaxpr(fn)(*args).jaxpr)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Hashable:
+  """A pytree of ShapeDtypeStructs, hashable by its structure, shapes and dtypes."""
+  tree: Any
+
+  def _key(self):
+    leaves, treedef = jax.tree.flatten(self.tree)
+    return treedef, tuple((x.shape, str(x.dtype)) for x in leaves)
+
+  def __hash__(self):
+    return hash(self._key())
+
+  def __eq__(self, other):
+    return isinstance(other, _Hashable) and self._key() == other._key()
+
+
+@functools.lru_cache(maxsize=64)
+def _step_has_convolution(train_step, init, given: _Hashable, batch: _Hashable, key_shape) -> bool:
+  """Whether the step contains a convolution (cached: tracing a large step takes a while)."""
+  del key_shape  # part of the cache key only
+  state = jax.eval_shape(lambda k, g: init(k, g, jnp.float32(0.0)), jax.random.key(0), given.tree)
+  return _contains_convolution(train_step, state, batch.tree, jnp.float32(0.0))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Public entry points.
 
@@ -605,9 +629,10 @@ def range_test(
   if method == "auto":
     method = "scan"
     if jax.default_backend() == "cpu":
-      probe_state = jax.eval_shape(init, run_keys[0], given, jnp.float32(min_lr))
       probe_batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype), data)
-      if _contains_convolution(train_step, probe_state, probe_batch, jnp.float32(min_lr)):
+      probe_given = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), given)
+      if _step_has_convolution(train_step, init, _Hashable(probe_given), _Hashable(probe_batch),
+                               jax.random.key_data(run_keys[0]).shape):
         method = "chunked"
 
   if method == "scan":
