@@ -309,10 +309,14 @@ def run_workflow(workdir: str | os.PathLike, *, data: str = "cifar10", config: s
                        "schedule.step_size": str(n_step)}))):
     run_cfg = config_lib.override(cfg, updates)
     what = f"lr {fixed_lr:.4g}" if name == "fixed" else f"{base_lr:.4g} to {max_lr:.4g}, step size {n_step}"
-    _say(f"[3/4] training {name} ({i + 1}/2): {what}, {steps} steps, seed {seed}")
-    t0 = time.perf_counter()
-    reproduce.run_one(run_cfg, workdir / name, dataset=train_ds)
-    timings[name] = time.perf_counter() - t0
+    if (workdir / name / reproduce.SUMMARY).exists():
+      _say(f"[3/4] training {name} ({i + 1}/2): reusing the finished run in {workdir / name}")
+      reproduce.run_one(run_cfg, workdir / name)  # checks that it is the same config
+    else:
+      _say(f"[3/4] training {name} ({i + 1}/2): {what}, {steps} steps, seed {seed}")
+      t0 = time.perf_counter()
+      reproduce.run_one(run_cfg, workdir / name, dataset=train_ds)
+      timings[name] = time.perf_counter() - t0
     runs[name] = reproduce.load_run(workdir / name, name, seed)
 
   # 4. Report.
@@ -325,8 +329,9 @@ def run_workflow(workdir: str | os.PathLike, *, data: str = "cifar10", config: s
       "network": cfg.model.name, "config": f"`{config}` (optimizer {cfg.optim.name}, momentum {cfg.optim.momentum}, "
       f"weight decay {cfg.optim.weight_decay}, normalisation {cfg.data.normalization}, augmentation "
       f"{'on' if cfg.data.augment else 'off'})",
-      "data": f"{train_ds.source}; {len(train_ds.train_labels):,} training, {len(val[1]):,} held-out (range test "
-              f"accuracy), {len(train_ds.test_labels):,} test images",
+      "data": f"`{data}`: {len(train_ds.train_labels):,} training images, {len(val[1]):,} held out from the "
+              f"training split (the range test's accuracy), {len(train_ds.test_labels):,} test images (stratified "
+              f"random subsets, seed {seed})",
       "batch": str(batch_size), "seed": str(seed),
       "range test": f"{n_range} steps, lr {range_min_lr:g} to {range_max_lr:g} ({range_mode}), rule `{rule}`",
       "evaluation": f"every {eval_every} steps on the test images",
