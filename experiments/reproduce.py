@@ -598,7 +598,8 @@ CLAIMS = {"table1": _claims_table1}
 def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, path: str | os.PathLike,
                  shrink: float, seeds: Sequence[int], command: str, data: str, hardware: dict[str, str],
                  elapsed: str, overrides: dict[str, str] | None = None, notes: str = "",
-                 gpu_note: str = "No GPU was available: the full-length GPU runs were not done here.") -> pathlib.Path:
+                 gpu_note: str = "No GPU was available: the full-length GPU runs were not done here.",
+                 lr_curves: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None) -> pathlib.Path:
   """Writes ``<path>`` (markdown) and, beside it in ``<stem>/``, results.csv, curves.csv and accuracy.png.
 
   Args:
@@ -614,6 +615,7 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
     overrides: config fields set on every run.
     notes: hand-written discussion appended to the report.
     gpu_note: a line on accelerator runs.
+    lr_curves: config -> (steps, learning rates), drawn under the accuracy curves.
 
   Returns:
     The report's path. Files are written atomically (a temporary name, then a rename).
@@ -630,7 +632,8 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
 
   put(data_dir / "results.csv", per_run_csv(summaries))
   put(data_dir / "curves.csv", curves_csv(summaries))
-  fig = plot_accuracy_curves({s.config: s.runs for s in summaries}, title=experiment.title, shrink=shrink)
+  fig = plot_accuracy_curves({s.config: s.runs for s in summaries}, title=experiment.title, shrink=shrink,
+                             lr_curves=lr_curves)
   tmp_png = data_dir / "accuracy.tmp.png"
   fig.savefig(tmp_png, dpi=120)
   os.replace(tmp_png, data_dir / "accuracy.png")
@@ -770,11 +773,25 @@ def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, see
     directories.append(directory)
     results.append(load_run(directory, name, seed))
   summaries = summarize(experiment, results)
+  lr_curves = {}
+  try:
+    from experiments import train  # pylint: disable=g-import-not-at-top
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    for name, seed, config in runs:
+      if seed == seeds[0]:
+        total = results[[n for n, _, _ in runs].index(name)].total_steps
+        spe = (config.data.train_size or 50000) // config.train.batch_size
+        steps = np.arange(total)
+        schedule = train.build_schedule(config.schedule, steps_per_epoch=spe, total_steps=total)
+        lr_curves[name] = (steps, np.asarray(schedule(steps)))
+  except (ValueError, TypeError) as e:  # a schedule that cannot be rebuilt: report without its curve
+    print(f"no learning-rate panel: {e}", file=sys.stderr)
+    lr_curves = {}
   report_dir = pathlib.Path(report_dir) if report_dir else pathlib.Path(__file__).parent / "reports"
   return write_report(experiment, summaries, path=report_dir / f"{experiment.name}.md", shrink=shrink,
                       seeds=seeds, command=command, data=describe_data(runs[0][2]),
                       hardware=hardware or hardware_description(), elapsed=_elapsed(directories, results),
-                      overrides=overrides, notes=notes)
+                      overrides=overrides, notes=notes, lr_curves=lr_curves or None)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

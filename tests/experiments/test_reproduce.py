@@ -281,3 +281,31 @@ def test_cli_report_only_refuses_unfinished_runs(tmp_path):
   with pytest.raises(FileNotFoundError, match="has not finished"):
     reproduce.main(["table1", "--shrink", "80", "--workdir", str(tmp_path), "--report-only",
                     "--report-dir", str(tmp_path / "reports")])
+
+
+def test_cli_report_only_from_run_directories(tmp_path):
+  """--report-only reads finished runs (metrics.jsonl, summary.json) and writes the report and its files."""
+  experiment = reproduce.get_experiment("table1")
+  runs = reproduce.build_configs(experiment, seeds=(0, 1), shrink=80, overrides={"data.test_size": "2000"})
+  for name, seed, config in runs:
+    directory = reproduce.run_dir(tmp_path / "runs", name, seed)
+    directory.mkdir(parents=True)
+    total = int(config.train.num_steps)
+    rows = [{"step": s, "split": "test", "accuracy": 0.3 + 0.2 * s / total + 0.01 * seed, "loss": 1.0}
+            for s in range(25, total + 1, 25)]
+    if rows[-1]["step"] != total:
+      rows.append({"step": total, "split": "test", "accuracy": 0.5 + 0.01 * seed, "loss": 1.0})
+    (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (directory / "config.json").write_text(json.dumps(configs.to_dict(config)))
+    (directory / reproduce.SUMMARY).write_text(json.dumps({"steps": total, "wall_time": 30.0,
+                                                           "train_images_per_sec": 400.0}))
+  reproduce.main(["table1", "--shrink", "80", "--seeds", "0,1", "--workdir", str(tmp_path / "runs"),
+                  "--set", "data.test_size=2000", "--report-only", "--report-dir", str(tmp_path / "reports"),
+                  "--command", "the command"])
+  text = (tmp_path / "reports" / "table1.md").read_text()
+  assert "| `table1_exp_range` | 2 | 525 |" in text
+  assert "5.0 min summed over the 10 runs" in text and "400-400 images/s" in text
+  assert "```\nthe command\n```" in text
+  assert ("CIFAR10 from tensorflow-datasets; all 50,000 training images; evaluated on a stratified subset of "
+          "2,000 test images (the same for every run)") in text
+  assert (tmp_path / "reports" / "table1" / "accuracy.png").stat().st_size > 1000
