@@ -700,6 +700,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--report-dir", default=None, help="where reports go (default experiments/reports)")
   parser.add_argument("--no-report", action="store_true", help="only run; write no report")
   parser.add_argument("--report-only", action="store_true", help="write the report of finished runs; run nothing")
+  parser.add_argument("--partial", action="store_true",
+                      help="with --report-only: report the finished runs, naming the unfinished ones")
   parser.add_argument("--notes", help="a markdown file whose text goes into the report's Discussion")
   parser.add_argument("--command", help="the command to print in the report (default: this one)")
   args = parser.parse_args(argv)
@@ -757,28 +759,39 @@ def _elapsed(directories: Sequence[pathlib.Path], results: Sequence[RunResult]) 
 def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds: Sequence[int],
                       shrink: float, overrides: dict[str, str] | None, command: str,
                       report_dir: str | os.PathLike | None = None, notes: str = "",
-                      hardware: dict[str, str] | None = None) -> pathlib.Path:
+                      hardware: dict[str, str] | None = None, partial: bool = False) -> pathlib.Path:
   """Reads every run of `experiment` back and writes its report (`write_report`).
 
+  Args:
+    partial: report the finished runs only, naming the unfinished ones in the report (default: refuse).
+
   Raises:
-    FileNotFoundError: a run has not finished (no ``summary.json``): run the command again to finish it.
+    FileNotFoundError: a run has not finished (no ``summary.json``) and `partial` is false: run the command
+      again to finish it.
   """
-  runs = build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides)
-  directories, results = [], []
-  for name, seed, _ in runs:
+  all_runs = build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides)
+  directories, results, runs, missing = [], [], [], []
+  for name, seed, config in all_runs:
     directory = run_dir(workdir, name, seed)
     if not (directory / SUMMARY).exists():
-      raise FileNotFoundError(f"the run {name} seed {seed} in {directory} has not finished; run the same "
-                              "command again (without --report-only) to finish it")
+      if not partial:
+        raise FileNotFoundError(f"the run {name} seed {seed} in {directory} has not finished; run the same "
+                                "command again (without --report-only) to finish it")
+      missing.append(f"`{name}` seed {seed}")
+      continue
+    runs.append((name, seed, config))
     directories.append(directory)
     results.append(load_run(directory, name, seed))
+  if missing:
+    notes = (f"**Incomplete**: {len(missing)} of {len(all_runs)} runs had not finished when this report was "
+             f"written: {', '.join(missing)}.\n\n" + notes)
   summaries = summarize(experiment, results)
   lr_curves = {}
   try:
     from experiments import train  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
     for name, seed, config in runs:
-      if seed == seeds[0]:
+      if name not in lr_curves:
         total = results[[n for n, _, _ in runs].index(name)].total_steps
         spe = (config.data.train_size or 50000) // config.train.batch_size
         steps = np.arange(total)
@@ -809,7 +822,7 @@ def main(argv: Sequence[str] | None = None) -> None:
       continue
     path = report_experiment(experiment, workdir=args.workdir, seeds=args.seeds, shrink=args.shrink,
                              overrides=args.overrides, command=args.command or command,
-                             report_dir=args.report_dir, notes=notes)
+                             report_dir=args.report_dir, notes=notes, partial=args.partial)
     print(f"report: {path}", file=sys.stderr)
 
 

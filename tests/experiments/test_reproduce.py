@@ -309,3 +309,14 @@ def test_cli_report_only_from_run_directories(tmp_path):
   assert ("CIFAR10 from tensorflow-datasets; all 50,000 training images; evaluated on a stratified subset of "
           "2,000 test images (the same for every run)") in text
   assert (tmp_path / "reports" / "table1" / "accuracy.png").stat().st_size > 1000
+  # --partial reports what finished and names what did not.
+  (reproduce.run_dir(tmp_path / "runs", "table1_exp", 1) / reproduce.SUMMARY).unlink()
+  with pytest.raises(FileNotFoundError, match="has not finished"):
+    reproduce.main(["table1", "--shrink", "80", "--seeds", "0,1", "--workdir", str(tmp_path / "runs"),
+                    "--set", "data.test_size=2000", "--report-only", "--report-dir", str(tmp_path / "reports")])
+  reproduce.main(["table1", "--shrink", "80", "--seeds", "0,1", "--workdir", str(tmp_path / "runs"),
+                  "--set", "data.test_size=2000", "--report-only", "--partial", "--report-dir",
+                  str(tmp_path / "reports")])
+  text = (tmp_path / "reports" / "table1.md").read_text()
+  assert "**Incomplete**: 1 of 10 runs had not finished when this report was written: `table1_exp` seed 1." in text
+  assert "| `table1_exp` | 1 | 875 |" in text
