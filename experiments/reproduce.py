@@ -14,8 +14,8 @@ everything else:
 
 * ``train.num_steps``, ``schedule.step_size``, ``schedule.drop_at``, ``schedule.stage_starts``,
   ``schedule.stage_step_sizes``, ``train.eval_every``, ``train.checkpoint_every`` (Durations in steps or
-  epochs: divided by F and rounded to the nearest step, at least 1; percentages of the run are unchanged)
-  (``train.log_every``, how often training metrics reach the host, is capped at a fiftieth of a run in steps);
+  epochs: divided by F and rounded to the nearest step, at least 1; percentages of the run are unchanged);
+* ``train.log_every`` (how often training metrics reach the host) is capped at a fiftieth of a run in steps;
 * ``schedule.gamma`` of the ``exp`` and ``exp_range`` policies becomes ``gamma**F``, so the decay over the
   (shorter) run is the same as over the full run;
 * unchanged: the batch size, the learning-rate bounds, the network, the optimizer, the data.
@@ -444,10 +444,6 @@ def hardware_description() -> dict[str, str]:
   return {"cpu": cpu, "cores": str(os.cpu_count()), "jax": jax.__version__,
           "devices": ", ".join(str(d) for d in jax.devices()), "python": platform.python_version(),
           "platform": platform.platform()}
-
-
-def _pct(x: float) -> str:
-  return f"{100 * x:.1f}"
 
 
 def _pm(mean_std: tuple[float, float]) -> str:
