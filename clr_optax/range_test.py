@@ -335,7 +335,7 @@ class _Sweep:
     return new_carry, (record, names)
 
   def chunk(self, carry: _Carry, data: Any, lrs_all: jax.Array, idx_all: jax.Array, length: int, unroll: bool):
-    """``length`` steps from ``carry.step`` on (a ``lax.scan``, fully unrolled when ``unroll``)."""
+    """``length`` steps from ``carry.step`` on: a ``lax.scan``, or when ``unroll`` straight-line code."""
     lrs = lax.dynamic_slice_in_dim(lrs_all, carry.step, length)
     idx = lax.dynamic_slice_in_dim(idx_all, carry.step, length)
     names = []
@@ -345,7 +345,16 @@ class _Sweep:
       names[:] = step_names
       return c, record
 
-    carry, records = lax.scan(body, carry, (lrs, idx), unroll=True if unroll else 1)
+    if unroll:
+      # A Python loop, not lax.scan(unroll=True): a scan of length 1 still lowers to a while loop, which is
+      # what costs XLA:CPU's convolutions their fast path.
+      steps = []
+      for i in range(length):
+        carry, record = body(carry, (lrs[i], idx[i]))
+        steps.append(record)
+      records = jnp.stack(steps)
+    else:
+      carry, records = lax.scan(body, carry, (lrs, idx))
     return carry, {"lr": records[:, 0], "masked": records[:, 1] > 0, "loss": records[:, 2],
                    "smooth_loss": records[:, 3], "metrics": {k: records[:, 4 + i] for i, k in enumerate(names)}}
 
