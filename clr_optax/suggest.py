@@ -143,7 +143,8 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str) -> d
   if ragged.size:
     reasons.append((steep + int(ragged[0]), f"the {what} turns ragged (local scatter twice that of the rise)"))
   reasons.append((peak, f"the {what} peaks ({smooth[peak]:.3g}) and falls after it"
-                  if peak < n - 1 - half else f"the {what} is highest at the end of the unmasked sweep"))
+                  if peak < n - 1 - half else f"the {what} is highest at the end of the unmasked sweep (still rising? "
+                  "sweep to a higher max_lr)"))
   top, why = min(reasons, key=lambda r: r[0])
   top = max(top, base + 1)
   out["accuracy_max"] = (float(lr[top]), why)
