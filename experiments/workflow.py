@@ -106,11 +106,12 @@ def prepare_data(spec: str, *, train_size: int | None, val_size: int, test_size:
 
 
 def base_config(*, config: str, model: str | None, data: str, batch_size: int, steps: int, seed: int,
-                eval_every: int, progress: bool) -> config_lib.Config:
+                eval_every: int, progress: bool, num_devices: int | None = None) -> config_lib.Config:
   """The network's config (`config`, e.g. "default" = Caffe cifar10_full) with the workflow's sizes."""
   updates: dict[str, Any] = {"data.dataset": data, "train.batch_size": batch_size, "train.num_steps": str(steps),
                              "train.seed": seed, "train.eval_every": str(eval_every),
-                             "train.checkpoint_every": str(max(1, steps // 4)), "train.progress": progress,
+                             "train.checkpoint_every": str(max(1, steps // 2)), "train.progress": progress,
+                             "train.num_devices": num_devices,
                              "train.log_every": max(1, min(100, steps // 50)),
                              "data.train_size": None, "data.test_size": None,
                              "schedule.drop_at": ()}
@@ -221,8 +222,8 @@ def run_workflow(workdir: str | os.PathLike, *, data: str = "cifar10", config: s
                  test_size: int | None = 2000, batch_size: int = 100, steps: int = 1600,
                  step_size: str = "4ep", fixed_lr: float | None = None, eval_every: int | None = None,
                  range_steps: str = "8ep", range_min_lr: float = 0.0, range_max_lr: float = 0.02,
-                 range_mode: str = "linear", rule: str = "auto", seed: int = 0, progress: bool = True,
-                 dataset: Any = None, command: str | None = None) -> WorkflowResult:
+                 range_mode: str = "linear", rule: str = "auto", seed: int = 0, num_devices: int | None = None,
+                 progress: bool = True, dataset: Any = None, command: str | None = None) -> WorkflowResult:
   """Runs the whole workflow (range test, bounds, fixed vs triangular2, report) in `workdir`.
 
   Args:
@@ -244,6 +245,7 @@ def run_workflow(workdir: str | os.PathLike, *, data: str = "cifar10", config: s
     range_mode: "linear" (the paper) or "exponential".
     rule: `clr_optax.suggest_bounds`'s rule ("auto": the paper's accuracy rule when it applies).
     seed: the seed of the subsets, the initialisation and the shuffles (the same for both runs).
+    num_devices: local devices the training runs use, data-parallel (None: all).
     progress: show progress bars.
     dataset: an `experiments.data.Dataset` already in memory (instead of loading `data`).
     command: the command line to print in the report.
@@ -265,7 +267,7 @@ def run_workflow(workdir: str | os.PathLike, *, data: str = "cifar10", config: s
     raise ValueError(f"the training set ({len(train_ds.train_labels)} images) is smaller than {batch_size=}")
   eval_every = eval_every or max(1, steps // 32)
   cfg = base_config(config=config, model=model, data=data, batch_size=batch_size, steps=steps, seed=seed,
-                    eval_every=eval_every, progress=progress)
+                    eval_every=eval_every, progress=progress, num_devices=num_devices)
   n_range = config_lib.resolve_duration(range_steps, steps_per_epoch=spe, name="range_steps")
   n_step = config_lib.resolve_duration(step_size, steps_per_epoch=spe, total_steps=steps, name="step_size")
   if n_step < 1:
@@ -374,6 +376,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   p.add_argument("--range-mode", default="linear", choices=("linear", "exponential"))
   p.add_argument("--rule", default="auto", help="bounds rule: auto, accuracy, valley, steepest")
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--num-devices", type=int, default=None, help="devices for training (default: all local ones)")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
   return p.parse_args(argv)
 
@@ -387,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> WorkflowResult:
                       val_size=a.val_size, test_size=a.test_size, batch_size=a.batch_size, steps=a.steps,
                       step_size=a.step_size, fixed_lr=a.fixed_lr, eval_every=a.eval_every,
                       range_steps=a.range_steps, range_min_lr=a.range_min_lr, range_max_lr=a.range_max_lr,
-                      range_mode=a.range_mode, rule=a.rule, seed=a.seed, progress=not a.no_progress,
+                      range_mode=a.range_mode, rule=a.rule, seed=a.seed, num_devices=a.num_devices,
+                      progress=not a.no_progress,
                       command="python -m experiments.workflow " + shlex.join(argv))
 
 

@@ -13,7 +13,7 @@ def test_workflow_end_to_end_tiny(cifar10_archive, tmp_path, capsys):
   """Range test, bounds, both runs and the report, on 200 training images and a few steps."""
   result = workflow.run_workflow(
       tmp_path, data=str(cifar10_archive), train_size=200, val_size=50, test_size=100, batch_size=40, steps=8,
-      step_size="2", eval_every=4, range_steps="12", range_max_lr=0.05, progress=False,
+      step_size="2", eval_every=4, range_steps="12", range_max_lr=0.05, num_devices=1, progress=False,
       command="python -m experiments.workflow --workdir X")
   err = capsys.readouterr().err
   for phase in ("[0/4]", "[1/4]", "[2/4]", "[3/4]", "[4/4]"):  # one line per phase
@@ -41,7 +41,7 @@ def test_workflow_end_to_end_tiny(cifar10_archive, tmp_path, capsys):
   # Running again reuses the range test and the finished runs.
   again = workflow.run_workflow(
       tmp_path, data=str(cifar10_archive), train_size=200, val_size=50, test_size=100, batch_size=40, steps=8,
-      step_size="2", eval_every=4, range_steps="12", range_max_lr=0.05, progress=False)
+      step_size="2", eval_every=4, range_steps="12", range_max_lr=0.05, num_devices=1, progress=False)
   assert "reusing" in capsys.readouterr().err
   assert again.clr.accuracies == result.clr.accuracies and again.timings == {}
 
