@@ -553,8 +553,18 @@ def plot_accuracy_curves(curves: dict[str, Sequence[RunResult]], *, title: str =
   return fig
 
 
+def _quoted(config: str, *, iterations: bool = True) -> str:
+  """The paper's result for a config as prose, e.g. ``82.2% at 42,000``, from paper_results."""
+  from experiments.configs import paper_results  # pylint: disable=g-import-not-at-top
+  r = paper_results.get(config)
+  text = f"{r.accuracy:.1f}%"
+  return text + (f" at {r.iterations:,}" if iterations else "")
+
+
 def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
-  """The paper's Table 1 claims, each checked against our numbers."""
+  """The paper's Table 1 claims, each checked against our numbers (the paper's from paper_results)."""
+  from experiments.configs import paper_results  # pylint: disable=g-import-not-at-top
+  iters = {name: f"{paper_results.get(name).iterations:,}" for name in ("table1_fixed", "table1_triangular2")}
   out = []
   fixed, tri = by.get("table1_fixed"), by.get("table1_triangular2")
   if fixed and tri:
@@ -562,8 +572,8 @@ def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
     fixed_len = max(r.total_steps for r in fixed.runs)
     held = len(reached) == len(tri.runs) and max(reached) < fixed_len
     out.append(
-        f"- **triangular2 reaches the fixed policy's final accuracy in fewer iterations** (paper: 25,000 vs "
-        f"70,000): {'held' if held else 'did not hold'} here. triangular2 reached the same-seed fixed run's "
+        f"- **triangular2 reaches the fixed policy's final accuracy in fewer iterations** (paper: {iters['table1_triangular2']} vs "
+        f"{iters['table1_fixed']}): {'held' if held else 'did not hold'} here. triangular2 reached the same-seed fixed run's "
         f"final accuracy in {len(reached)} of {len(tri.runs)} seeds"
         + (f", at iterations {', '.join(f'{x:,}' for x in reached)} (fixed: {fixed_len:,})" if reached else "")
         + f"; final accuracy {_pm(tri.final)}% after {max(r.total_steps for r in tri.runs):,} iterations vs "
@@ -575,14 +585,15 @@ def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
   if exp and expr:
     d = expr.final[0] - exp.final[0]
     out.append(
-        f"- **exp_range beats exp** (paper: 82.2% at 42,000 vs 79.1% at 70,000): "
+        f"- **exp_range beats exp** (paper: {_quoted('table1_exp_range')} vs {_quoted('table1_exp')}): "
         f"{'held' if d > 0 else 'did not hold'} here: exp_range {_pm(expr.final)}% vs exp {_pm(exp.final)}% "
         f"(difference {100 * d:+.1f} points; seed std about {100 * max(exp.final[1], expr.final[1]):.1f}).")
   decay = by.get("table1_decay")
   if decay and tri:
     d = tri.final[0] - decay.final[0]
     out.append(
-        f"- **decay ends below triangular2** (paper: 78.5% vs 81.4%, both 25,000 iterations): "
+        f"- **decay ends below triangular2** (paper: {_quoted('table1_decay', iterations=False)} vs "
+        f"{_quoted('table1_triangular2', iterations=False)}, both {iters['table1_triangular2']} iterations): "
         f"{'held' if d > 0 else 'did not hold'} here: decay {_pm(decay.final)}% vs triangular2 "
         f"{_pm(tri.final)}% (difference {100 * d:+.1f} points).")
   return out
