@@ -6,16 +6,15 @@
 import argparse
 import pathlib
 
+import matplotlib.pyplot as plt
 import optax
 
 import clr_optax
-from clr_optax.plotting import _pyplot
 
 
 def schedules_figure():
   """Six panels: the paper's cyclical policies, exp_range's two readings, the baselines, the window
   shapes, one-cycle, and cyclical momentum."""
-  plt = _pyplot()
   fig, axes = plt.subplots(3, 2, figsize=(12, 10), layout="constrained")
   step, gamma = 2000, 0.99994
   clr_optax.plot_schedules(

@@ -521,8 +521,6 @@ def plot_accuracy_curves(curves: dict[str, Sequence[RunResult]], *, title: str =
   Returns:
     The matplotlib Figure (paper Figure 1 style).
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg", force=False)
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   rows = 2 if lr_curves else 1
