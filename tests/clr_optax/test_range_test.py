@@ -117,6 +117,28 @@ def test_masking_keeps_nan_out_and_suggestions_finite():
 
 
 @pytest.mark.parametrize("method", ["scan", "chunked"])
+def test_scan_stops_at_divergence_and_chunked_masks_to_the_end(method):
+  x, y = _least_squares(5)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  executed = []
+
+  def loss_fn(w, batch):
+    jax.debug.callback(lambda: executed.append(1))
+    return _mse(w, batch)
+
+  result = clr_optax.range_test(data, loss_fn=loss_fn, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd,
+                                batch_size=16, num_steps=60, min_lr=1e-3, max_lr=1e3, mode="exponential",
+                                method=method, chunk_size=4)
+  jax.effects_barrier()
+  d = int(result.diverged_step[0])
+  assert 0 < d < 59
+  # The compiled loop runs the diverged step and no later one; straight-line chunks cannot stop.
+  assert len(executed) == (d + 1 if method == "scan" else 60)
+  assert np.isnan(np.asarray(result.loss[0, d:])).all() and np.asarray(result.masked[0, d:]).all()
+  np.testing.assert_allclose(result.lr[0], clr_optax.learning_rates(1e-3, 1e3, 60, "exponential"), rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["scan", "chunked"])
 def test_runs_equal_separate_runs_and_compile_once(method):
   x, y = _least_squares(4)
   data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
