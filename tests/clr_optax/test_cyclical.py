@@ -49,7 +49,7 @@ class PaperCodeTest(chex.TestCase):
   def test_paper_table2_stages_in_one_line(self):
     # Table 2: triangular2 in three stages that start at 0, 16,000 and 22,000 iterations, each counting
     # its cycles from its own start (Caffe's start_lr_policy).
-    stages = [(0, 0.001, 0.009, 2000), (16000, 0.0001, 0.0003, 1000), (22000, 0.00001, 0.00002, 500)]
+    stages = [(0, 0.001, 0.005, 2000), (16000, 0.0001, 0.0005, 1000), (22000, 0.00001, 0.00005, 500)]
     schedule = optax.join_schedules(
         [clr_optax.triangular2(b, m, s) for _, b, m, s in stages], boundaries=[16000, 22000]
     )
