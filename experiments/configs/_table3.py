@@ -1,9 +1,16 @@
 """Shared builder of the Table 3 rows: adaptive optimizers with and without CLR on cifar10_full.
 
+Table 3 of arXiv 1506.01186v6 (checked against its text) gives, per method, the LR bounds found with
+the range test, a "fixed" row at 70,000 iterations and "triangular" rows at 25,000 (and, for Adam and
+RMSprop, 70,000); the text says "Just the lower bound was used for base_lr for the fixed policy" and
+that every method was run "by invoking the respective option in Caffe".
+
 Caffe applies every solver after its Regularize step with the layers' lr_mult / decay_mult, which
-experiments.train.build_optimizer reproduces for the Caffe networks. "fixed" rows use Caffe's
-cifar10_full step-down (x0.1 at 60,000 and 65,000 iterations) from the fixed rate; "clr" rows a
-triangular cycle of stepsize 2,000 for 25,000 iterations ("clr70k": 70,000).
+experiments.train.build_optimizer reproduces for the Caffe networks. "fixed" rows start at the lower
+bound and use Caffe's cifar10_full step-down (x0.1 at 60,000 and 65,000 iterations); "clr" rows a
+triangular cycle between the bounds for 25,000 iterations ("clr70k": 70,000). The paper states neither
+the step-down of the fixed rows nor the stepsize of the CLR rows: the step-down is Caffe's cifar10_full
+solver (Table 1's fixed row) and stepsize 2,000 is the one Section 4.1.1 recommends for this network.
 """
 
 from experiments.configs import config_lib
