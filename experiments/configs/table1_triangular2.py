@@ -4,8 +4,9 @@
 
 Paper (Table 1): 81.4% after 25,000 iterations, the fixed policy's accuracy in about a third of the
 iterations. Section 4.1.1 gives base_lr 0.001, max_lr 0.006 and stepsize 2,000 (4 epochs of 500
-iterations). Note: the paper says the Figure 1 run of triangular2 used the staged settings of Table 2;
-that run is the config table2_staged.
+iterations); checked against the text of arXiv 1506.01186v6 (Sections 3.1 and 4.1.1). Note: the paper
+says the Figure 1 run of triangular2 used the staged settings of Table 2; that run is the config
+table2_staged.
 """
 
 from experiments.configs import config_lib

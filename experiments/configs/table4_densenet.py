@@ -4,8 +4,10 @@
   python -m experiments.train --config table4_densenet:clr --workdir /tmp/t4_densenet_clr --data cifar10
 
 Huang et al. (2017) recipe: batch 64, 300 epochs, x0.1 at epochs 150 and 225, Nesterov momentum
-0.9, weight decay 1e-4, augmentation (so no dropout). The CLR bounds are 0.1-0.2 for DenseNet, as in
-the paper. Table 4's numbers: take them from the paper (not verified here).
+0.9, weight decay 1e-4, augmentation (so no dropout). Paper (Table 4 of arXiv 1506.01186v6, checked
+against its text; mean of 5 runs), CIFAR-10: 94.5 (0.1), 94.5 (0.2), 94.2 (0.3), CLR 0.1-0.2 94.9;
+CIFAR-100: 75.2, 75.3, 74.5, CLR 75.9. The paper does not state the depth or growth rate: DenseNet-40,
+k = 12 is our reading of the original recipe.
 """
 
 from experiments.configs import _table4
@@ -16,4 +18,7 @@ ARGS = _table4.ARGS
 def get_config(arg: str | None = None):
   return _table4.build("table4_densenet", arg, model="densenet40", batch_size=64, num_steps="300ep",
                        drop_at=("150ep", "225ep"), optimizer="nesterov", clr_bounds=(0.1, 0.2),
-                       paper="Table 4, DenseNet-40: see the paper (values not verified here)")
+                       paper={"0.1": "Table 4, DenseNet, LR 0.1: 94.5% (CIFAR-10; CIFAR-100 75.2%)",
+                              "0.2": "Table 4, DenseNet, LR 0.2: 94.5% (CIFAR-10; CIFAR-100 75.3%)",
+                              "0.3": "Table 4, DenseNet, LR 0.3: 94.2% (CIFAR-10; CIFAR-100 74.5%)",
+                              "clr": "Table 4, DenseNet + CLR 0.1-0.2: 94.9% (CIFAR-10; CIFAR-100 75.9%)"})

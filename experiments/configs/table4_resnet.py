@@ -4,9 +4,10 @@
   python -m experiments.train --config table4_resnet:clr --workdir /tmp/t4_resnet_clr --data cifar10
 
 He et al. (2016) CIFAR recipe: batch 128, 64,000 iterations, x0.1 at 32,000 and 48,000, SGD momentum
-0.9, weight decay 1e-4. The paper's Table 4 numbers (CLR slightly above the fixed rates) could not be
-re-checked here: take them from the paper. The depth is ResNet-56 (override model.name=resnet110 or
-resnet20).
+0.9, weight decay 1e-4. Paper (Table 4 of arXiv 1506.01186v6, checked against its text; mean of 5
+runs), CIFAR-10: 92.8 (0.1), 93.3 (0.2), 91.8 (0.3), CLR 0.1-0.3 93.6; CIFAR-100: 71.2, 71.6, 71.9,
+CLR 72.5. The paper says "the original ResNet" (fb.resnet.torch) without a depth: ResNet-56 is our
+choice (override model.name=resnet110 or resnet20).
 """
 
 from experiments.configs import _table4
@@ -17,4 +18,7 @@ ARGS = _table4.ARGS
 def get_config(arg: str | None = None):
   return _table4.build("table4_resnet", arg, model="resnet56", batch_size=128, num_steps="64000",
                        drop_at=("32000", "48000"), optimizer="sgd", clr_bounds=(0.1, 0.3),
-                       paper="Table 4, ResNet: see the paper (values not verified here)")
+                       paper={"0.1": "Table 4, ResNet, LR 0.1: 92.8% (CIFAR-10; CIFAR-100 71.2%)",
+                              "0.2": "Table 4, ResNet, LR 0.2: 93.3% (CIFAR-10; CIFAR-100 71.6%)",
+                              "0.3": "Table 4, ResNet, LR 0.3: 91.8% (CIFAR-10; CIFAR-100 71.9%)",
+                              "clr": "Table 4, ResNet + CLR 0.1-0.3: 93.6% (CIFAR-10; CIFAR-100 72.5%)"})

@@ -4,8 +4,10 @@
   python -m experiments.train --config table4_sd_resnet:clr --workdir /tmp/t4_sd_clr --data cifar10
 
 Huang et al. (2016) recipe: linear survival 1 -> 0.5, batch 128, 500 epochs, x0.1 at epochs 250 and
-375, Nesterov momentum 0.9, weight decay 1e-4. Table 4's numbers: take them from the paper (not
-verified here).
+375, Nesterov momentum 0.9, weight decay 1e-4. Paper (Table 4 of arXiv 1506.01186v6, checked against
+its text; mean of 5 runs, test accuracy, the original code holding out 5,000 training images for
+validation), CIFAR-10: 94.6 (0.1), 94.5 (0.2), 94.2 (0.3), CLR 0.1-0.3 94.5; CIFAR-100: 75.2, 75.2,
+74.6, CLR 75.4. The paper does not state the depth: 110 is our reading of the original recipe.
 """
 
 from experiments.configs import _table4
@@ -16,4 +18,7 @@ ARGS = _table4.ARGS
 def get_config(arg: str | None = None):
   return _table4.build("table4_sd_resnet", arg, model="sd_resnet110", batch_size=128, num_steps="500ep",
                        drop_at=("250ep", "375ep"), optimizer="nesterov", clr_bounds=(0.1, 0.3),
-                       paper="Table 4, Stochastic Depth ResNet-110: see the paper (values not verified here)")
+                       paper={"0.1": "Table 4, SD, LR 0.1: 94.6% (CIFAR-10; CIFAR-100 75.2%)",
+                              "0.2": "Table 4, SD, LR 0.2: 94.5% (CIFAR-10; CIFAR-100 75.2%)",
+                              "0.3": "Table 4, SD, LR 0.3: 94.2% (CIFAR-10; CIFAR-100 74.6%)",
+                              "clr": "Table 4, SD + CLR 0.1-0.3: 94.5% (CIFAR-10; CIFAR-100 75.4%)"})
