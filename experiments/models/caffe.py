@@ -25,6 +25,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,6 +41,7 @@ __all__ = [
   "Cifar10Full",
   "Cifar10Quick",
   "caffe_avg_pool",
+  "caffe_conv",
   "caffe_max_pool",
   "caffe_multipliers",
   "caffe_pool_output_size",
@@ -226,10 +228,73 @@ class CaffeBatchNorm(nn.Module):
     return (x - mean) * jax.lax.rsqrt(var + self.epsilon)
 
 
+_NHWC = ("NHWC", "HWIO", "NHWC")
+# Inputs with at most this many channels (the RGB image) get their kernel gradient from shifted dots.
+_SHIFTED_DOTS_MAX_CHANNELS = 4
+
+
+def _lax_conv(x: jax.Array, kernel: jax.Array, padding: tuple[tuple[int, int], ...]) -> jax.Array:
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_NHWC)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_shifted_dots_grad(x: jax.Array, kernel: jax.Array, padding: tuple[tuple[int, int], ...]) -> jax.Array:
+  """A stride-1 NHWC convolution whose kernel gradient is one dot per kernel tap.
+
+  ``dK[i, j] = sum_{n,h,w} x_pad[n, h+i, w+j, :]^T g[n, h, w, :]``: kh*kw dots over the shifted input.
+  XLA:CPU computes a kernel gradient as a convolution whose window is the whole image; with a
+  3-channel input that was the slowest operation of the cifar10_full training step on a 2-core CPU,
+  and the dots were several times faster (``python -m experiments.benchmarks.train_speed --variants
+  conv_lax`` times the step without them). The forward pass and the input gradient are XLA's
+  convolutions. Like any ``custom_vjp`` function it supports reverse mode and vmap, not ``jax.jvp``.
+  """
+  return _lax_conv(x, kernel, padding)
+
+
+def _conv_shifted_dots_fwd(x, kernel, padding):
+  return _lax_conv(x, kernel, padding), (x, kernel)
+
+
+def _conv_shifted_dots_bwd(padding, residuals, g):
+  x, kernel = residuals
+  _, input_vjp = jax.vjp(lambda v: _lax_conv(v, kernel, padding), x)
+  (dx,) = input_vjp(g)
+  kh, kw = kernel.shape[:2]
+  out_h, out_w = g.shape[1:3]
+  xp = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+  taps = [jnp.einsum("nhwc,nhwo->co", xp[:, i : i + out_h, j : j + out_w, :], g) for i in range(kh) for j in range(kw)]
+  return dx, jnp.stack(taps).reshape(kernel.shape).astype(kernel.dtype)
+
+
+_conv_shifted_dots_grad.defvjp(_conv_shifted_dots_fwd, _conv_shifted_dots_bwd)
+
+
+def caffe_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+               dimension_numbers=None, feature_group_count=1, precision=None) -> jax.Array:
+  """``lax.conv_general_dilated`` for the Caffe nets' convolutions (``nn.Conv(conv_general_dilated=...)``).
+
+  A stride-1, undilated, ungrouped NHWC convolution of an input with at most
+  ``_SHIFTED_DOTS_MAX_CHANNELS`` channels (the first layer) takes its kernel gradient from shifted dots
+  (:func:`_conv_shifted_dots_grad`); the values are the same. Every other convolution is
+  ``lax.conv_general_dilated`` unchanged.
+  """
+  dims = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  plain = (lhs.ndim == 4 and dims == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
+           and tuple(window_strides) == (1, 1) and feature_group_count == 1 and precision is None
+           and all(d is None or tuple(d) == (1, 1) for d in (lhs_dilation, rhs_dilation))
+           and not isinstance(padding, str) and lhs.shape[-1] <= _SHIFTED_DOTS_MAX_CHANNELS)
+  if plain:
+    return _conv_shifted_dots_grad(lhs, rhs, tuple(tuple(int(p) for p in pair) for pair in padding))
+  return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                                      rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                                      feature_group_count=feature_group_count, precision=precision)
+
+
 def _conv(name: str, features: int, std: float, use_bias: bool = True) -> nn.Conv:
   return nn.Conv(
     features, (5, 5), padding=((2, 2), (2, 2)), use_bias=use_bias,
-    kernel_init=nn.initializers.normal(std), bias_init=nn.initializers.zeros, name=name)
+    kernel_init=nn.initializers.normal(std), bias_init=nn.initializers.zeros, name=name,
+    conv_general_dilated=caffe_conv)
 
 
 def _ip(name: str, features: int, std: float) -> nn.Dense:
