@@ -12,8 +12,14 @@ script prints the JAX/PyTorch ratio.
 
 `--variants` also times the cifar10_full step under other XLA flags and implementations, each in a
 fresh subprocess (XLA flags are read once per process), to find where the time goes:
-  * `maxpool_slices`: Caffe max pooling as a maximum over 9 strided slices instead of
-    `lax.reduce_window` (whose gradient, select_and_scatter, is slow on XLA:CPU);
+  * `maxpool_slices`: Caffe max pooling as a maximum over 9 strided slices (the model's is separable:
+    3 row slices, then 3 column slices); `maxpool_reduce_window`: as `lax.reduce_window` (whose
+    gradient, select_and_scatter, is slow on XLA:CPU);
+  * `conv_lax`: every convolution as plain `lax.conv_general_dilated` (the model takes conv1's kernel
+    gradient from shifted dots, see `experiments.models.caffe.caffe_conv`); `conv1_im2col`: conv1 as
+    one dot over patches (25 shifted slices concatenated on the channel axis), its gradients by autodiff;
+    `conv_nchw`: the convolutions in NCHW/OIHW dimension numbers (transposes around each);
+  * `bf16`: convolutions, dense layer, pooling and LRN computed in bfloat16 (float32 parameters);
   * `fwd_only` / `fwd_bwd`: the forward pass alone and forward+backward without the update;
   * `xla:<flags>`: the default step under extra XLA flags.
 """
@@ -29,7 +35,8 @@ import sys
 import time
 
 TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_cifar10_full.py")
-DEFAULT_VARIANTS = ("maxpool_slices", "fwd_only", "fwd_bwd",
+DEFAULT_VARIANTS = ("conv_lax", "conv1_im2col", "conv_nchw", "bf16", "maxpool_slices", "maxpool_reduce_window",
+                    "fwd_only", "fwd_bwd",
                     "xla:--xla_cpu_use_onednn=true",
                     "xla:--xla_cpu_experimental_onednn_custom_call=true",
                     "xla:--xla_cpu_use_xnnpack=true",
@@ -56,6 +63,77 @@ def _maxpool_slices(x, kernel, stride, pad=0):
   return out
 
 
+def _maxpool_reduce_window(x, kernel, stride, pad=0):
+  """Caffe ceil-mode max pooling as one `lax.reduce_window` (gradient: select_and_scatter)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from experiments.models import caffe  # pylint: disable=g-import-not-at-top
+  _, h, w, _ = x.shape
+  pads = [(pad, max(0, (caffe.caffe_pool_output_size(n, kernel, stride, pad) - 1) * stride + kernel - n - pad))
+          for n in (h, w)]
+  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, kernel, kernel, 1), (1, stride, stride, 1),
+                               ((0, 0), *pads, (0, 0)))
+
+
+def _conv_lax(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None, dimension_numbers=None,
+              feature_group_count=1, precision=None):
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                                      rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                                      feature_group_count=feature_group_count, precision=precision)
+
+
+def _conv1_im2col(lhs, rhs, window_strides, padding, *args, **kwargs):
+  """conv1 (3 input channels) as one dot over its 5x5 patches; the other convolutions unchanged."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  if lhs.shape[-1] > 3:
+    return _conv_lax(lhs, rhs, window_strides, padding, *args, **kwargs)
+  n, h, w, c = lhs.shape
+  kh, kw, _, out = rhs.shape
+  xp = jnp.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+  patches = jnp.concatenate([xp[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)], axis=-1)
+  return jnp.einsum("nhwk,ko->nhwo", patches, rhs.reshape(kh * kw * c, out))
+
+
+def _conv_nchw(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None, dimension_numbers=None,
+               feature_group_count=1, precision=None):
+  """The NHWC convolution computed in NCHW/OIHW dimension numbers, transposing in and out."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  y = jax.lax.conv_general_dilated(jnp.transpose(lhs, (0, 3, 1, 2)), jnp.transpose(rhs, (3, 2, 0, 1)),
+                                   window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+                                   dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                                   feature_group_count=feature_group_count, precision=precision)
+  return jnp.transpose(y, (0, 2, 3, 1))
+
+
+def _patch_model(variant: str) -> None:
+  """Replaces parts of experiments.models.caffe for an implementation variant (in this process only)."""
+  from experiments.models import caffe  # pylint: disable=g-import-not-at-top
+  if variant == "maxpool_slices":
+    caffe.caffe_max_pool = _maxpool_slices
+  elif variant == "maxpool_reduce_window":
+    caffe.caffe_max_pool = _maxpool_reduce_window
+  elif variant == "conv_lax":
+    caffe.caffe_conv = _conv_lax
+  elif variant == "conv1_im2col":
+    caffe.caffe_conv = _conv1_im2col
+  elif variant == "conv_nchw":
+    caffe.caffe_conv = _conv_nchw
+  elif variant == "bf16":
+    import functools  # pylint: disable=g-import-not-at-top
+    import types  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    from flax import linen as nn  # pylint: disable=g-import-not-at-top
+    # caffe.py builds its layers as nn.Conv / nn.Dense: give it a linen namespace whose layers compute in bf16.
+    bf16_nn = types.SimpleNamespace(**{k: getattr(nn, k) for k in dir(nn) if not k.startswith("__")})
+    bf16_nn.Conv = functools.partial(nn.Conv, dtype=jnp.bfloat16)
+    bf16_nn.Dense = functools.partial(nn.Dense, dtype=jnp.bfloat16)
+    caffe.nn = bf16_nn
+  elif variant not in ("default", "fwd_only", "fwd_bwd"):
+    raise ValueError(f"unknown variant {variant!r}")
+
+
 def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "default") -> dict:
   """Median images/s of the jitted train_step (or a part of it, per `variant`) for `model` at `batch`."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -63,9 +141,7 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
   import numpy as np  # pylint: disable=g-import-not-at-top
   from experiments import configs, train  # pylint: disable=g-import-not-at-top
 
-  if variant == "maxpool_slices":
-    from experiments.models import caffe  # pylint: disable=g-import-not-at-top
-    caffe.caffe_max_pool = _maxpool_slices
+  _patch_model(variant)
   if model == "cifar10_full":
     config = configs.get_config("table1_triangular2")
   else:
