@@ -595,7 +595,8 @@ def range_test(
     optimizer: an optax optimizer factory (or inject_hyperparams transformation).
     mode: ``"linear"`` (the paper) or ``"exponential"`` (fastai, pytorch-lr-finder).
     num_runs: independent runs (different shuffles; different inits when ``state``/``params`` is a
-      callable), vmapped inside the same compiled program.
+      callable), in the same compiled program: vmapped, or with the chunked method one straight-line copy
+      of the step per run (XLA:CPU runs vmapped convolutions several times slower).
     smoothing: decay of the loss's moving average, in [0, 1); 0 disables smoothing.
     divergence_factor: the "loss exploded" ratio (fastai uses 4); None keeps only the non-finite test.
     eval_fn: a held-out metric, ``eval_fn(state_or_params) -> scalar or dict of scalars``, run every
@@ -707,21 +708,33 @@ class _Programs(NamedTuple):
   evaluate: Callable[..., Any] | None
 
 
-def _over_runs(fn: Callable[..., Any], in_axes: tuple[int | None, ...], several: bool) -> Callable[..., Any]:
-  """``fn`` over the leading run axis: vmapped for several runs, else on the one run (axis kept)."""
-  if several:
+def _over_runs(fn: Callable[..., Any], in_axes: tuple[int | None, ...], runs: str) -> Callable[..., Any]:
+  """``fn`` over the leading run axis: ``runs`` is ``"one"`` (the axis kept, of size 1), ``"vmap"``, or
+  ``"unrolled"`` (one copy of ``fn`` per run in straight-line code, then stacked)."""
+  if runs == "vmap":
     return jax.vmap(fn, in_axes=in_axes)
 
-  def single(*args):
-    args = [a if ax is None else jax.tree.map(lambda x: x[0], a) for a, ax in zip(args, in_axes)]
-    return jax.tree.map(lambda x: x[None], fn(*args))
-  return single
+  def run(i, args):
+    return fn(*[a if ax is None else jax.tree.map(lambda x: x[i], a) for a, ax in zip(args, in_axes)])
+
+  def mapped(*args):
+    if runs == "one":
+      return jax.tree.map(lambda x: x[None], run(0, args))
+    size = next(jax.tree.leaves(a)[0].shape[0] for a, ax in zip(args, in_axes) if ax is not None)
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *[run(i, args) for i in range(size)])
+  return mapped
 
 
 @functools.lru_cache(maxsize=16)
 def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init) -> _Programs:
   """The jitted functions of a sweep, cached: a repeated range test with the same step, initializer and
-  settings (the learning rates may differ) reuses them without compiling again."""
+  settings (the learning rates may differ) reuses them without compiling again.
+
+  Several runs are vmapped, except in the chunked method: vmapped parameters turn XLA:CPU's convolutions
+  into grouped ones, about 4.5x slower per run, so there each run gets its own straight-line copy of the
+  step inside the one compiled chunk (compile time grows with the number of runs instead).
+  """
+  runs = "one" if not several else "vmap" if method == "scan" else "unrolled"
 
   def start(k, given, lrs, num_examples):
     init_key, shuffle_key = jax.random.split(k)
@@ -733,15 +746,15 @@ def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init)
       def one(k, data, lrs, given):
         init_key, shuffle_key = jax.random.split(k)
         return _scan_sweep(spec, block, mode, lrs, init(init_key, given, lrs[0]), data, shuffle_key)
-      return _over_runs(one, (0, None, None, None), several)(keys, data, lrs, given)
+      return _over_runs(one, (0, None, None, None), runs)(keys, data, lrs, given)
     return _Programs(jax.jit(range_test_sweep, static_argnums=4), None, None, None)
 
   def range_test_start(keys, given, lrs, num_examples):
-    return _over_runs(lambda k: start(k, given, lrs, num_examples), (0,), several)(keys)
+    return _over_runs(lambda k: start(k, given, lrs, num_examples), (0,), runs)(keys)
 
   def range_test_chunk(carry, data, lrs, idx):
-    return _over_runs(lambda c, i: spec.chunk(c, data, lrs, i, block, unroll=True), (0, 0), several)(carry, idx)
+    return _over_runs(lambda c, i: spec.chunk(c, data, lrs, i, block, unroll=True), (0, 0), runs)(carry, idx)
 
-  evaluate = jax.jit(_over_runs(spec.evaluate, (0,), several)) if spec.eval_fn is not None else None
+  evaluate = jax.jit(_over_runs(spec.evaluate, (0,), runs)) if spec.eval_fn is not None else None
   return _Programs(None, jax.jit(range_test_start, static_argnums=3), jax.jit(range_test_chunk, donate_argnums=0),
                    evaluate)
