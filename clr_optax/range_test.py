@@ -482,7 +482,8 @@ def make_range_test(
   lrs = _padded_lrs(min_lr, max_lr, num_steps, mode, spec.padded)
 
   def sweep(state: Any, data: Any, key: jax.Array) -> RangeTestResult:
-    return _scan_sweep(spec, eval_every or num_steps, mode, jnp.asarray(lrs), state, data, key)
+    idx = _batch_indices(key, _num_examples(data, batch_size), batch_size, spec.padded)
+    return _scan_sweep(spec, eval_every or num_steps, mode, jnp.asarray(lrs), state, data, idx)
 
   return sweep
 
@@ -520,9 +521,7 @@ def _num_examples(data: Any, batch_size: int) -> int:
 
 
 def _scan_sweep(spec: _Sweep, block: int, mode: str, lrs: jax.Array, state: Any, data: Any,
-                key: jax.Array) -> RangeTestResult:
-  n = _num_examples(data, spec.batch_size)
-  idx = _batch_indices(key, n, spec.batch_size, spec.padded)
+                idx: jax.Array) -> RangeTestResult:
   carry = _init_carry(state)
   num_blocks = spec.padded // block
   if spec.eval_fn is None:
@@ -736,21 +735,24 @@ def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init)
   """
   runs = "one" if not several else "vmap" if method == "scan" else "unrolled"
 
-  def start(k, given, lrs, num_examples):
-    init_key, shuffle_key = jax.random.split(k)
-    return _init_carry(init(init_key, given, lrs[0])), _batch_indices(shuffle_key, num_examples,
-                                                                      spec.batch_size, spec.padded)
+  def start(keys, given, lrs, num_examples):
+    """Each run's initial state and batch order, computed one run after another (``lax.map``):
+    vmapping the initializers' random number generation takes 2-3x longer to compile."""
+    def one(k):
+      init_key, shuffle_key = jax.random.split(k)
+      return init(init_key, given, lrs[0]), _batch_indices(shuffle_key, num_examples, spec.batch_size,
+                                                           spec.padded)
+    return lax.map(one, keys) if several else jax.tree.map(lambda x: x[None], one(keys[0]))
 
   if method == "scan":
     def range_test_sweep(keys, data, lrs, given, mode):
-      def one(k, data, lrs, given):
-        init_key, shuffle_key = jax.random.split(k)
-        return _scan_sweep(spec, block, mode, lrs, init(init_key, given, lrs[0]), data, shuffle_key)
-      return _over_runs(one, (0, None, None, None), runs)(keys, data, lrs, given)
+      states, idx = start(keys, given, lrs, _num_examples(data, spec.batch_size))
+      return _over_runs(lambda s, i: _scan_sweep(spec, block, mode, lrs, s, data, i), (0, 0), runs)(states, idx)
     return _Programs(jax.jit(range_test_sweep, static_argnums=4), None, None, None)
 
   def range_test_start(keys, given, lrs, num_examples):
-    return _over_runs(lambda k: start(k, given, lrs, num_examples), (0,), runs)(keys)
+    states, idx = start(keys, given, lrs, num_examples)
+    return _over_runs(_init_carry, (0,), runs)(states), idx
 
   def range_test_chunk(carry, data, lrs, idx):
     return _over_runs(lambda c, i: spec.chunk(c, data, lrs, i, block, unroll=True), (0, 0), runs)(carry, idx)
