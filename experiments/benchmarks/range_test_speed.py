@@ -17,9 +17,10 @@ All three draw their batches the same way: a fresh on-device permutation of the 
 The learning rate rises exponentially from 1e-4 to 0.1, where neither model diverges, so every runner
 executes every step.
 
-Each is then run again with a new seed: compiled programs are reused (``range_test`` caches them), so that
-second run is the steady state, reported per step. Then K = 8 seeds vmapped in one sweep against 8
-sequential sweeps, end to end (one compilation each) and in the steady state.
+Each is then run again with new seeds, ``--repeats`` rounds that interleave the three runners: compiled
+programs are reused (``range_test`` caches them), so the fastest round of each is its steady state,
+reported per step. Then K = 8 seeds run together in one sweep against 8 sequential sweeps, end to end (one
+compilation each) and in the steady state.
 
   python -m experiments.benchmarks.range_test_speed            # CPU: about 30 min on 2 cores
   python -m experiments.benchmarks.range_test_speed --quick    # convnet 20 and 60 steps, K = 4: ~10 min
@@ -196,8 +197,11 @@ def main(argv=None) -> None:
   parser.add_argument("--data", default=None, help="an image-folder dataset (default: random uint8 images)")
   parser.add_argument("--examples", type=int, default=5000, help="training examples kept on the device")
   parser.add_argument("--chunk-size", type=int, default=1, help="steps per compiled chunk (chunked method)")
+  parser.add_argument("--repeats", type=int, default=None,
+                      help="steady-state rounds per runner (default: 5 for the MLP, 2 for the convnet)")
+  parser.add_argument("--seeds", type=int, default=None, help="K, the seeds run together (default 8; --quick 4)")
   args = parser.parse_args(argv)
-  seeds = 4 if args.quick else 8
+  seeds = args.seeds or (4 if args.quick else 8)
 
   if args.data:
     from experiments import data as data_lib  # pylint: disable=g-import-not-at-top
@@ -220,18 +224,22 @@ def main(argv=None) -> None:
     print(f"\n== {name} (sweep method: {method}"
           f"{f', chunk_size {args.chunk_size}' if method == 'chunked' else ''}) ==")
     short, long_ = (20, 60) if args.quick and name != "mlp" else (100, 1000)
+    repeats = args.repeats or (5 if name == "mlp" else 2)
     keys = jax.random.split(key, 3)
     # The first compilation in a process also pays for XLA's own start-up (about a second here): pay it
     # before timing, so that the end-to-end figures compare compilations on an equal footing.
     plain_runner(name, data, 2, method)(keys[0])
     for steps in (short, long_):
-      e2e, per = {}, {}
-      for what, make in [("sweep", lambda: sweep_runner(name, data, steps, **kw)),
-                         ("loop", lambda: loop_runner(name, data, steps)),
-                         ("plain", lambda: plain_runner(name, data, steps, method))]:
-        run = make()
-        e2e[what] = run(keys[0])                    # compiles
-        per[what] = min(run(keys[1]), run(keys[2])) / steps * 1e3  # compiled already: the steady state
+      runners = {"sweep": sweep_runner(name, data, steps, **kw), "loop": loop_runner(name, data, steps),
+                 "plain": plain_runner(name, data, steps, method)}
+      e2e = {what: run(keys[0]) for what, run in runners.items()}  # each compiles
+      # The steady state: compiled already; rounds interleave the runners, so that a change of load
+      # during the measurement affects all three alike; the fastest round of each is reported.
+      times = {what: [] for what in runners}
+      for r in range(repeats):
+        for what, run in runners.items():
+          times[what].append(run(jax.random.fold_in(keys[1], r)))
+      per = {what: min(t) / steps * 1e3 for what, t in times.items()}
       print(f"{steps:5d} steps  end to end (s), compile included: sweep {e2e['sweep']:7.2f}  (a) loop "
             f"{e2e['loop']:7.2f}  (b) plain {e2e['plain']:7.2f}  |  (a)/sweep {e2e['loop'] / e2e['sweep']:6.2f}x  "
             f"sweep/(b) {e2e['sweep'] / e2e['plain']:5.3f}")
@@ -240,11 +248,10 @@ def main(argv=None) -> None:
             f"sweep/(b) {per['sweep'] / per['plain']:5.3f}")
 
     vmapped, one = sweep_runner(name, data, short, **kw), sweep_runner(name, data, short, **kw)
-    e2e, per = {}, {}
-    for what, run in [("vmapped", lambda k: vmapped(jax.random.split(k, seeds))),
-                      ("sequential", lambda k: sum(one(s[None]) for s in jax.random.split(k, seeds)))]:
-      e2e[what] = run(keys[0])
-      per[what] = min(run(keys[1]), run(keys[2]))
+    runners = {"vmapped": lambda k: vmapped(jax.random.split(k, seeds)),
+               "sequential": lambda k: sum(one(s[None]) for s in jax.random.split(k, seeds))}
+    e2e = {what: run(keys[0]) for what, run in runners.items()}
+    per = {what: min(run(jax.random.fold_in(keys[1], r)) for r in range(repeats)) for what, run in runners.items()}
     print(f"K={seeds} seeds x {short} steps: one vmapped sweep {e2e['vmapped']:.2f} s end to end, {per['vmapped']:.2f} s "
           f"steady; {seeds} sequential sweeps {e2e['sequential']:.2f} s / {per['sequential']:.2f} s -> sequential/vmapped "
           f"{e2e['sequential'] / e2e['vmapped']:.2f}x end to end, {per['sequential'] / per['vmapped']:.2f}x steady")
