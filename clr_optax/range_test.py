@@ -608,7 +608,8 @@ def range_test(
       ``eval_every`` not above it is used).
 
   Returns:
-    A `RangeTestResult` with ``[num_runs, num_steps]`` records; ``.suggest()`` and ``.plot()`` read it.
+    A `RangeTestResult` of numpy arrays (the records come back to the host once, at the end) with
+    ``[num_runs, num_steps]`` records; ``.suggest()`` and ``.plot()`` read it.
 
   Examples:
     >>> import clr_optax, optax, jax.numpy as jnp, numpy as np
@@ -681,7 +682,7 @@ def range_test(
   programs = _programs(spec, method, block, num_runs > 1, init)
 
   if method == "scan":
-    return programs.sweep(run_keys, data, lrs, given, mode)
+    return jax.device_get(programs.sweep(run_keys, data, lrs, given, mode))
 
   # The chunked method: one compiled chunk, dispatched by this loop, which never waits for the device.
   carry, idx = programs.start(run_keys, given, lrs, num_examples)
@@ -692,12 +693,14 @@ def range_test(
     records.append(rec)
     if eval_fn is not None and ((i + 1) * block % eval_every == 0 or i == num_chunks - 1):
       evals.append(programs.evaluate(carry))
-  records = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *records)
+  # Joined on the host: as eager jnp ops, each concatenation would compile a program of its own.
+  records, evals, diverged_step = jax.device_get((records, evals, carry.diverged_step))
+  records = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *records)
   if evals:
-    eval_step, eval_metrics = jax.tree.map(lambda *xs: jnp.stack(xs, axis=1), *evals)
+    eval_step, eval_metrics = jax.tree.map(lambda *xs: np.stack(xs, axis=1), *evals)
   else:
-    eval_step, eval_metrics = jnp.zeros((num_runs, 0), jnp.int32), {}
-  return spec.result(carry.diverged_step, records, eval_step, eval_metrics, mode)
+    eval_step, eval_metrics = np.zeros((num_runs, 0), np.int32), {}
+  return spec.result(diverged_step, records, eval_step, eval_metrics, mode)
 
 
 class _Programs(NamedTuple):
