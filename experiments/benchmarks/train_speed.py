@@ -19,9 +19,13 @@ fresh subprocess (XLA flags are read once per process), to find where the time g
     gradient from shifted dots, see `experiments.models.caffe.caffe_conv`); `conv1_im2col`: conv1 as
     one dot over patches (25 shifted slices concatenated on the channel axis), its gradients by autodiff;
     `conv_nchw`: the convolutions in NCHW/OIHW dimension numbers (transposes around each);
+    `conv_nchw_shifted`: conv1 as the model's (shifted-dots kernel gradient), conv2 and conv3 in NCHW;
+  * `ynn_dots_only`: the step jitted with the compiler option `xla_cpu_experimental_ynn_fusion_type=
+    LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT` (YNNPACK for dots only; convolutions go to XLA's Eigen kernels);
+  * variants combine with "+", e.g. `conv_lax+ynn_dots_only`;
   * `bf16`: convolutions, dense layer, pooling and LRN computed in bfloat16 (float32 parameters);
   * `fwd_only` / `fwd_bwd`: the forward pass alone and forward+backward without the update;
-  * `xla:<flags>`: the default step under extra XLA flags.
+  * `xla:<flags>`: the default step under extra XLA flags; `<variant>+xla:<flags>`: a variant under them.
 """
 
 from __future__ import annotations
@@ -107,9 +111,24 @@ def _conv_nchw(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilatio
   return jnp.transpose(y, (0, 2, 3, 1))
 
 
-def _patch_model(variant: str) -> None:
-  """Replaces parts of experiments.models.caffe for an implementation variant (in this process only)."""
+# XLA:CPU in jaxlib 0.10 runs convolutions as YNNPACK fusions by default; with this compiler option only
+# dots are, and convolutions go to XLA's own (Eigen) convolution kernels.
+YNN_DOTS_ONLY = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
+def _patch_model(variants: str) -> dict:
+  """Replaces parts of experiments.models.caffe for implementation variants joined by "+" (in this process
+  only); returns the compiler options to jit the step with."""
+  options = {}
+  for variant in variants.split("+"):
+    options.update(_patch_one(variant))
+  return options
+
+
+def _patch_one(variant: str) -> dict:
   from experiments.models import caffe  # pylint: disable=g-import-not-at-top
+  if variant == "ynn_dots_only":
+    return dict(YNN_DOTS_ONLY)
   if variant == "maxpool_slices":
     caffe.caffe_max_pool = _maxpool_slices
   elif variant == "maxpool_reduce_window":
@@ -120,6 +139,9 @@ def _patch_model(variant: str) -> None:
     caffe.caffe_conv = _conv1_im2col
   elif variant == "conv_nchw":
     caffe.caffe_conv = _conv_nchw
+  elif variant == "conv_nchw_shifted":
+    shifted = caffe.caffe_conv
+    caffe.caffe_conv = lambda lhs, rhs, *a, **k: (shifted if lhs.shape[-1] <= 4 else _conv_nchw)(lhs, rhs, *a, **k)
   elif variant == "bf16":
     import functools  # pylint: disable=g-import-not-at-top
     import types  # pylint: disable=g-import-not-at-top
@@ -132,6 +154,7 @@ def _patch_model(variant: str) -> None:
     caffe.nn = bf16_nn
   elif variant not in ("default", "fwd_only", "fwd_bwd"):
     raise ValueError(f"unknown variant {variant!r}")
+  return {}
 
 
 def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "default") -> dict:
@@ -141,7 +164,7 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
   import numpy as np  # pylint: disable=g-import-not-at-top
   from experiments import configs, train  # pylint: disable=g-import-not-at-top
 
-  _patch_model(variant)
+  options = _patch_model(variant) or None
   if model == "cifar10_full":
     config = configs.get_config("table1_triangular2")
   else:
@@ -154,7 +177,7 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
   data = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
   lr = jnp.float32(0.001)
 
-  if variant in ("fwd_only", "fwd_bwd"):
+  if variant.split("+")[-1] in ("fwd_only", "fwd_bwd"):
     from experiments import data as data_lib  # pylint: disable=g-import-not-at-top
 
     def loss_fn(params, batch_stats):
@@ -167,10 +190,10 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
       logits = out[0] if kwargs else out
       return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(batch), data["label"]])
 
-    fn = jax.jit(loss_fn if variant == "fwd_only" else jax.grad(loss_fn))
+    fn = jax.jit(loss_fn if variant.endswith("fwd_only") else jax.grad(loss_fn), compiler_options=options)
     run = lambda: fn(state.params, state.batch_stats)
   else:
-    step = jax.jit(train.train_step, donate_argnums=0)
+    step = jax.jit(train.train_step, donate_argnums=0, compiler_options=options)
     holder = [state]
 
     def run():
@@ -253,10 +276,10 @@ def _subprocess_json(cmd: list[str], env: dict | None = None, timeout: float = 9
 
 def _variant_in_subprocess(variant: str, steps: int, warmup: int) -> dict:
   env = dict(os.environ)
-  name = variant
-  if variant.startswith("xla:"):
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + variant[4:]).strip()
-    name = "default"
+  name, _, flags = variant.partition("xla:")
+  name = name.removesuffix("+") or "default"
+  if flags:
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flags).strip()
   cmd = [sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one", f"cifar10_full,100,{name}",
          "--steps", str(steps), "--warmup", str(warmup)]
   result = _subprocess_json(cmd, env=env)
