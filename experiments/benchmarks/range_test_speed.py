@@ -247,14 +247,15 @@ def main(argv=None) -> None:
             f"{per['loop']:7.3f}  (b) plain {per['plain']:7.3f}  |  (a)/sweep {per['loop'] / per['sweep']:6.2f}x  "
             f"sweep/(b) {per['sweep'] / per['plain']:5.3f}")
 
-    vmapped, one = sweep_runner(name, data, short, **kw), sweep_runner(name, data, short, **kw)
-    runners = {"vmapped": lambda k: vmapped(jax.random.split(k, seeds)),
+    together, one = sweep_runner(name, data, short, **kw), sweep_runner(name, data, short, **kw)
+    runners = {"together": lambda k: together(jax.random.split(k, seeds)),
                "sequential": lambda k: sum(one(s[None]) for s in jax.random.split(k, seeds))}
     e2e = {what: run(keys[0]) for what, run in runners.items()}
     per = {what: min(run(jax.random.fold_in(keys[1], r)) for r in range(repeats)) for what, run in runners.items()}
-    print(f"K={seeds} seeds x {short} steps: one vmapped sweep {e2e['vmapped']:.2f} s end to end, {per['vmapped']:.2f} s "
-          f"steady; {seeds} sequential sweeps {e2e['sequential']:.2f} s / {per['sequential']:.2f} s -> sequential/vmapped "
-          f"{e2e['sequential'] / e2e['vmapped']:.2f}x end to end, {per['sequential'] / per['vmapped']:.2f}x steady")
+    print(f"K={seeds} seeds x {short} steps: one sweep of {seeds} runs {e2e['together']:.2f} s end to end, "
+          f"{per['together']:.2f} s steady; {seeds} sequential sweeps {e2e['sequential']:.2f} s / "
+          f"{per['sequential']:.2f} s -> sequential/together {e2e['sequential'] / e2e['together']:.2f}x end to end, "
+          f"{per['sequential'] / per['together']:.2f}x steady")
 
 
 if __name__ == "__main__":
