@@ -83,7 +83,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     _table3("adadelta", "Table 3, AdaDelta with and without CLR"),
     Experiment("fig6", "Figure 6, batch-normalised sigmoid network: fixed LR vs CLR",
                ("fig6_bn_sigmoid:fixed", "fig6_bn_sigmoid:clr"), "fig6_bn_sigmoid:fixed"),
-    _table4("resnet", "Table 4, ResNet-56 on CIFAR-10: fixed 0.1/0.2/0.3 vs CLR 0.1-0.3"),
+    _table4("resnet", "Table 4, ResNet-56: fixed 0.1/0.2/0.3 vs CLR 0.1-0.3"),
     _table4("sd_resnet", "Table 4, Stochastic Depth ResNet-110: fixed 0.1/0.2/0.3 vs CLR 0.1-0.3"),
     _table4("densenet", "Table 4, DenseNet-40: fixed 0.1/0.2/0.3 vs CLR 0.1-0.2"),
     Experiment("one_cycle_resnet56", "One-cycle ResNet-56 (super-convergence)", ("one_cycle_resnet56",), None),
@@ -450,22 +450,65 @@ def _pm(mean_std: tuple[float, float]) -> str:
   return f"{100 * mean_std[0]:.1f} ± {100 * mean_std[1]:.1f}"
 
 
-def _paper_cell(config: str, shrink: float) -> tuple[str, str]:
+def paper_dataset(spec: str | os.PathLike) -> str | None:
+  """Which of the paper's datasets a data spec (``data.dataset``) is: "cifar10", "cifar100" or None.
+
+  The tfds names are themselves; an image folder or archive is identified by the last component of its path
+  that names CIFAR-10 or CIFAR-100 (``cifar100-jpeg.tar.xz``, ``data/CIFAR-100/``); None when none does.
+
+  Examples:
+    >>> paper_dataset("cifar100"), paper_dataset("data/cifar10-jpeg.tar.xz"), paper_dataset("/d/cifar_100/jpeg")
+    ('cifar100', 'cifar10', 'cifar100')
+    >>> paper_dataset("data/imagenette") is None
+    True
+  """
+  import re  # pylint: disable=g-import-not-at-top
+  for part in reversed(pathlib.PurePath(str(spec).strip()).parts):
+    found = re.search(r"cifar10(0)?(?!\d)", re.sub(r"[-_ ]", "", part.lower()))
+    if found:
+      return "cifar100" if found.group(1) else "cifar10"
+  return None
+
+
+def _paper_column(dataset: str | None) -> str:
+  """The paper's column a report shows for runs on `dataset` (None: not identified, CIFAR-10 shown)."""
+  return "cifar100" if dataset == "cifar100" else "cifar10"
+
+
+def _paper_cell(config: str, shrink: float, dataset: str | None = "cifar10") -> tuple[str, str]:
+  """The paper's accuracy (in `dataset`'s column; None: the CIFAR-10 one) and iterations for `config`.
+
+  "-" where the paper has no row for `config` or no number in that column; "see the paper" where the row
+  gives no accuracy.
+  """
   from experiments.configs import paper_results  # pylint: disable=g-import-not-at-top
   r = paper_results.get(config)
   if r is None:
     return "-", "-"
-  acc = "see the paper" if r.accuracy is None else f"{r.accuracy:.1f}" + ("" if r.verified else " (unverified)")
+  column = _paper_column(dataset)
+  value = r.accuracy_on(column)
+  if value is None:
+    acc = "see the paper" if column == "cifar10" else "-"
+  else:
+    acc = f"{value:.1f}" + ("" if r.verified else " (unverified)")
   if r.iterations is None:
     return acc, "-"
   ours = r.iterations / shrink
   return acc, f"{r.iterations:,}" + (f" (= {ours:g} here)" if shrink != 1 else "")
 
 
-def results_table(summaries: Sequence[ConfigSummary], *, shrink: float, reference: str | None) -> str:
-  """The markdown table of a report: ours (mean ± std over seeds) beside the paper's number."""
+def results_table(summaries: Sequence[ConfigSummary], *, shrink: float, reference: str | None,
+                  dataset: str | None = "cifar10") -> str:
+  """The markdown table of a report: ours (mean ± std over seeds) beside the paper's number.
+
+  Args:
+    dataset: the runs' data as `paper_dataset` names it; the paper's column shown is this dataset's, the
+      CIFAR-10 one where it is None (not identified), and the column's header says which.
+  """
+  from experiments.configs import paper_results  # pylint: disable=g-import-not-at-top
+  column = paper_results.DATASETS[_paper_column(dataset)]
   head = ["config", "seeds", "iterations (ours)", "final test acc. % (ours)", "best test acc. % (ours)",
-          "paper acc. %", "paper iterations"]
+          f"paper acc. % ({column})", "paper iterations"]
   if reference:
     head[5:5] = [f"first reached {reference} final acc. (iteration, per seed)",
                  f"{reference} at the same iteration, acc. %"]
@@ -477,7 +520,7 @@ def results_table(summaries: Sequence[ConfigSummary], *, shrink: float, referenc
       cells.append(", ".join("never" if x is None else f"{x:,}" for x in s.reached) if s.reached else "-")
       at_end = [x for x in s.reference_at_end if x is not None]
       cells.append(_pm(_mean_std(at_end)) if at_end else "-")
-    cells.extend(_paper_cell(s.config, shrink))
+    cells.extend(_paper_cell(s.config, shrink, dataset))
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -603,6 +646,7 @@ CLAIMS = {"table1": _claims_table1}
 def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, path: str | os.PathLike,
                  shrink: float, seeds: Sequence[int], command: str, data: str, hardware: dict[str, str],
                  elapsed: str, overrides: dict[str, str] | None = None, notes: str = "",
+                 dataset: str | None = None,
                  gpu_note: str = "No GPU was available: the full-length GPU runs were not done here.",
                  lr_curves: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None) -> pathlib.Path:
   """Writes ``<path>`` (markdown) and, beside it in ``<stem>/``, results.csv, curves.csv and accuracy.png.
@@ -615,6 +659,8 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
     seeds: the seeds.
     command: the exact command that produced the runs.
     data: what data the runs used, in words.
+    dataset: which of the paper's datasets the runs used (`paper_dataset`: "cifar10", "cifar100"), which
+      picks the paper's column; None: not identified, the CIFAR-10 column is shown and the report says so.
     hardware: `hardware_description`.
     elapsed: the wall time, in words (what it includes).
     overrides: config fields set on every run.
@@ -650,7 +696,14 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
   length = "full length" if shrink == 1 else f"shrunk {shrink:g}x (every iteration count divided by {shrink:g})"
   lines += [f"Experiment `{experiment.name}`, {length}, seeds {', '.join(map(str, seeds))}; test accuracies "
             "are mean ± sample std over the seeds.", ""]
-  lines += [results_table(summaries, shrink=shrink, reference=experiment.reference), ""]
+  if dataset is None:
+    lines += ["The data of these runs is not identified as CIFAR-10 or CIFAR-100 (see Data below): the "
+              "paper's numbers shown are its CIFAR-10 column.", ""]
+  else:
+    from experiments.configs import paper_results  # pylint: disable=g-import-not-at-top
+    lines += [f"The paper's numbers shown are its {paper_results.DATASETS[dataset]} column, the data of "
+              "these runs.", ""]
+  lines += [results_table(summaries, shrink=shrink, reference=experiment.reference, dataset=dataset), ""]
   if experiment.reference:
     lines += [f"\"First reached\": the first evaluation at which a run's test accuracy was at least the final "
               f"accuracy of the `{experiment.reference}` run with the same seed (resolution: the evaluation "
@@ -698,7 +751,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                       help="divide every iteration count by this factor (1: full length); see the module docstring")
   parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
   parser.add_argument("--workdir", default="workdirs/reproduce", help="parent of the runs' work directories")
-  parser.add_argument("--data", help="dataset spec: cifar10 (tfds) or an image-folder dir/archive")
+  parser.add_argument("--data", help="dataset spec: cifar10 or cifar100 (tfds) or an image-folder dir/archive")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config field of every run (after shrinking)")
   parser.add_argument("--shard", default="0/1", metavar="I/N", help="run only share I of N (parallel processes)")
@@ -806,10 +859,12 @@ def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, see
     print(f"no learning-rate panel: {e}", file=sys.stderr)
     lr_curves = {}
   report_dir = pathlib.Path(report_dir) if report_dir else pathlib.Path(__file__).parent / "reports"
+  datasets = {paper_dataset(config.data.dataset) for _, _, config in runs}
   return write_report(experiment, summaries, path=report_dir / f"{experiment.name}.md", shrink=shrink,
                       seeds=seeds, command=command, data=describe_data(runs[0][2]),
                       hardware=hardware or hardware_description(), elapsed=_elapsed(directories, results),
-                      overrides=overrides, notes=notes, lr_curves=lr_curves or None)
+                      overrides=overrides, notes=notes, lr_curves=lr_curves or None,
+                      dataset=datasets.pop() if len(datasets) == 1 else None)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

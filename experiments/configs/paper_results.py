@@ -8,6 +8,10 @@ printed; Figure 6 has no table, its two numbers are quoted from the text of Sect
 paper gives no iteration count (Table 4, Figure 6) ``iterations`` is None. The config modules' docstrings
 quote the same values and say which of our settings the paper does not state.
 
+Every row has a CIFAR-10 number (``accuracy``); only Table 4 also has a CIFAR-100 column
+(``cifar100_accuracy``). A report picks the column of the data its runs used with
+`PaperResult.accuracy_on`.
+
 This module is not an experiment config (it has no ``get_config``) and is not listed by
 `experiments.configs.list_configs`.
 
@@ -16,13 +20,18 @@ This module is not an experiment config (it has no ``get_config``) and is not li
 >>> r.accuracy, r.iterations, r.source
 (81.4, 25000, 'Table 1')
 >>> r = paper_results.PAPER_RESULTS["table4_resnet:clr"]
->>> r.accuracy, r.iterations, r.verified
-(93.6, None, True)
+>>> r.accuracy, r.cifar100_accuracy, r.iterations, r.verified
+(93.6, 72.5, None, True)
+>>> r.accuracy_on("cifar100"), paper_results.get("table1_fixed").accuracy_on("cifar100")
+(72.5, None)
 """
 
 from __future__ import annotations
 
 import dataclasses
+
+# The datasets the paper reports on (`experiments.data.load` names), and their column names in the paper.
+DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,23 +39,37 @@ class PaperResult:
   """One result as the paper reports it.
 
   Attributes:
-    accuracy: accuracy in percent (test accuracy unless the note says otherwise), or None where the paper
-      gives none.
+    accuracy: CIFAR-10 accuracy in percent (test accuracy unless the note says otherwise), or None where the
+      paper gives none.
     iterations: the training iterations at which the paper reports it (None: not given).
     source: where it is printed ("Table 1", "Table 3", "Figure 6", ...).
     verified: whether the number was checked against the paper's text (False: not a number of this paper, or
       not checked).
     note: anything a reader should know (bounds, the setting of the row).
+    cifar100_accuracy: CIFAR-100 accuracy in percent (Table 4 only; None where the paper gives none).
   """
   accuracy: float | None
   iterations: int | None
   source: str
   verified: bool = True
   note: str = ""
+  cifar100_accuracy: float | None = None
+
+  def accuracy_on(self, dataset: str) -> float | None:
+    """The paper's accuracy on `dataset` ("cifar10" or "cifar100"); None where the paper gives none.
+
+    Raises:
+      ValueError: `dataset` is not one of `DATASETS`.
+    """
+    if dataset == "cifar10":
+      return self.accuracy
+    if dataset == "cifar100":
+      return self.cifar100_accuracy
+    raise ValueError(f"the paper reports on {', '.join(DATASETS)}, not {dataset!r}")
 
 
 _T3 = "Table 3 of arXiv 1506.01186v6; bounds {} (the fixed row at the lower bound, as the paper says)"
-_T4 = ("Table 4 of arXiv 1506.01186v6, CIFAR-10 column, mean of 5 runs; CIFAR-100 (--data cifar100): {}%; "
+_T4 = ("Table 4 of arXiv 1506.01186v6, CIFAR-10 and CIFAR-100 (--data cifar100) columns, mean of 5 runs; "
        "the paper gives no iteration count (the original implementation's schedule)")
 _F6 = ("Section 4.1.1 of arXiv 1506.01186v6 (text about Figure 6): final accuracy, which the text calls "
        "'training accuracy'; it gives no iteration count and no CLR bounds or policy")
@@ -78,19 +101,20 @@ PAPER_RESULTS: dict[str, PaperResult] = {
     # Figure 6: no table; the text of Section 4.1.1 gives the two final accuracies.
     "fig6_bn_sigmoid:fixed": PaperResult(60.8, None, "Figure 6 (text)", note=_F6),
     "fig6_bn_sigmoid:clr": PaperResult(72.2, None, "Figure 6 (text)", note=_F6),
-    # Table 4: ResNet, Stochastic Depth and DenseNet (the paper does not state the depths), CIFAR-10 column.
-    "table4_resnet:0.1": PaperResult(92.8, None, "Table 4", note=_T4.format(71.2)),
-    "table4_resnet:0.2": PaperResult(93.3, None, "Table 4", note=_T4.format(71.6)),
-    "table4_resnet:0.3": PaperResult(91.8, None, "Table 4", note=_T4.format(71.9)),
-    "table4_resnet:clr": PaperResult(93.6, None, "Table 4", note=_T4.format(72.5) + "; CLR 0.1 - 0.3"),
-    "table4_sd_resnet:0.1": PaperResult(94.6, None, "Table 4", note=_T4.format(75.2)),
-    "table4_sd_resnet:0.2": PaperResult(94.5, None, "Table 4", note=_T4.format(75.2)),
-    "table4_sd_resnet:0.3": PaperResult(94.2, None, "Table 4", note=_T4.format(74.6)),
-    "table4_sd_resnet:clr": PaperResult(94.5, None, "Table 4", note=_T4.format(75.4) + "; CLR 0.1 - 0.3"),
-    "table4_densenet:0.1": PaperResult(94.5, None, "Table 4", note=_T4.format(75.2)),
-    "table4_densenet:0.2": PaperResult(94.5, None, "Table 4", note=_T4.format(75.3)),
-    "table4_densenet:0.3": PaperResult(94.2, None, "Table 4", note=_T4.format(74.5)),
-    "table4_densenet:clr": PaperResult(94.9, None, "Table 4", note=_T4.format(75.9) + "; CLR 0.1 - 0.2"),
+    # Table 4: ResNet, Stochastic Depth and DenseNet (the paper does not state the depths), CIFAR-10 and
+    # CIFAR-100 columns.
+    "table4_resnet:0.1": PaperResult(92.8, None, "Table 4", note=_T4, cifar100_accuracy=71.2),
+    "table4_resnet:0.2": PaperResult(93.3, None, "Table 4", note=_T4, cifar100_accuracy=71.6),
+    "table4_resnet:0.3": PaperResult(91.8, None, "Table 4", note=_T4, cifar100_accuracy=71.9),
+    "table4_resnet:clr": PaperResult(93.6, None, "Table 4", note=_T4 + "; CLR 0.1 - 0.3", cifar100_accuracy=72.5),
+    "table4_sd_resnet:0.1": PaperResult(94.6, None, "Table 4", note=_T4, cifar100_accuracy=75.2),
+    "table4_sd_resnet:0.2": PaperResult(94.5, None, "Table 4", note=_T4, cifar100_accuracy=75.2),
+    "table4_sd_resnet:0.3": PaperResult(94.2, None, "Table 4", note=_T4, cifar100_accuracy=74.6),
+    "table4_sd_resnet:clr": PaperResult(94.5, None, "Table 4", note=_T4 + "; CLR 0.1 - 0.3", cifar100_accuracy=75.4),
+    "table4_densenet:0.1": PaperResult(94.5, None, "Table 4", note=_T4, cifar100_accuracy=75.2),
+    "table4_densenet:0.2": PaperResult(94.5, None, "Table 4", note=_T4, cifar100_accuracy=75.3),
+    "table4_densenet:0.3": PaperResult(94.2, None, "Table 4", note=_T4, cifar100_accuracy=74.5),
+    "table4_densenet:clr": PaperResult(94.9, None, "Table 4", note=_T4 + "; CLR 0.1 - 0.2", cifar100_accuracy=75.9),
     # Not a row of 1506.01186.
     "one_cycle_resnet56": PaperResult(None, None, "Smith & Topin 2017 (super-convergence)", False,
                                       "not a result of 1506.01186; about 92% expected, not verified here"),

@@ -1,4 +1,4 @@
-"""Table 4, DenseNet-40 (k = 12) on CIFAR-10: initial rate 0.1 / 0.2 / 0.3 vs CLR 0.1-0.2.
+"""Table 4, DenseNet-40 (k = 12) on CIFAR-10 / CIFAR-100: initial rate 0.1 / 0.2 / 0.3 vs CLR 0.1-0.2.
 
   python -m experiments.train --config table4_densenet:0.1 --workdir /tmp/t4_densenet_0.1 --data cifar10
   python -m experiments.train --config table4_densenet:clr --workdir /tmp/t4_densenet_clr --data cifar10

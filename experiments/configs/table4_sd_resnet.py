@@ -1,4 +1,4 @@
-"""Table 4, Stochastic Depth ResNet-110 on CIFAR-10: initial rate 0.1 / 0.2 / 0.3 vs CLR 0.1-0.3.
+"""Table 4, Stochastic Depth ResNet-110 on CIFAR-10 / CIFAR-100: initial rate 0.1 / 0.2 / 0.3 vs CLR 0.1-0.3.
 
   python -m experiments.train --config table4_sd_resnet:0.1 --workdir /tmp/t4_sd_0.1 --data cifar10
   python -m experiments.train --config table4_sd_resnet:clr --workdir /tmp/t4_sd_clr --data cifar10

@@ -100,6 +100,24 @@ def test_paper_results_match_config_names_and_docstrings():
     r = paper_results.get(name)
     # The config's own "paper" line quotes the same accuracy and iterations.
     assert f"{r.accuracy}%" in configs.get_config(name).paper and f"{r.iterations:,}" in configs.get_config(name).paper
+  for net in ("resnet", "sd_resnet", "densenet"):
+    for arg in ("0.1", "0.2", "0.3", "clr"):
+      name = f"table4_{net}:{arg}"
+      r = paper_results.get(name)
+      # Both of Table 4's columns, as the config's "paper" line quotes them.
+      assert f"{r.accuracy}% (CIFAR-10; CIFAR-100 {r.cifar100_accuracy}%)" in configs.get_config(name).paper
+      assert (r.accuracy_on("cifar10"), r.accuracy_on("cifar100")) == (r.accuracy, r.cifar100_accuracy)
+  assert paper_results.get("table1_fixed").accuracy_on("cifar100") is None  # Table 1 has no CIFAR-100 column
+  with pytest.raises(ValueError, match="not 'mnist'"):
+    paper_results.get("table1_fixed").accuracy_on("mnist")
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("cifar10", "cifar10"), ("cifar100", "cifar100"), ("data/cifar10-jpeg.tar.xz", "cifar10"),
+    ("data/cifar100-jpeg.tar.xz", "cifar100"), ("/d/CIFAR-100/jpeg", "cifar100"), ("/d/cifar_10", "cifar10"),
+    ("/d/cifar1000", None), ("/d/imagenette", None)])
+def test_paper_dataset_from_data_spec(spec, expected):
+  assert reproduce.paper_dataset(spec) == expected
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -320,3 +338,43 @@ def test_cli_report_only_from_run_directories(tmp_path):
   text = (tmp_path / "reports" / "table1.md").read_text()
   assert "**Incomplete**: 1 of 10 runs had not finished when this report was written: `table1_exp` seed 1." in text
   assert "| `table1_exp` | 1 | 875 |" in text
+
+
+def _write_finished_runs(workdir, experiment, *, seeds, shrink, overrides):
+  """Fake finished runs of `experiment` (metrics.jsonl, config.json, summary.json), as --report-only reads them."""
+  for name, seed, config in reproduce.build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides):
+    directory = reproduce.run_dir(workdir, name, seed)
+    directory.mkdir(parents=True)
+    total = int(config.train.num_steps)
+    rows = [{"step": s, "split": "test", "accuracy": 0.3 + 0.2 * s / total, "loss": 1.0}
+            for s in (total // 2, total)]
+    (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (directory / "config.json").write_text(json.dumps(configs.to_dict(config)))
+    (directory / reproduce.SUMMARY).write_text(json.dumps({"steps": total, "wall_time": 30.0}))
+
+
+@pytest.mark.parametrize("data_spec, column, paper_acc, header", [
+    ("cifar10", "CIFAR-10", ("92.8", "93.3", "91.8", "93.6"), "its CIFAR-10 column, the data of these runs"),
+    ("cifar100", "CIFAR-100", ("71.2", "71.6", "71.9", "72.5"), "its CIFAR-100 column, the data of these runs"),
+    ("data/cifar100-jpeg.tar.xz", "CIFAR-100", ("71.2", "71.6", "71.9", "72.5"), "its CIFAR-100 column"),
+    ("data/my_images", "CIFAR-10", ("92.8", "93.3", "91.8", "93.6"),
+     "not identified as CIFAR-10 or CIFAR-100 (see Data below): the paper's numbers shown are its CIFAR-10 column"),
+])
+def test_table4_report_shows_the_paper_column_of_the_runs_data(tmp_path, data_spec, column, paper_acc, header):
+  """A Table 4 report on CIFAR-100 quotes the paper's CIFAR-100 column, on CIFAR-10 its CIFAR-10 column."""
+  experiment = reproduce.get_experiment("table4_resnet")
+  _write_finished_runs(tmp_path / "runs", experiment, seeds=(0,), shrink=80, overrides={"data.dataset": data_spec})
+  reproduce.main(["table4_resnet", "--shrink", "80", "--seeds", "0", "--workdir", str(tmp_path / "runs"),
+                  "--data", data_spec, "--report-only", "--report-dir", str(tmp_path / "reports")])
+  text = (tmp_path / "reports" / "table4_resnet.md").read_text()
+  assert f"| paper acc. % ({column}) |" in text and header in text
+  for arg, acc in zip(("0.1", "0.2", "0.3", "clr"), paper_acc):
+    row = next(line for line in text.splitlines() if line.startswith(f"| `table4_resnet:{arg}` |"))
+    assert [c.strip() for c in row.strip("|").split("|")][-2:] == [acc, "-"]
+
+
+def test_table1_report_on_cifar100_has_no_paper_number():
+  """Table 1 has only a CIFAR-10 column: on CIFAR-100 the paper cell is "-", not the CIFAR-10 number."""
+  assert reproduce._paper_cell("table1_fixed", 50, "cifar100") == ("-", "70,000 (= 1400 here)")
+  assert reproduce._paper_cell("table1_fixed", 50, "cifar10") == ("81.4", "70,000 (= 1400 here)")
+  assert reproduce._paper_cell("one_cycle_resnet56", 1, "cifar10") == ("see the paper", "-")
