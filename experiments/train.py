@@ -577,6 +577,40 @@ def evaluate(p_eval, state_r, test_images_r, test_labels_r, *, num_examples: int
   return {"loss": float(totals["loss_sum"]) / count, "accuracy": float(totals["correct"]) / count}
 
 
+# Fields a resumed run may change: they decide what is logged, evaluated and kept, not what is trained.
+RESUMABLE_CHANGES = frozenset({"paper", "data.cache_dir", "train.eval_every", "train.log_every",
+                               "train.checkpoint_every", "train.max_checkpoints", "train.eval_batch_size",
+                               "train.progress", "train.num_devices"})
+
+
+def check_resume_config(saved: dict[str, Any], config: config_lib.Config) -> None:
+  """Refuses to resume a run under a config that trains differently from the one it started with.
+
+  Args:
+    saved: the run's ``config.json``, as a dict.
+    config: the config of the resumed run.
+
+  Raises:
+    ValueError: naming every field outside `RESUMABLE_CHANGES` whose value differs.
+  """
+  def flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+      if isinstance(v, dict):
+        out.update(flat(v, f"{prefix}{k}."))
+      else:
+        out[f"{prefix}{k}"] = v
+    return out
+
+  old, new = flat(saved), flat(json.loads(json.dumps(config_lib.to_dict(config))))
+  changed = sorted(k for k in old.keys() | new.keys()
+                   if k not in RESUMABLE_CHANGES and old.get(k, "<missing>") != new.get(k, "<missing>"))
+  if changed:
+    diffs = ", ".join(f"{k}: {old.get(k, '<missing>')!r} -> {new.get(k, '<missing>')!r}" for k in changed)
+    raise ValueError(f"--resume with a config that trains differently from the saved run ({diffs}); resume "
+                     "with the run's own settings or start a fresh --workdir")
+
+
 def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *, dataset: Any = None,
                        resume: bool = False) -> dict[str, Any]:
   """Trains `config` and evaluates it on the test set; the logic behind the command line.
@@ -627,6 +661,8 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
   manager = _checkpoint_manager(workdir, config.train.max_checkpoints)
   start_step = 0
   if resume and manager.latest_step() is not None:
+    if (workdir / "config.json").exists():
+      check_resume_config(json.loads((workdir / "config.json").read_text()), config)
     state = restore_checkpoint(manager, state)
     start_step = int(state.step)
   elif not resume and manager.latest_step() is not None:

@@ -195,6 +195,13 @@ def test_train_and_evaluate_writes_metrics_and_checkpoints(tmp_path):
   assert json.loads((tmp_path / "config.json").read_text())["schedule"]["name"] == "triangular2"
   with pytest.raises(FileExistsError, match="--resume"):
     train.train_and_evaluate(config, tmp_path, dataset=ds)
+  # Resuming under settings that train differently is refused, naming them; logging settings may change.
+  with pytest.raises(ValueError, match=r"schedule.max_lr: 0.006 -> 0.01.*train.seed: 0 -> 1"):
+    train.train_and_evaluate(_small("table1_triangular2", **{"train.num_devices": 2, "schedule.step_size": "2",
+                                                             "schedule.max_lr": 0.01, "train.seed": 1}),
+                             tmp_path, dataset=ds, resume=True)
+  saved = json.loads((tmp_path / "config.json").read_text())
+  train.check_resume_config(saved, configs.override(config, {"train.log_every": 7, "train.eval_every": "2"}))
 
 
 def test_evaluation_covers_the_whole_test_set_once(tmp_path):
