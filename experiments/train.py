@@ -593,16 +593,9 @@ def check_resume_config(saved: dict[str, Any], config: config_lib.Config) -> Non
   Raises:
     ValueError: naming every field outside `RESUMABLE_CHANGES` whose value differs.
   """
-  def flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-      if isinstance(v, dict):
-        out.update(flat(v, f"{prefix}{k}."))
-      else:
-        out[f"{prefix}{k}"] = v
-    return out
-
-  old, new = flat(saved), flat(json.loads(json.dumps(config_lib.to_dict(config))))
+  # Through JSON, so that the new config's tuples compare equal to the saved lists.
+  old = config_lib.flat_fields(saved)
+  new = config_lib.flat_fields(json.loads(json.dumps(config_lib.to_dict(config))))
   changed = sorted(k for k in old.keys() | new.keys()
                    if k not in RESUMABLE_CHANGES and old.get(k, "<missing>") != new.get(k, "<missing>"))
   if changed:

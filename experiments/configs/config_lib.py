@@ -267,14 +267,16 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
 
 
 def flat_fields(config: Any, prefix: str = "") -> dict[str, Any]:
-  """All leaf fields of `config` as ``{"section.field": value}``."""
+  """All leaf fields of `config` (a config, or its nested dicts as in ``config.json``) as
+  ``{"section.field": value}``."""
+  items = (config.items() if isinstance(config, dict)
+           else ((f.name, getattr(config, f.name)) for f in dataclasses.fields(config)))
   out = {}
-  for f in dataclasses.fields(config):
-    value = getattr(config, f.name)
-    if dataclasses.is_dataclass(value):
-      out.update(flat_fields(value, prefix + f.name + "."))
+  for name, value in items:
+    if dataclasses.is_dataclass(value) or isinstance(value, dict):
+      out.update(flat_fields(value, prefix + name + "."))
     else:
-      out[prefix + f.name] = value
+      out[prefix + name] = value
   return out
 
 
