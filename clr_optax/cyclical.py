@@ -28,11 +28,13 @@ WINDOWS = ("triangular", "welch", "hann")
 SCALE_MODES = ("cycle", "iterations")
 
 # Each window maps the distance from the peak, x in [0, 1] in units of the half-cycle (0 at the peak, 1 at
-# a cycle boundary), to a height in [0, 1]: the three functional forms of the paper's section 3.1.
-_WINDOW_FNS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "triangular": lambda x: 1.0 - x,  # Bartlett (linear)
-    "welch": lambda x: 1.0 - x * x,  # Welch (parabolic)
-    "hann": lambda x: 0.5 * (1.0 + jnp.cos(jnp.pi * x)),  # Hann (sinusoidal)
+# a cycle boundary), to a height in [0, 1]: the three functional forms of the paper's section 3.1. It also
+# receives y = 1 - x, computed exactly from the integer step: near a boundary the height is small and
+# 1 - x would cancel, losing up to max_lr / lr ulps of the learning rate.
+_WINDOW_FNS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "triangular": lambda x, y: y,  # Bartlett (linear): 1 - x
+    "welch": lambda x, y: y * (1.0 + x),  # Welch (parabolic): 1 - x**2
+    "hann": lambda x, y: jnp.sin(0.5 * jnp.pi * y) ** 2,  # Hann (sinusoidal): (1 + cos(pi x)) / 2
 }
 
 ScaleFn = Callable[[jax.Array], jax.Array]
@@ -65,8 +67,10 @@ def _cyclic_fraction(
     t = _checks.integer_step(count)
     cycle = t // (up + down)  # integer arithmetic: exact at any step
     pos = t - cycle * (up + down)  # position in the cycle, in [0, up + down)
-    x = jnp.where(pos < up, (up - pos).astype(dtype) / up, (pos - up).astype(dtype) / down)
-    height = shape(x)
+    rising = pos < up
+    x = jnp.where(rising, (up - pos).astype(dtype) / up, (pos - up).astype(dtype) / down)
+    y = jnp.where(rising, pos.astype(dtype) / up, (up + down - pos).astype(dtype) / down)
+    height = shape(x, y)
     if scale_fn is None:
       return height.astype(dtype)
     # The scale function receives a float, as in PyTorch's CyclicLR (cycles count from 1).
