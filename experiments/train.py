@@ -26,6 +26,7 @@ import os
 import pathlib
 import sys
 import time
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -345,6 +346,51 @@ def create_train_state(config: config_lib.Config, *, num_classes: int, mean: np.
 # ----------------------------------------------------------------------------------------------------------
 # Devices and pmapped functions.
 
+# XLA:CPU (jaxlib 0.10) hands convolutions to YNNPACK by default. In the cifar10_full training step on a
+# 2-core x86 CPU its convolutions were about 2x slower than XLA's own (Eigen) kernels, and the kernel
+# gradient of the 3-channel first layer 15x slower; this option keeps YNNPACK for dots only (README,
+# "Benchmarks"; `python -m experiments.benchmarks.train_speed --variants ynnpack_convs` times the step
+# without it).
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
+@functools.cache
+def _xla_accepts(platform: str, options: tuple[tuple[str, str], ...]) -> bool:
+  """Whether this jaxlib's XLA knows the compiler `options` (an option unknown to it is an error)."""
+  device = next(d for d in jax.devices(platform))
+  try:
+    jax.jit(lambda x: x + 1).lower(jax.device_put(np.float32(0), device)).compile(compiler_options=dict(options))
+  except jax.errors.JaxRuntimeError as e:
+    warnings.warn(f"compiling with XLA's default options: this jaxlib does not take {dict(options)} ({e})")
+    return False
+  return True
+
+
+def compiler_options(devices: Sequence[jax.Device]) -> dict[str, str] | None:
+  """The XLA compiler options the trainer's programs use on `devices`: `CPU_COMPILER_OPTIONS` on CPUs
+  (when this jaxlib knows them), None (XLA's defaults) elsewhere. Pass them to ``jax.jit(...,
+  compiler_options=...)`` or `clr_optax.range_test` to compile other programs the same way."""
+  platform = devices[0].platform
+  if platform != "cpu" or not _xla_accepts(platform, tuple(sorted(CPU_COMPILER_OPTIONS.items()))):
+    return None
+  return dict(CPU_COMPILER_OPTIONS)
+
+
+def _compiled_with(pmapped: Callable[..., Any], options: dict[str, str] | None) -> Callable[..., Any]:
+  """`pmapped`, compiled with XLA `options` at its first call (``jax.pmap`` takes no compiler options; its
+  ahead-of-time ``lower(...).compile(...)`` does). Later calls must pass arguments of the same shapes."""
+  if not options:
+    return pmapped
+  compiled = None
+
+  def call(*args):
+    nonlocal compiled
+    if compiled is None:
+      compiled = pmapped.lower(*args).compile(compiler_options=options)
+    return compiled(*args)
+
+  return call
+
 def replicate(tree: Any, devices: Sequence[jax.Device]) -> Any:
   """Copies every array of `tree` to each of `devices`, stacked on a new leading axis (pmap's layout)."""
   mesh = jax.sharding.Mesh(np.array(devices), ("_replica",))
@@ -377,7 +423,7 @@ def make_pmapped_train_step(schedule: optax.Schedule, *, global_batch: int, loca
 
   The returned function takes ``(state, images, labels, perm)``, all replicated across `devices`: images
   and labels are the whole device-resident training set, perm this epoch's permutation. The state is
-  donated.
+  donated. It is compiled with `compiler_options` at its first call.
   """
 
   def step(state, images, labels, perm):
@@ -386,7 +432,8 @@ def make_pmapped_train_step(schedule: optax.Schedule, *, global_batch: int, loca
     batch = {"image": jnp.take(images, index, axis=0), "label": jnp.take(labels, index, axis=0)}
     return train_step(state, batch, schedule(state.step))
 
-  return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=_pmap_devices(devices))
+  return _compiled_with(jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=_pmap_devices(devices)),
+                        compiler_options(devices))
 
 
 def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequence[jax.Device]):
@@ -404,7 +451,7 @@ def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequ
             "count": jnp.sum(mask.astype(jnp.int32))}
     return lax.psum(sums, AXIS)
 
-  return jax.pmap(step, axis_name=AXIS, devices=_pmap_devices(devices))
+  return _compiled_with(jax.pmap(step, axis_name=AXIS, devices=_pmap_devices(devices)), compiler_options(devices))
 
 
 def make_pmapped_shuffle(num_examples: int, devices: Sequence[jax.Device]):

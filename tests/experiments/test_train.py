@@ -175,6 +175,25 @@ def test_pmap_on_1_2_4_devices_matches_one_device_with_the_same_global_batch():
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), final.batch_stats, state.batch_stats)
 
 
+def test_pmapped_programs_compile_with_the_trainers_xla_options(monkeypatch, tmp_path):
+  # XLA rejects an option it does not know: proof that the trainer's options reach its compiler.
+  monkeypatch.setattr(train, "compiler_options", lambda devices: {"xla_no_such_option": "1"})
+  ds = _dataset()
+  with pytest.raises(jax.errors.JaxRuntimeError, match="xla_no_such_option"):
+    train.train_and_evaluate(_small("table1_triangular2"), tmp_path, dataset=ds)
+  devices = jax.local_devices()[:1]
+  p_eval = train.make_pmapped_eval_step(local_batch=8, num_examples=20, devices=devices)
+  state_r = train.replicate(_state(_small("table1_triangular2"), ds, axis_name=train.AXIS), devices)
+  with pytest.raises(jax.errors.JaxRuntimeError, match="xla_no_such_option"):
+    p_eval(state_r, *train.replicate((ds.test_images, ds.test_labels, np.int32(0)), devices))
+
+
+def test_compiler_options_fall_back_to_xla_defaults_with_a_warning(monkeypatch):
+  monkeypatch.setattr(train, "CPU_COMPILER_OPTIONS", {"xla_no_such_option": "1"})
+  with pytest.warns(UserWarning, match="xla_no_such_option"):
+    assert train.compiler_options(jax.local_devices()) is None
+
+
 def test_train_and_evaluate_writes_metrics_and_checkpoints(tmp_path):
   ds = _dataset()
   config = _small("table1_triangular2", **{"train.num_devices": 2, "schedule.step_size": "2"})
