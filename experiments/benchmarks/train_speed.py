@@ -10,21 +10,23 @@ The PyTorch half (experiments/benchmarks/torch_cifar10_full.py: the same cifar10
 SGD step) runs as a subprocess with `--torch-python` (torch is not a dependency of this project) and the
 script prints the JAX/PyTorch ratio.
 
+Every JAX step is compiled as the trainer compiles it, with `experiments.train.compiler_options` (on
+XLA:CPU: YNNPACK for dots only, convolutions on XLA's Eigen kernels).
+
 `--variants` also times the cifar10_full step under other XLA flags and implementations, each in a
 fresh subprocess (XLA flags are read once per process), to find where the time goes:
+  * `ynnpack_convs`: compiled with XLA's default options (on jaxlib 0.10's XLA:CPU, convolutions as
+    YNNPACK fusions);
   * `maxpool_slices`: Caffe max pooling as a maximum over 9 strided slices (the model's is separable:
     3 row slices, then 3 column slices); `maxpool_reduce_window`: as `lax.reduce_window` (whose
     gradient, select_and_scatter, is slow on XLA:CPU);
-  * `conv_lax`: every convolution as plain `lax.conv_general_dilated` (the model takes conv1's kernel
-    gradient from shifted dots, see `experiments.models.caffe.caffe_conv`); `conv1_im2col`: conv1 as
-    one dot over patches (25 shifted slices concatenated on the channel axis), its gradients by autodiff;
-    `conv_nchw`: the convolutions in NCHW/OIHW dimension numbers (transposes around each);
-    `conv_nchw_shifted`: conv1 as the model's (shifted-dots kernel gradient), conv2 and conv3 in NCHW;
-  * `ynn_dots_only`: the step jitted with the compiler option `xla_cpu_experimental_ynn_fusion_type=
-    LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT` (YNNPACK for dots only; convolutions go to XLA's Eigen kernels);
-  * variants combine with "+", e.g. `conv_lax+ynn_dots_only`;
-  * `bf16`: convolutions, dense layer, pooling and LRN computed in bfloat16 (float32 parameters);
+  * `conv1_im2col`: conv1 as one dot over patches (25 shifted slices concatenated on the channel axis),
+    its gradients by autodiff; `conv_nchw`: the convolutions in NCHW/OIHW dimension numbers (transposes
+    around each);
+  * `bf16`: convolutions and the dense layer computed in bfloat16, so pooling and LRN too (float32
+    parameters);
   * `fwd_only` / `fwd_bwd`: the forward pass alone and forward+backward without the update;
+  * variants combine with "+", e.g. `ynnpack_convs+conv1_im2col`;
   * `xla:<flags>`: the default step under extra XLA flags; `<variant>+xla:<flags>`: a variant under them.
 """
 
@@ -39,7 +41,7 @@ import sys
 import time
 
 TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_cifar10_full.py")
-DEFAULT_VARIANTS = ("conv_lax", "conv1_im2col", "conv_nchw", "bf16", "maxpool_slices", "maxpool_reduce_window",
+DEFAULT_VARIANTS = ("ynnpack_convs", "conv1_im2col", "conv_nchw", "bf16", "maxpool_slices", "maxpool_reduce_window",
                     "fwd_only", "fwd_bwd",
                     "xla:--xla_cpu_use_onednn=true",
                     "xla:--xla_cpu_experimental_onednn_custom_call=true",
@@ -79,19 +81,12 @@ def _maxpool_reduce_window(x, kernel, stride, pad=0):
                                ((0, 0), *pads, (0, 0)))
 
 
-def _conv_lax(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None, dimension_numbers=None,
-              feature_group_count=1, precision=None):
-  import jax  # pylint: disable=g-import-not-at-top
-  return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-                                      rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                                      feature_group_count=feature_group_count, precision=precision)
-
-
 def _conv1_im2col(lhs, rhs, window_strides, padding, *args, **kwargs):
   """conv1 (3 input channels) as one dot over its 5x5 patches; the other convolutions unchanged."""
+  import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   if lhs.shape[-1] > 3:
-    return _conv_lax(lhs, rhs, window_strides, padding, *args, **kwargs)
+    return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, *args, **kwargs)
   n, h, w, c = lhs.shape
   kh, kw, _, out = rhs.shape
   xp = jnp.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
@@ -111,50 +106,42 @@ def _conv_nchw(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilatio
   return jnp.transpose(y, (0, 2, 3, 1))
 
 
-# XLA:CPU in jaxlib 0.10 runs convolutions as YNNPACK fusions by default; with this compiler option only
-# dots are, and convolutions go to XLA's own (Eigen) convolution kernels.
-YNN_DOTS_ONLY = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+def _patch_layers(caffe, **layers) -> None:
+  """Gives experiments.models.caffe a linen namespace whose `layers` (name -> keyword arguments) are
+  `functools.partial`s of its current ones: caffe.py builds its layers as ``nn.Conv`` / ``nn.Dense``."""
+  import functools  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+  patched = types.SimpleNamespace(**{k: getattr(caffe.nn, k) for k in dir(caffe.nn) if not k.startswith("__")})
+  for name, kwargs in layers.items():
+    setattr(patched, name, functools.partial(getattr(caffe.nn, name), **kwargs))
+  caffe.nn = patched
 
 
-def _patch_model(variants: str) -> dict:
+def _patch_model(variants: str) -> dict | None:
   """Replaces parts of experiments.models.caffe for implementation variants joined by "+" (in this process
-  only); returns the compiler options to jit the step with."""
-  options = {}
-  for variant in variants.split("+"):
-    options.update(_patch_one(variant))
-  return options
-
-
-def _patch_one(variant: str) -> dict:
+  only); returns the compiler options to jit the step with: the trainer's, or XLA's defaults (None) for
+  `ynnpack_convs`."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from experiments import train  # pylint: disable=g-import-not-at-top
   from experiments.models import caffe  # pylint: disable=g-import-not-at-top
-  if variant == "ynn_dots_only":
-    return dict(YNN_DOTS_ONLY)
-  if variant == "maxpool_slices":
-    caffe.caffe_max_pool = _maxpool_slices
-  elif variant == "maxpool_reduce_window":
-    caffe.caffe_max_pool = _maxpool_reduce_window
-  elif variant == "conv_lax":
-    caffe.caffe_conv = _conv_lax
-  elif variant == "conv1_im2col":
-    caffe.caffe_conv = _conv1_im2col
-  elif variant == "conv_nchw":
-    caffe.caffe_conv = _conv_nchw
-  elif variant == "conv_nchw_shifted":
-    shifted = caffe.caffe_conv
-    caffe.caffe_conv = lambda lhs, rhs, *a, **k: (shifted if lhs.shape[-1] <= 4 else _conv_nchw)(lhs, rhs, *a, **k)
-  elif variant == "bf16":
-    import functools  # pylint: disable=g-import-not-at-top
-    import types  # pylint: disable=g-import-not-at-top
-    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-    from flax import linen as nn  # pylint: disable=g-import-not-at-top
-    # caffe.py builds its layers as nn.Conv / nn.Dense: give it a linen namespace whose layers compute in bf16.
-    bf16_nn = types.SimpleNamespace(**{k: getattr(nn, k) for k in dir(nn) if not k.startswith("__")})
-    bf16_nn.Conv = functools.partial(nn.Conv, dtype=jnp.bfloat16)
-    bf16_nn.Dense = functools.partial(nn.Dense, dtype=jnp.bfloat16)
-    caffe.nn = bf16_nn
-  elif variant not in ("default", "fwd_only", "fwd_bwd"):
-    raise ValueError(f"unknown variant {variant!r}")
-  return {}
+  options = train.compiler_options(jax.local_devices())
+  for variant in variants.split("+"):
+    if variant == "ynnpack_convs":
+      options = None
+    elif variant == "maxpool_slices":
+      caffe.caffe_max_pool = _maxpool_slices
+    elif variant == "maxpool_reduce_window":
+      caffe.caffe_max_pool = _maxpool_reduce_window
+    elif variant == "conv1_im2col":
+      _patch_layers(caffe, Conv={"conv_general_dilated": _conv1_im2col})
+    elif variant == "conv_nchw":
+      _patch_layers(caffe, Conv={"conv_general_dilated": _conv_nchw})
+    elif variant == "bf16":
+      import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+      _patch_layers(caffe, Conv={"dtype": jnp.bfloat16}, Dense={"dtype": jnp.bfloat16})
+    elif variant not in ("default", "fwd_only", "fwd_bwd"):
+      raise ValueError(f"unknown variant {variant!r}")
+  return options
 
 
 def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "default") -> dict:
@@ -164,7 +151,7 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
   import numpy as np  # pylint: disable=g-import-not-at-top
   from experiments import configs, train  # pylint: disable=g-import-not-at-top
 
-  options = _patch_model(variant) or None
+  options = _patch_model(variant)
   if model == "cifar10_full":
     config = configs.get_config("table1_triangular2")
   else:
@@ -252,7 +239,7 @@ def breakdown(steps: int, batch: int = 100) -> dict[str, float]:
       for key, value in {**originals, **patch}.items():
         setattr(caffe, key, value)
       state = train.create_train_state(config, num_classes=10, mean=mean, std=std)
-      fn = jax.jit(train.train_step)
+      fn = jax.jit(train.train_step, compiler_options=train.compiler_options(jax.local_devices()))
       jax.block_until_ready(fn(state, data, 0.001))
       compiled[name] = (fn, state)
   finally:

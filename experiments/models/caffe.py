@@ -41,7 +41,6 @@ __all__ = [
   "Cifar10Full",
   "Cifar10Quick",
   "caffe_avg_pool",
-  "caffe_conv",
   "caffe_max_pool",
   "caffe_multipliers",
   "caffe_pool_output_size",
@@ -79,35 +78,26 @@ def _pool_padding(size: int, kernel: int, stride: int, pad: int) -> tuple[int, t
   return out, (pad, high)
 
 
-def _first_max(a: jax.Array, b: jax.Array) -> jax.Array:
-  # On a tie the earlier element wins and alone receives the gradient, as one element does in Caffe's
-  # strict `>` scan (here "earlier" is rows within a column, then columns; Caffe scans row-major).
-  return jnp.where(a >= b, a, b)
-
-
-def _window_reduce(x: jax.Array, init: float, op, kernel: int, stride: int, pad: int) -> jax.Array:
-  """Reduces Caffe's pooling windows as two separable passes of strided slices (rows, then columns).
-
-  The gradients are plain selects and adds instead of ``lax.reduce_window``'s ``select_and_scatter``;
-  on the CPU backend the cifar10_full training step was about 10% faster this way (re-measure on yours).
-  """
+def _pool_windows(x: jax.Array, init: float, kernel: int, stride: int, pad: int) -> list[jax.Array]:
+  """Caffe's pooling windows as ``kernel * kernel`` strided slices of the padded input, in row-major order
+  of the offset: element ``[n, i, j, c]`` of slice ``di * kernel + dj`` is input ``[n, i * stride + di -
+  pad, j * stride + dj - pad, c]`` (``init`` outside the input)."""
   _, height, width, _ = x.shape
   out_h, pad_h = _pool_padding(height, kernel, stride, pad)
   out_w, pad_w = _pool_padding(width, kernel, stride, pad)
   x = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=np.array(init, x.dtype))
-  rows = None
-  for i in range(kernel):
-    v = x[:, i : i + (out_h - 1) * stride + 1 : stride, :, :]
-    rows = v if rows is None else op(rows, v)
-  out = None
-  for j in range(kernel):
-    v = rows[:, :, j : j + (out_w - 1) * stride + 1 : stride, :]
-    out = v if out is None else op(out, v)
-  return out
+  return [x[:, i : i + (out_h - 1) * stride + 1 : stride, j : j + (out_w - 1) * stride + 1 : stride, :]
+          for i in range(kernel) for j in range(kernel)]
 
 
 def caffe_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
   """Caffe MAX pooling of an NHWC array: ceil-mode output size, windows clipped to the input.
+
+  Each window's output is its first maximum in row-major order, the element Caffe's strict ``>`` scan
+  keeps, and the gradient goes to that element alone (ties included), as in Caffe's ``Backward_cpu``.
+  The output is computed as a select of that element among the window's slices, so the gradient is
+  selects and pads: on XLA:CPU the pool's forward and backward pass took about a third of the time of
+  ``lax.reduce_window`` (whose gradient is ``select_and_scatter``) or of a max over the slices.
 
   Args:
     x: ``[N, H, W, C]`` array.
@@ -122,7 +112,14 @@ def caffe_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.
     >>> caffe_max_pool(jnp.zeros((1, 32, 32, 3)), 3, 2).shape
     (1, 16, 16, 3)
   """
-  return _window_reduce(x, -jnp.inf, _first_max, kernel, stride, pad)
+  windows = _pool_windows(x, -jnp.inf, kernel, stride, pad)
+  best = jax.lax.stop_gradient(windows[0])
+  first = jnp.zeros(best.shape, jnp.int8 if kernel * kernel <= 127 else jnp.int32)
+  for k, v in enumerate(windows[1:], 1):
+    better = jax.lax.stop_gradient(v) > best
+    best = jnp.where(better, jax.lax.stop_gradient(v), best)
+    first = jnp.where(better, jnp.asarray(k, first.dtype), first)
+  return functools.reduce(jnp.add, [jnp.where(first == k, v, 0) for k, v in enumerate(windows)])
 
 
 def _ave_divisor(size: int, kernel: int, stride: int, pad: int) -> np.ndarray:
@@ -154,7 +151,7 @@ def caffe_avg_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.
     [1.0, 1.0, 1.0, 1.0]
   """
   _, height, width, _ = x.shape
-  total = _window_reduce(x, 0.0, jnp.add, kernel, stride, pad)
+  total = functools.reduce(jnp.add, _pool_windows(x, 0.0, kernel, stride, pad))
   divisor = np.outer(_ave_divisor(height, kernel, stride, pad), _ave_divisor(width, kernel, stride, pad))
   return total / jnp.asarray(divisor[None, :, :, None], x.dtype)
 
@@ -228,73 +225,10 @@ class CaffeBatchNorm(nn.Module):
     return (x - mean) * jax.lax.rsqrt(var + self.epsilon)
 
 
-_NHWC = ("NHWC", "HWIO", "NHWC")
-# Inputs with at most this many channels (the RGB image) get their kernel gradient from shifted dots.
-_SHIFTED_DOTS_MAX_CHANNELS = 4
-
-
-def _lax_conv(x: jax.Array, kernel: jax.Array, padding: tuple[tuple[int, int], ...]) -> jax.Array:
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_NHWC)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv_shifted_dots_grad(x: jax.Array, kernel: jax.Array, padding: tuple[tuple[int, int], ...]) -> jax.Array:
-  """A stride-1 NHWC convolution whose kernel gradient is one dot per kernel tap.
-
-  ``dK[i, j] = sum_{n,h,w} x_pad[n, h+i, w+j, :]^T g[n, h, w, :]``: kh*kw dots over the shifted input.
-  XLA:CPU computes a kernel gradient as a convolution whose window is the whole image; with a
-  3-channel input that was the slowest operation of the cifar10_full training step on a 2-core CPU,
-  and the dots were several times faster (``python -m experiments.benchmarks.train_speed --variants
-  conv_lax`` times the step without them). The forward pass and the input gradient are XLA's
-  convolutions. Like any ``custom_vjp`` function it supports reverse mode and vmap, not ``jax.jvp``.
-  """
-  return _lax_conv(x, kernel, padding)
-
-
-def _conv_shifted_dots_fwd(x, kernel, padding):
-  return _lax_conv(x, kernel, padding), (x, kernel)
-
-
-def _conv_shifted_dots_bwd(padding, residuals, g):
-  x, kernel = residuals
-  _, input_vjp = jax.vjp(lambda v: _lax_conv(v, kernel, padding), x)
-  (dx,) = input_vjp(g)
-  kh, kw = kernel.shape[:2]
-  out_h, out_w = g.shape[1:3]
-  xp = jnp.pad(x, ((0, 0), *padding, (0, 0)))
-  taps = [jnp.einsum("nhwc,nhwo->co", xp[:, i : i + out_h, j : j + out_w, :], g) for i in range(kh) for j in range(kw)]
-  return dx, jnp.stack(taps).reshape(kernel.shape).astype(kernel.dtype)
-
-
-_conv_shifted_dots_grad.defvjp(_conv_shifted_dots_fwd, _conv_shifted_dots_bwd)
-
-
-def caffe_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-               dimension_numbers=None, feature_group_count=1, precision=None) -> jax.Array:
-  """``lax.conv_general_dilated`` for the Caffe nets' convolutions (``nn.Conv(conv_general_dilated=...)``).
-
-  A stride-1, undilated, ungrouped NHWC convolution of an input with at most
-  ``_SHIFTED_DOTS_MAX_CHANNELS`` channels (the first layer) takes its kernel gradient from shifted dots
-  (:func:`_conv_shifted_dots_grad`); the values are the same. Every other convolution is
-  ``lax.conv_general_dilated`` unchanged.
-  """
-  dims = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-  plain = (lhs.ndim == 4 and dims == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
-           and tuple(window_strides) == (1, 1) and feature_group_count == 1 and precision is None
-           and all(d is None or tuple(d) == (1, 1) for d in (lhs_dilation, rhs_dilation))
-           and not isinstance(padding, str) and lhs.shape[-1] <= _SHIFTED_DOTS_MAX_CHANNELS)
-  if plain:
-    return _conv_shifted_dots_grad(lhs, rhs, tuple(tuple(int(p) for p in pair) for pair in padding))
-  return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-                                      rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                                      feature_group_count=feature_group_count, precision=precision)
-
-
 def _conv(name: str, features: int, std: float, use_bias: bool = True) -> nn.Conv:
   return nn.Conv(
     features, (5, 5), padding=((2, 2), (2, 2)), use_bias=use_bias,
-    kernel_init=nn.initializers.normal(std), bias_init=nn.initializers.zeros, name=name,
-    conv_general_dilated=caffe_conv)
+    kernel_init=nn.initializers.normal(std), bias_init=nn.initializers.zeros, name=name)
 
 
 def _ip(name: str, features: int, std: float) -> nn.Dense:
