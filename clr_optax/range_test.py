@@ -557,6 +557,7 @@ def range_test(
     eval_every: int | None = None,
     method: str = "auto",
     chunk_size: int = 1,
+    compiler_options: Mapping[str, Any] | None = None,
 ) -> RangeTestResult:
   """Runs the LR range test: ``num_steps`` training steps while the LR rises from ``min_lr`` to ``max_lr``.
 
@@ -606,6 +607,11 @@ def range_test(
       backend when the step contains a convolution, scan otherwise.
     chunk_size: steps per compiled chunk of the chunked method (with ``eval_fn``, the largest divisor of
       ``eval_every`` not above it is used).
+    compiler_options: XLA options for compiling the sweep's programs, as in ``jax.jit(...,
+      compiler_options=...)``. On jaxlib 0.10's XLA:CPU, ``{"xla_cpu_experimental_ynn_fusion_type":
+      "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}`` runs convolutions on XLA's own kernels instead of YNNPACK's,
+      which made a small convnet's training step about 1.4x faster on the 2-core CPU we measured (README,
+      "Benchmarks"); `experiments.train.compiler_options` gives what the project's trainer uses.
 
   Returns:
     A `RangeTestResult` of numpy arrays (the records come back to the host once, at the end) with
@@ -679,7 +685,8 @@ def range_test(
                     mode=mode, smoothing=smoothing, divergence_factor=divergence_factor, eval_fn=eval_fn,
                     eval_every=eval_every, axis_name=None, block=block, eval_arg=eval_arg)
   lrs = jnp.asarray(_padded_lrs(min_lr, max_lr, num_steps, mode, spec.padded))
-  programs = _programs(spec, method, block, num_runs > 1, init)
+  options = tuple(sorted(dict(compiler_options or {}).items()))
+  programs = _programs(spec, method, block, num_runs > 1, init, options)
 
   if method == "scan":
     return jax.device_get(programs.sweep(run_keys, data, lrs, given, mode))
@@ -728,15 +735,18 @@ def _over_runs(fn: Callable[..., Any], in_axes: tuple[int | None, ...], runs: st
 
 
 @functools.lru_cache(maxsize=16)
-def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init) -> _Programs:
+def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init,
+              options: tuple[tuple[str, Any], ...]) -> _Programs:
   """The jitted functions of a sweep, cached: a repeated range test with the same step, initializer and
-  settings (the learning rates may differ) reuses them without compiling again.
+  settings (the learning rates may differ) reuses them without compiling again. ``options`` are the XLA
+  compiler options, as sorted items.
 
   Several runs are vmapped, except in the chunked method: vmapped parameters turn XLA:CPU's convolutions
   into grouped ones, about 4.5x slower per run, so there each run gets its own straight-line copy of the
   step inside the one compiled chunk (compile time grows with the number of runs instead).
   """
   runs = "one" if not several else "vmap" if method == "scan" else "unrolled"
+  jit = functools.partial(jax.jit, compiler_options=dict(options) or None)
 
   def start(keys, given, lrs, num_examples):
     """Each run's initial state and batch order, computed one run after another (``lax.map``):
@@ -751,7 +761,7 @@ def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init)
     def range_test_sweep(keys, data, lrs, given, mode):
       states, idx = start(keys, given, lrs, _num_examples(data, spec.batch_size))
       return _over_runs(lambda s, i: _scan_sweep(spec, block, mode, lrs, s, data, i), (0, 0), runs)(states, idx)
-    return _Programs(jax.jit(range_test_sweep, static_argnums=4), None, None, None)
+    return _Programs(jit(range_test_sweep, static_argnums=4), None, None, None)
 
   def range_test_start(keys, given, lrs, num_examples):
     states, idx = start(keys, given, lrs, num_examples)
@@ -760,6 +770,5 @@ def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init)
   def range_test_chunk(carry, data, lrs, idx):
     return _over_runs(lambda c, i: spec.chunk(c, data, lrs, i, block, unroll=True), (0, 0), runs)(carry, idx)
 
-  evaluate = jax.jit(_over_runs(spec.evaluate, (0,), runs)) if spec.eval_fn is not None else None
-  return _Programs(None, jax.jit(range_test_start, static_argnums=3), jax.jit(range_test_chunk, donate_argnums=0),
-                   evaluate)
+  evaluate = jit(_over_runs(spec.evaluate, (0,), runs)) if spec.eval_fn is not None else None
+  return _Programs(None, jit(range_test_start, static_argnums=3), jit(range_test_chunk, donate_argnums=0), evaluate)

@@ -145,7 +145,8 @@ def run_range_test(config: config_lib.Config, train_ds, val, *, num_steps: int, 
   eval_every = max(1, num_steps // eval_points) if len(val_labels) else None
   return clr_optax.range_test(data, batch_size=config.train.batch_size, num_steps=num_steps, min_lr=min_lr,
                               max_lr=max_lr, mode=mode, key=jax.random.key(seed), train_step=train.train_step,
-                              state=state, eval_fn=eval_fn if eval_every else None, eval_every=eval_every)
+                              state=state, eval_fn=eval_fn if eval_every else None, eval_every=eval_every,
+                              compiler_options=train.compiler_options(jax.local_devices()))
 
 
 def _save_range_test(workdir: pathlib.Path, result, suggestion) -> None:

@@ -16,6 +16,8 @@ All three draw their batches the same way: a fresh on-device permutation of the 
 (with 5,000 examples an epoch is 50 steps, and on XLA:CPU each permutation costs about a millisecond).
 The learning rate rises exponentially from 1e-4 to 0.1, where neither model diverges, so every runner
 executes every step.
+Every program is compiled with the trainer's XLA options (`experiments.train.compiler_options`; on
+XLA:CPU convolutions run on XLA's Eigen kernels instead of YNNPACK).
 
 Each is then run again with new seeds, ``--repeats`` rounds that interleave the three runners: compiled
 programs are reused (``range_test`` caches them), so the fastest round of each is its steady state,
@@ -30,6 +32,7 @@ compilation each) and in the steady state.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import time
 
@@ -40,12 +43,16 @@ import optax
 from flax import linen as nn
 
 import clr_optax
+from experiments import train
 from experiments.models import create_model
 
 BATCH = 100
 # Neither model diverges below MAX_LR, so all three runners execute every step (the sweep stops at
 # divergence and the loop breaks there: over a diverging range they would do different amounts of work).
 MIN_LR, MAX_LR = 1e-4, 0.1
+# Every program is compiled as the trainer compiles it (on XLA:CPU: convolutions on XLA's Eigen kernels).
+COMPILER_OPTIONS = train.compiler_options(jax.local_devices())
+_jit = functools.partial(jax.jit, compiler_options=COMPILER_OPTIONS)
 
 
 class SmallMLP(nn.Module):
@@ -107,7 +114,7 @@ def sweep_runner(name, data, steps, **kw):
   def run(key):
     seconds, result = _timed(lambda: clr_optax.range_test(
         data, train_step=step, state=init, key=key, batch_size=BATCH, num_steps=steps, min_lr=MIN_LR,
-        max_lr=MAX_LR, mode="exponential", **kw))
+        max_lr=MAX_LR, mode="exponential", compiler_options=COMPILER_OPTIONS, **kw))
     if (np.asarray(result.diverged_step) >= 0).any():
       raise RuntimeError(f"the {name} sweep diverged at step {result.diverged_step}: the runners would execute "
                          "different numbers of steps; lower MAX_LR")
@@ -118,7 +125,7 @@ def sweep_runner(name, data, steps, **kw):
 
 def _epoch_permutation(n):
   """A jitted ``(key, epoch) -> permutation of n``: the fresh shuffle per epoch every runner makes."""
-  return jax.jit(lambda key, epoch: jax.random.permutation(jax.random.fold_in(key, epoch), n))
+  return _jit(lambda key, epoch: jax.random.permutation(jax.random.fold_in(key, epoch), n))
 
 
 def loop_runner(name, data, steps):
@@ -128,12 +135,12 @@ def loop_runner(name, data, steps):
   per_epoch = n // BATCH
   permutation = _epoch_permutation(n)
 
-  @jax.jit
+  @_jit
   def jstep(state, data, perm, i, lr):
     idx = jax.lax.dynamic_slice_in_dim(perm, (i % per_epoch) * BATCH, BATCH)
     return step(state, jax.tree.map(lambda x: x[idx], data), lr)
 
-  jinit = jax.jit(init)
+  jinit = _jit(init)
 
   def go(key):
     state = jinit(key)
@@ -167,13 +174,13 @@ def plain_runner(name, data, steps, method):
     return step(state, jax.tree.map(lambda x: x[idx], data), lrs[i])[0]
 
   if method == "scan":
-    @jax.jit
+    @_jit
     def whole(key, data):
       perms = jax.vmap(lambda e: permutation(key, e))(jnp.arange(-(-steps // per_epoch)))
       return jax.lax.fori_loop(0, steps, lambda i, s: body(s, data, perms[i // per_epoch], i), init(key))
     return lambda key: _timed(lambda: whole(key, data))[0]
 
-  jbody, jinit = jax.jit(body, donate_argnums=0), jax.jit(init)
+  jbody, jinit = _jit(body, donate_argnums=0), _jit(init)
 
   def go(key):
     state = jinit(key)

@@ -171,6 +171,21 @@ def test_runs_equal_separate_runs_and_compile_once(method):
   assert not np.allclose(together.loss[0], together.loss[1])
 
 
+@pytest.mark.parametrize("method", ["scan", "chunked"])
+def test_compiler_options_reach_xla(method):
+  x, y = _least_squares(3)
+  kw = dict(loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd, batch_size=16, num_steps=8,
+            min_lr=1e-3, max_lr=0.1, method=method, chunk_size=4)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  # XLA rejects an option it does not know: proof that the options get to its compiler.
+  with pytest.raises(jax.errors.JaxRuntimeError, match="xla_no_such_option"):
+    clr_optax.range_test(data, compiler_options={"xla_no_such_option": "1"}, **kw)
+  # A real option changes how XLA compiles, not the results (float64 gradient descent is the reference
+  # in test_losses_match_float64_gradient_descent).
+  with_option = clr_optax.range_test(data, compiler_options={"xla_cpu_enable_fast_math": False}, **kw)
+  np.testing.assert_allclose(with_option.loss, clr_optax.range_test(data, **kw).loss, rtol=1e-6)
+
+
 def test_scan_and_chunked_agree_with_batchnorm_state_and_leave_inputs_alone():
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
 
