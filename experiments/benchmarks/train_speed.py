@@ -18,7 +18,7 @@ fresh subprocess (XLA flags are read once per process), to find where the time g
   * `ynnpack_convs`: compiled with XLA's default options (on jaxlib 0.10's XLA:CPU, convolutions as
     YNNPACK fusions);
   * `maxpool_slices`: Caffe max pooling as a maximum over 9 strided slices (the model's is separable:
-    3 row slices, then 3 column slices); `maxpool_reduce_window`: as `lax.reduce_window` (whose
+    3 column slices, then 3 row slices); `maxpool_reduce_window`: as `lax.reduce_window` (whose
     gradient, select_and_scatter, is slow on XLA:CPU);
   * `conv1_im2col`: conv1 as one dot over patches (25 shifted slices concatenated on the channel axis),
     its gradients by autodiff; `conv_nchw`: the convolutions in NCHW/OIHW dimension numbers (transposes

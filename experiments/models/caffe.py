@@ -25,7 +25,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -78,26 +77,42 @@ def _pool_padding(size: int, kernel: int, stride: int, pad: int) -> tuple[int, t
   return out, (pad, high)
 
 
-def _pool_windows(x: jax.Array, init: float, kernel: int, stride: int, pad: int) -> list[jax.Array]:
-  """Caffe's pooling windows as ``kernel * kernel`` strided slices of the padded input, in row-major order
-  of the offset: element ``[n, i, j, c]`` of slice ``di * kernel + dj`` is input ``[n, i * stride + di -
-  pad, j * stride + dj - pad, c]`` (``init`` outside the input)."""
+def _first_max(a: jax.Array, b: jax.Array) -> jax.Array:
+  # On a tie the earlier element wins and alone receives the gradient.
+  return jnp.where(a >= b, a, b)
+
+
+def _window_reduce(x: jax.Array, init: float, op, kernel: int, stride: int, pad: int) -> jax.Array:
+  """Reduces Caffe's pooling windows as two separable passes of strided slices: along each row of a
+  window (columns), then across its rows.
+
+  With `_first_max` this keeps the first maximum in row-major order (the leftmost in the topmost row that
+  holds the maximum), the element Caffe's strict ``>`` scan keeps, and the gradient goes to it alone.
+  The gradients are plain selects and pads instead of ``lax.reduce_window``'s ``select_and_scatter``: on
+  XLA:CPU the cifar10_full training step was faster this way than with ``reduce_window``, with a max
+  over all ``kernel * kernel`` slices, or with a select of the argmax among them (re-measure on yours:
+  ``python -m experiments.benchmarks.train_speed --variants maxpool_reduce_window maxpool_slices``).
+  """
   _, height, width, _ = x.shape
   out_h, pad_h = _pool_padding(height, kernel, stride, pad)
   out_w, pad_w = _pool_padding(width, kernel, stride, pad)
   x = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=np.array(init, x.dtype))
-  return [x[:, i : i + (out_h - 1) * stride + 1 : stride, j : j + (out_w - 1) * stride + 1 : stride, :]
-          for i in range(kernel) for j in range(kernel)]
+  cols = None
+  for j in range(kernel):
+    v = x[:, :, j : j + (out_w - 1) * stride + 1 : stride, :]
+    cols = v if cols is None else op(cols, v)
+  out = None
+  for i in range(kernel):
+    v = cols[:, i : i + (out_h - 1) * stride + 1 : stride, :, :]
+    out = v if out is None else op(out, v)
+  return out
 
 
 def caffe_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
   """Caffe MAX pooling of an NHWC array: ceil-mode output size, windows clipped to the input.
 
-  Each window's output is its first maximum in row-major order, the element Caffe's strict ``>`` scan
-  keeps, and the gradient goes to that element alone (ties included), as in Caffe's ``Backward_cpu``.
-  The output is computed as a select of that element among the window's slices, so the gradient is
-  selects and pads: on XLA:CPU the pool's forward and backward pass took about a third of the time of
-  ``lax.reduce_window`` (whose gradient is ``select_and_scatter``) or of a max over the slices.
+  Each window's gradient goes to one element, the one Caffe's ``Forward_cpu`` records as the argmax (the
+  first maximum in row-major order, ties included), as in Caffe's ``Backward_cpu``.
 
   Args:
     x: ``[N, H, W, C]`` array.
@@ -112,14 +127,7 @@ def caffe_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.
     >>> caffe_max_pool(jnp.zeros((1, 32, 32, 3)), 3, 2).shape
     (1, 16, 16, 3)
   """
-  windows = _pool_windows(x, -jnp.inf, kernel, stride, pad)
-  best = jax.lax.stop_gradient(windows[0])
-  first = jnp.zeros(best.shape, jnp.int8 if kernel * kernel <= 127 else jnp.int32)
-  for k, v in enumerate(windows[1:], 1):
-    better = jax.lax.stop_gradient(v) > best
-    best = jnp.where(better, jax.lax.stop_gradient(v), best)
-    first = jnp.where(better, jnp.asarray(k, first.dtype), first)
-  return functools.reduce(jnp.add, [jnp.where(first == k, v, 0) for k, v in enumerate(windows)])
+  return _window_reduce(x, -jnp.inf, _first_max, kernel, stride, pad)
 
 
 def _ave_divisor(size: int, kernel: int, stride: int, pad: int) -> np.ndarray:
@@ -151,7 +159,7 @@ def caffe_avg_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.
     [1.0, 1.0, 1.0, 1.0]
   """
   _, height, width, _ = x.shape
-  total = functools.reduce(jnp.add, _pool_windows(x, 0.0, kernel, stride, pad))
+  total = _window_reduce(x, 0.0, jnp.add, kernel, stride, pad)
   divisor = np.outer(_ave_divisor(height, kernel, stride, pad), _ave_divisor(width, kernel, stride, pad))
   return total / jnp.asarray(divisor[None, :, :, None], x.dtype)
 
