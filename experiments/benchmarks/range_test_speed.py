@@ -124,8 +124,9 @@ def sweep_runner(name, data, steps, **kw):
 
 
 def _epoch_permutation(n):
-  """A jitted ``(key, epoch) -> permutation of n``: the fresh shuffle per epoch every runner makes."""
-  return _jit(lambda key, epoch: jax.random.permutation(jax.random.fold_in(key, epoch), n))
+  """A jitted ``(key, epoch) -> permutation of n``: the fresh shuffle per epoch every runner makes (with
+  XLA's default options: the plain loop calls it inside its own jit, and a nested jit takes none)."""
+  return jax.jit(lambda key, epoch: jax.random.permutation(jax.random.fold_in(key, epoch), n))
 
 
 def loop_runner(name, data, steps):
