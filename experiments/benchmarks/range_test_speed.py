@@ -24,7 +24,7 @@ programs are reused (``range_test`` caches them), so the fastest round of each i
 reported per step. Then K = 8 seeds run together in one sweep against 8 sequential sweeps, end to end (one
 compilation each) and in the steady state.
 
-  python -m experiments.benchmarks.range_test_speed            # CPU, 2 cores: about 40 min (--repeats 1: 25)
+  python -m experiments.benchmarks.range_test_speed            # CPU, 2 cores: ~1 min MLP + ~20 min convnet (--repeats 1)
   python -m experiments.benchmarks.range_test_speed --quick    # convnet 20 and 60 steps, K = 4: ~10 min
   python -m experiments.benchmarks.range_test_speed --models mlp
 """
