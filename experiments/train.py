@@ -378,8 +378,12 @@ def compiler_options(devices: Sequence[jax.Device]) -> dict[str, str] | None:
 
 def _compiled_with(pmapped: Callable[..., Any], options: dict[str, str] | None) -> Callable[..., Any]:
   """`pmapped`, compiled with XLA `options` at its first call (``jax.pmap`` takes no compiler options; its
-  ahead-of-time ``lower(...).compile(...)`` does). Later calls must pass arguments of the same shapes."""
-  if not options:
+  ahead-of-time ``lower(...).compile(...)`` does). Later calls must pass arguments of the same shapes.
+
+  With several processes `pmapped` is returned as it is (XLA's default options): jax 0.10's compiled pmap
+  expects the global arrays there and rejects each process's local ones.
+  """
+  if not options or jax.process_count() > 1:
     return pmapped
   compiled = None
 
