@@ -106,7 +106,15 @@ def _one_step_per_family(name, updates):
   np.testing.assert_allclose(m2["lr"], schedule(1), rtol=1e-6)
   assert int(s2.step) == 2
   changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), state.params, s2.params)
-  assert all(jax.tree.leaves(changed)), "every parameter moved"
+  unmoved = [jax.tree_util.keystr(path) for path, moved in jax.tree_util.tree_flatten_with_path(changed)[0]
+             if not moved]
+  if config.model.name.startswith("sd_"):
+    # Stochastic depth drops whole residual blocks: a block dropped in both steps gets no gradient, and
+    # of its parameters only the weight-decayed ones move (its BatchNorm biases stay).
+    assert all("_BasicBlock" in p and "BatchNorm" in p for p in unmoved), unmoved
+    assert len(unmoved) < len(jax.tree.leaves(changed)) / 4, unmoved
+  else:
+    assert not unmoved, f"parameters that did not move: {unmoved}"
   if jax.tree.leaves(state.batch_stats):
     moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), state.batch_stats,
                          s2.batch_stats)
