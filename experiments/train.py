@@ -346,18 +346,17 @@ def create_train_state(config: config_lib.Config, *, num_classes: int, mean: np.
 # ----------------------------------------------------------------------------------------------------------
 # Devices and pmapped functions.
 
-# XLA:CPU (jaxlib 0.10) hands convolutions to YNNPACK by default. In the cifar10_full training step on a
-# 2-core x86 CPU its convolutions were about 2x slower than XLA's own (Eigen) kernels, and the kernel
-# gradient of the 3-channel first layer 15x slower; this option keeps YNNPACK for dots only (README,
-# "Benchmarks"; `python -m experiments.benchmarks.train_speed --variants ynnpack_convs` times the step
-# without it).
+# XLA:CPU (jaxlib 0.10) hands convolutions to YNNPACK by default. On a 2-core x86 CPU the cifar10_full
+# training step made 632-804 images/s with XLA's own (Eigen) convolutions against 406 with YNNPACK's
+# (README, "Benchmarks"; `python -m experiments.benchmarks.train_speed --variants ynnpack_convs` times the
+# step without them); this option keeps YNNPACK for dots only.
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
 @functools.cache
 def _xla_accepts(platform: str, options: tuple[tuple[str, str], ...]) -> bool:
   """Whether this jaxlib's XLA knows the compiler `options` (an option unknown to it is an error)."""
-  device = next(d for d in jax.devices(platform))
+  device = jax.devices(platform)[0]
   try:
     jax.jit(lambda x: x + 1).lower(jax.device_put(np.float32(0), device)).compile(compiler_options=dict(options))
   except jax.errors.JaxRuntimeError as e:
@@ -394,6 +393,7 @@ def _compiled_with(pmapped: Callable[..., Any], options: dict[str, str] | None) 
     return compiled(*args)
 
   return call
+
 
 def replicate(tree: Any, devices: Sequence[jax.Device]) -> Any:
   """Copies every array of `tree` to each of `devices`, stacked on a new leading axis (pmap's layout)."""

@@ -56,11 +56,9 @@ def _maxpool_slices(x, kernel, stride, pad=0):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from experiments.models import caffe  # pylint: disable=g-import-not-at-top
   _, h, w, _ = x.shape
-  out_h = caffe.caffe_pool_output_size(h, kernel, stride, pad)
-  out_w = caffe.caffe_pool_output_size(w, kernel, stride, pad)
-  hi_h = max(0, (out_h - 1) * stride + kernel - h - pad)
-  hi_w = max(0, (out_w - 1) * stride + kernel - w - pad)
-  xp = jnp.pad(x, ((0, 0), (pad, hi_h), (pad, hi_w), (0, 0)), constant_values=-jnp.inf)
+  out_h, pad_h = caffe._pool_padding(h, kernel, stride, pad)  # pylint: disable=protected-access
+  out_w, pad_w = caffe._pool_padding(w, kernel, stride, pad)  # pylint: disable=protected-access
+  xp = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=-jnp.inf)
   out = None
   for i in range(kernel):
     for j in range(kernel):
@@ -75,8 +73,7 @@ def _maxpool_reduce_window(x, kernel, stride, pad=0):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from experiments.models import caffe  # pylint: disable=g-import-not-at-top
   _, h, w, _ = x.shape
-  pads = [(pad, max(0, (caffe.caffe_pool_output_size(n, kernel, stride, pad) - 1) * stride + kernel - n - pad))
-          for n in (h, w)]
+  pads = [caffe._pool_padding(n, kernel, stride, pad)[1] for n in (h, w)]  # pylint: disable=protected-access
   return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, kernel, kernel, 1), (1, stride, stride, 1),
                                ((0, 0), *pads, (0, 0)))
 
