@@ -7,7 +7,10 @@ work directory ``<workdir>/<config>/seed<k>/`` (metrics, orbax checkpoints), the
 ``experiments/reports/<name>.md``: our final and best test accuracies (mean ± std over the seeds) beside the
 paper's number, the iteration at which each run first reached the fixed-LR run's final accuracy, the data,
 the hardware, the wall time and the exact command. Running the same command again continues: finished runs
-are read back, an interrupted run resumes from its last checkpoint.
+are read back, an interrupted run resumes from its last checkpoint. Each finished run's small results
+(``summary.json``, ``metrics.jsonl``, ``config.json``; never checkpoints) are copied to
+``experiments/reports/<name>/runs/<config>/seed<k>/`` to be committed, and a run found there counts as
+finished, so a fresh clone continues a long reproduction where the committed runs leave off.
 
 Shrinking by a factor F (`shrink_config`) divides every iteration count of the config by F and keeps
 everything else:
@@ -74,6 +77,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("table1", "Table 1, CIFAR-10 with cifar10_full: five learning-rate policies",
                ("table1_fixed", "table1_triangular2", "table1_decay", "table1_exp", "table1_exp_range"),
                "table1_fixed"),
+    Experiment("table1_full", "Table 1's headline pair at full length: triangular2 (25,000 iterations) against "
+               "fixed (70,000)", ("table1_triangular2", "table1_fixed"), "table1_fixed"),
     Experiment("table2", "Table 2 / Figure 1, the staged triangular2 run against the fixed policy",
                ("table1_fixed", "table2_staged"), "table1_fixed"),
     _table3("nesterov", "Table 3, Nesterov momentum with and without CLR"),
@@ -213,34 +218,89 @@ def shard_runs(runs: list[Any], shard: tuple[int, int], cost=lambda r: _run_cost
 
 
 SUMMARY = "summary.json"
+# What a finished run leaves that is worth committing (never its checkpoints).
+RESULT_FILES = (SUMMARY, "metrics.jsonl", "config.json")
+REPORTS = pathlib.Path(__file__).parent / "reports"
 
 
-def run_one(config: config_lib.Config, directory: pathlib.Path, *, dataset: Any = None) -> dict[str, Any]:
-  """Runs (or resumes, or reads back) one run; returns its summary (also written to ``summary.json``).
+def results_dir(report_dir: str | os.PathLike | None, experiment: str, config_name: str, seed: int) -> pathlib.Path:
+  """Where a finished run's small results are kept for committing: ``<reports>/<experiment>/runs/<config>/seed<k>``.
+
+  A run found there (with a matching config) counts as finished, on any machine: a fresh clone picks up the
+  committed runs of a long reproduction instead of training them again.
+  """
+  root = pathlib.Path(report_dir) if report_dir else REPORTS
+  return root / experiment / "runs" / config_name.replace(":", "_") / f"seed{seed}"
+
+
+def finished_dir(config: config_lib.Config, directory: pathlib.Path, archive: pathlib.Path | None) -> pathlib.Path | None:
+  """The directory holding the finished run of `config`: its committed results, else its work directory.
 
   Raises:
-    ValueError: `directory` holds a run of a different config.
+    ValueError: the finished run there was made with a config that trains differently.
+  """
+  for d in (archive, directory):
+    if d is not None and (d / SUMMARY).exists():
+      check_same_config(config, d)
+      return d
+  return None
+
+
+def check_same_config(config: config_lib.Config, directory: pathlib.Path) -> None:
+  """Refuses a `directory` whose ``config.json`` trains differently from `config` (`train.check_resume_config`)."""
+  from experiments import train  # pylint: disable=g-import-not-at-top
+  saved = directory / "config.json"
+  if saved.exists():
+    try:
+      train.check_resume_config(json.loads(saved.read_text()), config)
+    except ValueError as e:
+      raise ValueError(f"{directory} holds a run of a different config ({e}); use another --workdir or "
+                       "delete it") from None
+
+
+def run_one(config: config_lib.Config, directory: pathlib.Path, *, dataset: Any = None,
+            archive: pathlib.Path | None = None) -> dict[str, Any]:
+  """Runs (or resumes, or reads back) one run; returns its summary (also written to ``summary.json``).
+
+  Args:
+    config: the run.
+    directory: its work directory (metrics, checkpoints); an unfinished run there is resumed.
+    dataset: passed to `experiments.train.train_and_evaluate`.
+    archive: where finished results are kept (`results_dir`): a finished run there is read back, and a run
+      finished here is copied there (`RESULT_FILES`).
+
+  Raises:
+    ValueError: `directory` or `archive` holds a run of a different config.
   """
   from experiments import train  # pylint: disable=g-import-not-at-top
+  done = finished_dir(config, directory, archive)
+  if done is not None:
+    if archive is not None and done != archive:
+      archive_results(done, archive)
+    return json.loads((done / SUMMARY).read_text())
   directory.mkdir(parents=True, exist_ok=True)
-  summary_file = directory / SUMMARY
-  wanted = config_lib.to_dict(config)
-  old_config = directory / "config.json"
-  if old_config.exists():
-    stored = json.loads(old_config.read_text())
-    if stored != json.loads(json.dumps(wanted)):
-      raise ValueError(f"{directory} holds a run of a different config (compare {old_config}); use another "
-                       "--workdir or delete it")
-  if summary_file.exists():
-    return json.loads(summary_file.read_text())
+  check_same_config(config, directory)
   t0 = time.perf_counter()
   summary = train.train_and_evaluate(config, directory, dataset=dataset, resume=True)
   summary.pop("state", None)
   summary["process_wall_time"] = time.perf_counter() - t0
-  tmp = summary_file.with_suffix(".json.tmp")
-  tmp.write_text(json.dumps(summary, indent=2))
-  os.replace(tmp, summary_file)
+  _write_text(directory / SUMMARY, json.dumps(summary, indent=2))
+  if archive is not None:
+    archive_results(directory, archive)
   return summary
+
+
+def archive_results(directory: pathlib.Path, archive: pathlib.Path) -> None:
+  """Copies a finished run's `RESULT_FILES` to `archive`, the summary last (it marks the copy complete)."""
+  archive.mkdir(parents=True, exist_ok=True)
+  for name in sorted(RESULT_FILES, key=lambda n: n == SUMMARY):
+    _write_text(archive / name, (directory / name).read_text())
+
+
+def _write_text(path: pathlib.Path, text: str) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(text)
+  os.replace(tmp, path)
 
 
 def _data_key(config: config_lib.Config) -> tuple:
@@ -250,7 +310,8 @@ def _data_key(config: config_lib.Config) -> tuple:
 
 def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds: Sequence[int] = (0, 1, 2),
                    shrink: float = 1.0, overrides: dict[str, str] | None = None,
-                   shard: tuple[int, int] = (0, 1), dataset: Any = None) -> list[dict[str, Any]]:
+                   shard: tuple[int, int] = (0, 1), dataset: Any = None, only: Sequence[str] = (),
+                   report_dir: str | os.PathLike | None = None, archive: bool = True) -> list[dict[str, Any]]:
   """Runs every (config, seed) of `experiment` that is not finished yet, one after the other.
 
   Args:
@@ -262,22 +323,31 @@ def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds:
     shard: ``(index, count)``: run only this share of the runs (`shard_runs`), for parallel processes.
     dataset: an `experiments.data.Dataset` every run uses instead of loading its ``config.data`` (a notebook
       may pass one it holds; the configs' subsets are then not applied).
+    only: run only these configs of the experiment (all when empty).
+    report_dir: where the reports and the finished runs' results (`results_dir`) are kept.
+    archive: keep finished runs' results under `report_dir` and count those found there as finished.
 
   Returns:
     The summaries of this shard's runs.
   """
   from experiments import train  # pylint: disable=g-import-not-at-top
-  runs = shard_runs(build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides), shard)
+  unknown = set(only) - set(experiment.configs)
+  if unknown:
+    raise ValueError(f"--only names configs that {experiment.name} does not run: {sorted(unknown)}; it runs "
+                     f"{', '.join(experiment.configs)}")
+  runs = build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides)
+  runs = shard_runs([r for r in runs if not only or r[0] in only], shard)
   datasets: dict[tuple, Any] = {}
   summaries = []
   for i, (name, seed, config) in enumerate(runs):
     directory = run_dir(workdir, name, seed)
+    kept = results_dir(report_dir, experiment.name, name, seed) if archive else None
     print(f"[{i + 1}/{len(runs)}] {name} seed {seed} -> {directory}", file=sys.stderr, flush=True)
     if dataset is not None:
       datasets[_data_key(config)] = dataset
-    elif not (directory / SUMMARY).exists() and _data_key(config) not in datasets:
+    elif finished_dir(config, directory, kept) is None and _data_key(config) not in datasets:
       datasets[_data_key(config)] = train.load_dataset(config)
-    summaries.append(run_one(config, directory, dataset=datasets.get(_data_key(config))))
+    summaries.append(run_one(config, directory, dataset=datasets.get(_data_key(config)), archive=kept))
   return summaries
 
 
@@ -676,13 +746,8 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
   data_dir.mkdir(parents=True, exist_ok=True)
   by = {s.config: s for s in summaries}
 
-  def put(p: pathlib.Path, text: str) -> None:
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, p)
-
-  put(data_dir / "results.csv", per_run_csv(summaries))
-  put(data_dir / "curves.csv", curves_csv(summaries))
+  _write_text(data_dir / "results.csv", per_run_csv(summaries))
+  _write_text(data_dir / "curves.csv", curves_csv(summaries))
   fig = plot_accuracy_curves({s.config: s.runs for s in summaries}, title=experiment.title, shrink=shrink,
                              lr_curves=lr_curves)
   tmp_png = data_dir / "accuracy.tmp.png"
@@ -731,7 +796,7 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
   lines += [f"- **Data**: {data}", f"- **Hardware**: {hardware.get('cpu')}, {hardware.get('cores')} cores; "
             f"JAX {hardware.get('jax')}, devices: {hardware.get('devices')}; Python {hardware.get('python')}, "
             f"{hardware.get('platform')}.", f"- **Wall time**: {elapsed}", f"- {gpu_note}", ""]
-  put(path, "\n".join(lines))
+  _write_text(path, "\n".join(lines))
   return path
 
 
@@ -755,6 +820,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config field of every run (after shrinking)")
   parser.add_argument("--shard", default="0/1", metavar="I/N", help="run only share I of N (parallel processes)")
+  parser.add_argument("--only", action="append", default=[], metavar="CONFIG",
+                      help="run only this config of the experiment (repeatable); the report names the rest as "
+                      "unfinished")
   parser.add_argument("--report-dir", default=None, help="where reports go (default experiments/reports)")
   parser.add_argument("--no-report", action="store_true", help="only run; write no report")
   parser.add_argument("--report-only", action="store_true", help="write the report of finished runs; run nothing")
@@ -799,15 +867,12 @@ def describe_data(config: config_lib.Config) -> str:
           f"augmentation {'on' if config.data.augment else 'off'}.")
 
 
-def _elapsed(directories: Sequence[pathlib.Path], results: Sequence[RunResult]) -> str:
-  starts = [d.joinpath("config.json").stat().st_mtime for d in directories if d.joinpath("config.json").exists()]
-  ends = [d.joinpath(SUMMARY).stat().st_mtime for d in directories if d.joinpath(SUMMARY).exists()]
+def _elapsed(results: Sequence[RunResult]) -> str:
+  """The runs' wall and throughput, from their summaries (file times are not kept by a clone of committed runs)."""
   walls = [r.wall_time for r in results if r.wall_time is not None]
   rates = [r.images_per_sec for r in results if r.images_per_sec]
   text = (f"{sum(walls) / 60:.1f} min summed over the {len(walls)} runs (each run's wall time includes "
           "its compilation, evaluations and checkpoints; a resumed run counts only its last segment)")
-  if starts and ends:
-    text += f"; {(max(ends) - min(starts)) / 60:.1f} min from the first run's start to the last run's end"
   if rates:
     text += (f"; training throughput {min(rates):.0f}-{max(rates):.0f} images/s per run (compilation and "
              "evaluation excluded)")
@@ -828,17 +893,16 @@ def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, see
       again to finish it.
   """
   all_runs = build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides)
-  directories, results, runs, missing = [], [], [], []
+  results, runs, missing = [], [], []
   for name, seed, config in all_runs:
-    directory = run_dir(workdir, name, seed)
-    if not (directory / SUMMARY).exists():
+    directory = finished_dir(config, run_dir(workdir, name, seed), results_dir(report_dir, experiment.name, name, seed))
+    if directory is None:
       if not partial:
-        raise FileNotFoundError(f"the run {name} seed {seed} in {directory} has not finished; run the same "
+        raise FileNotFoundError(f"the run {name} seed {seed} in {run_dir(workdir, name, seed)} has not finished; run the same "
                                 "command again (without --report-only) to finish it")
       missing.append(f"`{name}` seed {seed}")
       continue
     runs.append((name, seed, config))
-    directories.append(directory)
     results.append(load_run(directory, name, seed))
   if missing:
     notes = (f"**Incomplete**: {len(missing)} of {len(all_runs)} runs had not finished when this report was "
@@ -858,11 +922,11 @@ def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, see
   except (ValueError, TypeError) as e:  # a schedule that cannot be rebuilt: report without its curve
     print(f"no learning-rate panel: {e}", file=sys.stderr)
     lr_curves = {}
-  report_dir = pathlib.Path(report_dir) if report_dir else pathlib.Path(__file__).parent / "reports"
+  report_dir = pathlib.Path(report_dir) if report_dir else REPORTS
   datasets = {paper_dataset(config.data.dataset) for _, _, config in runs}
   return write_report(experiment, summaries, path=report_dir / f"{experiment.name}.md", shrink=shrink,
                       seeds=seeds, command=command, data=describe_data(runs[0][2]),
-                      hardware=hardware or hardware_description(), elapsed=_elapsed(directories, results),
+                      hardware=hardware or hardware_description(), elapsed=_elapsed(results),
                       overrides=overrides, notes=notes, lr_curves=lr_curves or None,
                       dataset=datasets.pop() if len(datasets) == 1 else None)
 
@@ -877,12 +941,12 @@ def main(argv: Sequence[str] | None = None) -> None:
   for experiment in experiments:
     if not args.report_only:
       run_experiment(experiment, workdir=args.workdir, seeds=args.seeds, shrink=args.shrink,
-                     overrides=args.overrides, shard=args.shard)
+                     overrides=args.overrides, shard=args.shard, only=args.only, report_dir=args.report_dir)
     if args.no_report or args.shard[1] > 1:
       continue
     path = report_experiment(experiment, workdir=args.workdir, seeds=args.seeds, shrink=args.shrink,
                              overrides=args.overrides, command=args.command or command,
-                             report_dir=args.report_dir, notes=notes, partial=args.partial)
+                             report_dir=args.report_dir, notes=notes, partial=args.partial or bool(args.only))
     print(f"report: {path}", file=sys.stderr)
 
 

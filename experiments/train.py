@@ -644,9 +644,13 @@ def check_resume_config(saved: dict[str, Any], config: config_lib.Config) -> Non
   Raises:
     ValueError: naming every field outside `RESUMABLE_CHANGES` whose value differs.
   """
-  # Through JSON, so that the new config's tuples compare equal to the saved lists.
+  # Through JSON, so that the new config's tuples compare equal to the saved lists. An image-folder dataset
+  # is named by its file: the same archive in another folder (another clone, another machine) is the same data.
   old = config_lib.flat_fields(saved)
   new = config_lib.flat_fields(json.loads(json.dumps(config_lib.to_dict(config))))
+  for fields in (old, new):
+    if isinstance(fields.get("data.dataset"), str):
+      fields["data.dataset"] = pathlib.PurePath(fields["data.dataset"]).name
   changed = sorted(k for k in old.keys() | new.keys()
                    if k not in RESUMABLE_CHANGES and old.get(k, "<missing>") != new.get(k, "<missing>"))
   if changed:
