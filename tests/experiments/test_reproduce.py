@@ -378,3 +378,64 @@ def test_table1_report_on_cifar100_has_no_paper_number():
   assert reproduce._paper_cell("table1_fixed", 50, "cifar100") == ("-", "70,000 (= 1400 here)")
   assert reproduce._paper_cell("table1_fixed", 50, "cifar10") == ("81.4", "70,000 (= 1400 here)")
   assert reproduce._paper_cell("one_cycle_resnet56", 1, "cifar10") == ("see the paper", "-")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Committed results: a finished run kept under experiments/reports/<name>/runs counts as finished anywhere.
+
+def _fake_training(monkeypatch, calls):
+  """train_and_evaluate replaced by one that writes a finished run's files (and records that it ran)."""
+
+  def fake(config, workdir, dataset=None, resume=False):
+    calls.append(str(workdir))
+    workdir = pathlib.Path(workdir)
+    (workdir / "config.json").write_text(json.dumps(configs.to_dict(config)))
+    (workdir / "metrics.jsonl").write_text(json.dumps({"step": 6, "split": "test", "accuracy": 0.5}) + "\n")
+    return {"config": config.name, "steps": 6, "test_accuracy": 0.5, "state": None}
+
+  monkeypatch.setattr(train, "train_and_evaluate", fake)
+
+
+def test_finished_runs_are_copied_to_the_results_dir_and_count_as_finished_from_there(tmp_path, monkeypatch):
+  """A fresh clone (no work directories) picks up committed runs instead of training them again."""
+  calls = []
+  _fake_training(monkeypatch, calls)
+  config = configs.override(configs.get_config("table1_fixed"), {**_TINY, "data.dataset": "/old/place/cifar10-jpeg.tar.xz"})
+  kept = reproduce.results_dir(tmp_path / "reports", "table1", "table1_fixed", 0)
+  assert kept == tmp_path / "reports" / "table1" / "runs" / "table1_fixed" / "seed0"
+  reproduce.run_one(config, tmp_path / "work" / "run", archive=kept)
+  assert calls == [str(tmp_path / "work" / "run")]
+  assert sorted(p.name for p in kept.iterdir()) == ["config.json", "metrics.jsonl", "summary.json"]
+  assert json.loads((kept / "summary.json").read_text())["test_accuracy"] == 0.5
+
+  # Another machine: no work directory, the archive elsewhere on disk; nothing is trained again.
+  moved = configs.override(config, {"data.dataset": "/new/clone/shared/cifar10-jpeg.tar.xz"})
+  assert reproduce.run_one(moved, tmp_path / "elsewhere" / "run", archive=kept)["test_accuracy"] == 0.5
+  assert len(calls) == 1 and not (tmp_path / "elsewhere").exists()
+  # A committed run of a different config is refused, naming what differs.
+  with pytest.raises(ValueError, match=r"different config .*train.seed"):
+    reproduce.run_one(configs.override(config, {"train.seed": "3"}), tmp_path / "x", archive=kept)
+  with pytest.raises(ValueError, match=r"different config .*data.dataset"):
+    reproduce.run_one(configs.override(config, {"data.dataset": "cifar100"}), tmp_path / "x", archive=kept)
+
+
+def test_run_experiment_only_and_report_from_committed_results(tmp_path, monkeypatch):
+  """--only runs a subset of an experiment's configs; the report reads runs from the results dir."""
+  calls = []
+  _fake_training(monkeypatch, calls)
+  monkeypatch.setattr(train, "load_dataset", lambda config: None)
+  experiment = reproduce.get_experiment("table1_full")
+  assert experiment.configs == ("table1_triangular2", "table1_fixed") and experiment.reference == "table1_fixed"
+  kw = dict(workdir=tmp_path / "work", seeds=(0,), overrides=_TINY, report_dir=tmp_path / "reports")
+  with pytest.raises(ValueError, match="does not run.*table1_exp"):
+    reproduce.run_experiment(experiment, only=("table1_exp",), **kw)
+  reproduce.run_experiment(experiment, only=("table1_triangular2",), **kw)
+  assert [pathlib.Path(c).parent.name for c in calls] == ["table1_triangular2"]
+  (tmp_path / "work").rename(tmp_path / "gone")  # the work directories do not survive; the results do
+  with pytest.raises(FileNotFoundError, match="table1_fixed seed 0"):
+    reproduce.report_experiment(experiment, workdir=tmp_path / "work", seeds=(0,), shrink=1.0, overrides=_TINY,
+                                command="c", report_dir=tmp_path / "reports")
+  path = reproduce.report_experiment(experiment, workdir=tmp_path / "work", seeds=(0,), shrink=1.0,
+                                     overrides=_TINY, command="c", report_dir=tmp_path / "reports", partial=True)
+  text = path.read_text()
+  assert "`table1_fixed` seed 0" in text and "| `table1_triangular2` | 1 | 6 |" in text
