@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
+import pathlib
 import time
 
 import jax
@@ -198,7 +200,7 @@ def _uses_chunks(name) -> bool:
   return jax.default_backend() == "cpu" and name != "mlp"
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true", help="convnet: 20 and 60 steps; K = 4 seeds")
   parser.add_argument("--models", default="mlp,convnet", help="comma-separated: mlp, convnet")
@@ -208,6 +210,9 @@ def main(argv=None) -> None:
   parser.add_argument("--repeats", type=int, default=None,
                       help="steady-state rounds per runner (default: 5 for the MLP, 2 for the convnet)")
   parser.add_argument("--seeds", type=int, default=None, help="K, the seeds run together (default 8; --quick 4)")
+  parser.add_argument("--steps", default=None, metavar="SHORT,LONG",
+                      help="the two sweep lengths (default 100,1000; --quick: 20,60 for the convnet)")
+  parser.add_argument("--json", help="also write the results to this file (rewritten after each measurement)")
   args = parser.parse_args(argv)
   seeds = args.seeds or (4 if args.quick else 8)
 
@@ -224,6 +229,12 @@ def main(argv=None) -> None:
   key = jax.random.key(0)
   print(f"jax {jax.__version__}, backend {jax.default_backend()}, {jax.devices()[0].device_kind}; "
         f"{len(labels)} examples on the device, batch {BATCH}")
+  results = {"device": jax.devices()[0].device_kind, "jax": jax.__version__, "examples": len(labels),
+             "batch": BATCH, "models": {}}
+
+  def save():
+    if args.json:
+      pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
 
   for name in args.models.split(","):
     data = features_data if name == "mlp" else images_data
@@ -232,6 +243,9 @@ def main(argv=None) -> None:
     print(f"\n== {name} (sweep method: {method}"
           f"{f', chunk_size {args.chunk_size}' if method == 'chunked' else ''}) ==")
     short, long_ = (20, 60) if args.quick and name != "mlp" else (100, 1000)
+    if args.steps:
+      short, long_ = (int(n) for n in args.steps.split(","))
+    mine = results["models"][name] = {"method": method, "lengths": []}
     repeats = args.repeats or (5 if name == "mlp" else 2)
     keys = jax.random.split(key, 3)
     # The first compilation in a process also pays for XLA's own start-up (about a second here): pay it
@@ -254,6 +268,11 @@ def main(argv=None) -> None:
       print(f"{steps:5d} steps  steady state (ms/step):       sweep {per['sweep']:7.3f}  (a) loop "
             f"{per['loop']:7.3f}  (b) plain {per['plain']:7.3f}  |  (a)/sweep {per['loop'] / per['sweep']:6.2f}x  "
             f"sweep/(b) {per['sweep'] / per['plain']:5.3f}")
+      mine["lengths"].append({"steps": steps, "end_to_end_s": e2e, "steady_ms_per_step": per,
+                              "loop_over_sweep_end_to_end": e2e["loop"] / e2e["sweep"],
+                              "loop_over_sweep_steady": per["loop"] / per["sweep"],
+                              "sweep_over_plain_steady": per["sweep"] / per["plain"]})
+      save()
 
     together, one = sweep_runner(name, data, short, **kw), sweep_runner(name, data, short, **kw)
     runners = {"together": lambda k: together(jax.random.split(k, seeds)),
@@ -264,6 +283,11 @@ def main(argv=None) -> None:
           f"{per['together']:.2f} s steady; {seeds} sequential sweeps {e2e['sequential']:.2f} s / "
           f"{per['sequential']:.2f} s -> sequential/together {e2e['sequential'] / e2e['together']:.2f}x end to end, "
           f"{per['sequential'] / per['together']:.2f}x steady")
+    # The measure: K seeds together against one seed's sweep (a K-th of the sequential ones).
+    mine["seeds"] = {"k": seeds, "steps": short, "end_to_end_s": e2e, "steady_s": per,
+                     "together_over_one_steady": per["together"] / (per["sequential"] / seeds)}
+    save()
+  return results
 
 
 if __name__ == "__main__":

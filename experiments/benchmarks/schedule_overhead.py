@@ -11,6 +11,8 @@ with the trainer's XLA options (`experiments.train.compiler_options`).
 
 import argparse
 import functools
+import json
+import pathlib
 import re
 import statistics
 import time
@@ -59,11 +61,12 @@ def _hlo_op_counts(step, *args) -> tuple[int, int]:
   return total, entry
 
 
-def main() -> None:
+def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true", help="fewer timed steps")
   parser.add_argument("--batch-size", type=int, default=100)
-  args = parser.parse_args()
+  parser.add_argument("--json", help="also write the results to this file")
+  args = parser.parse_args(argv)
   blocks, per_block = (6, 5) if args.quick else (20, 10)
 
   model = create_model("cifar10_full")
@@ -101,6 +104,12 @@ def main() -> None:
   print(f"step-time ratio triangular2 / constant: {median['triangular2'] / median['constant']:.3f}  (target <= 1.01)")
   added = [a - b for a, b in zip(ops["triangular2"], ops["constant"])]
   print(f"HLO instructions added by the schedule: {added[0]} ({added[1]} in the entry computation)")
+  results = {"device": jax.devices()[0].device_kind, "jax": jax.__version__, "batch": args.batch_size,
+             "timed_steps": blocks * per_block, "median_ms": {k: v * 1e3 for k, v in median.items()},
+             "ratio": median["triangular2"] / median["constant"], "hlo_instructions": ops}
+  if args.json:
+    pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
+  return results
 
 
 if __name__ == "__main__":

@@ -285,6 +285,8 @@ def main(argv=None) -> dict:
   parser.add_argument("--profile", action="store_true", help="also time the variants")
   parser.add_argument("--breakdown", action="store_true", help="attribute the cifar10_full step time to layer kinds")
   parser.add_argument("--json", help="write all results to this file")
+  parser.add_argument("--models", default="cifar10_full:100,resnet20:128", metavar="MODEL:BATCH,...",
+                      help="the JAX measurements (default cifar10_full:100,resnet20:128)")
   parser.add_argument("--_one", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   steps = args.steps or (5 if args.quick else 30)
@@ -296,13 +298,15 @@ def main(argv=None) -> dict:
     return {}
 
   results = {"machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}, "runs": []}
-  for model, batch in (("cifar10_full", 100), ("resnet20", 128)):
+  for model, batch in ((m, int(b)) for m, b in (spec.split(":") for spec in args.models.split(","))):
     r = _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
                           f"{model},{batch},default", "--steps", str(steps), "--warmup", str(args.warmup)])
     results["runs"].append(r)
     print(f"jax   {model:13s} batch {batch:3d}: {r['images_per_sec']:8.0f} images/s "
           f"({r['ms_per_step_median']:.1f} ms/step; first call {r['first_call_s']:.1f} s)", flush=True)
   torch_python = args.torch_python
+  if torch_python and not any((r["model"], r["batch"]) == ("cifar10_full", 100) for r in results["runs"]):
+    torch_python = None  # the PyTorch half is cifar10_full at batch 100 only
   if torch_python and pathlib.Path(torch_python).exists():
     # JAX and PyTorch alternate, `--repeats` pairs, so that load from other programs hits both alike; the
     # ratio reported is the median over pairs.
@@ -314,7 +318,7 @@ def main(argv=None) -> dict:
         results["runs"].append(r)
         jax_full = r["images_per_sec"]
       else:
-        jax_full = results["runs"][0]["images_per_sec"]
+        jax_full = next(r["images_per_sec"] for r in results["runs"] if (r["model"], r["batch"]) == ("cifar10_full", 100))
       t = _subprocess_json([torch_python, str(TORCH_SCRIPT), "--batch", "100", "--steps", str(steps)])
       results["runs"].append(t)
       ratios.append(jax_full / t["images_per_sec"])
