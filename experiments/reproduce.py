@@ -710,7 +710,7 @@ def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
   return out
 
 
-CLAIMS = {"table1": _claims_table1}
+CLAIMS = {"table1": _claims_table1, "table1_full": _claims_table1}
 
 
 def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, path: str | os.PathLike,
