@@ -290,11 +290,26 @@ def run_one(config: config_lib.Config, directory: pathlib.Path, *, dataset: Any 
   return summary
 
 
+# The trainer writes every step's training metrics; the kept copy has every ARCHIVED_TRAIN_EVERY-th step's
+# (and every evaluation), a hundredth of the size: the reports read the evaluations.
+ARCHIVED_TRAIN_EVERY = 100
+
+
 def archive_results(directory: pathlib.Path, archive: pathlib.Path) -> None:
-  """Copies a finished run's `RESULT_FILES` to `archive`, the summary last (it marks the copy complete)."""
+  """Copies a finished run's `RESULT_FILES` to `archive`, the summary last (it marks the copy complete).
+
+  ``metrics.jsonl`` keeps every evaluation and the training rows of every `ARCHIVED_TRAIN_EVERY`-th step.
+  """
   archive.mkdir(parents=True, exist_ok=True)
   for name in sorted(RESULT_FILES, key=lambda n: n == SUMMARY):
-    _write_text(archive / name, (directory / name).read_text())
+    text = (directory / name).read_text()
+    if name == "metrics.jsonl":
+      text = "".join(line + "\n" for line in text.splitlines() if line.strip() and _kept_row(json.loads(line)))
+    _write_text(archive / name, text)
+
+
+def _kept_row(row: dict[str, Any]) -> bool:
+  return row.get("split") != "train" or int(row["step"]) % ARCHIVED_TRAIN_EVERY == 0
 
 
 def _write_text(path: pathlib.Path, text: str) -> None:

@@ -390,7 +390,9 @@ def _fake_training(monkeypatch, calls):
     calls.append(str(workdir))
     workdir = pathlib.Path(workdir)
     (workdir / "config.json").write_text(json.dumps(configs.to_dict(config)))
-    (workdir / "metrics.jsonl").write_text(json.dumps({"step": 6, "split": "test", "accuracy": 0.5}) + "\n")
+    rows = [{"step": s, "split": "train", "loss": 1.0} for s in range(1, 201)] + [
+        {"step": 100, "split": "test", "accuracy": 0.4}, {"step": 6, "split": "test", "accuracy": 0.5}]
+    (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return {"config": config.name, "steps": 6, "test_accuracy": 0.5, "state": None}
 
   monkeypatch.setattr(train, "train_and_evaluate", fake)
@@ -407,6 +409,9 @@ def test_finished_runs_are_copied_to_the_results_dir_and_count_as_finished_from_
   assert calls == [str(tmp_path / "work" / "run")]
   assert sorted(p.name for p in kept.iterdir()) == ["config.json", "metrics.jsonl", "summary.json"]
   assert json.loads((kept / "summary.json").read_text())["test_accuracy"] == 0.5
+  # Every evaluation is kept, and the training rows of every 100th step.
+  kept_rows = [json.loads(line) for line in (kept / "metrics.jsonl").read_text().splitlines()]
+  assert [(r["split"], r["step"]) for r in kept_rows] == [("train", 100), ("train", 200), ("test", 100), ("test", 6)]
 
   # Another machine: no work directory, the archive elsewhere on disk; nothing is trained again.
   moved = configs.override(config, {"data.dataset": "/new/clone/shared/cifar10-jpeg.tar.xz"})
