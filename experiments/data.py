@@ -383,8 +383,8 @@ def _read_archive(path: pathlib.Path, progress: bool | None) -> tuple[dict[str, 
   Python's tarfile ends the member list quietly when the stream ends at a member boundary or inside
   a header, or at a damaged header, so where it stopped must be the end-of-archive marker (two
   zero 512-byte blocks). A gzip or xz stream is then read to its end, where the decompressor checks
-  its end-of-stream marker and its checksums (gzip's CRC-32 of all the data, xz's CRC-64 of each
-  block). Returns the image files (name: bytes) and the visible folders, as `_read_dir` does.
+  its end-of-stream marker and its checksums (gzip's CRC-32 of all the data, xz's check of each
+  block, CRC-64 by default). Returns the image files (name: bytes) and the visible folders, as `_read_dir` does.
   """
   files, folders = {}, set()
   where = f"archive {str(path)!r}"
