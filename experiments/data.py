@@ -18,10 +18,12 @@ the compiled train step as batched `jnp` ops, and `epoch_permutation` shuffles o
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import importlib.util
 import io
 import json
+import lzma
 import os
 import pathlib
 import socket
@@ -30,7 +32,9 @@ import tarfile
 import tempfile
 import threading
 import urllib.parse
+import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 
 import jax
@@ -39,8 +43,10 @@ import numpy as np
 import tqdm
 from PIL import Image
 
-# Bump when the decoding or the cache format changes: old caches are then rebuilt.
-LOADER_VERSION = 1
+# Bump when the decoding, what is accepted, or the cache format changes: old caches are then rebuilt.
+# 2: incomplete archives and empty class folders are refused (version 1 cached them, files missing or
+# labels shifted).
+LOADER_VERSION = 2
 CACHE_ENV = "CLR_OPTAX_CACHE"
 TFDS_NAMES = ("cifar10", "cifar100")
 SPLITS = ("train", "test")
@@ -267,13 +273,18 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
   The layout is ``{train,test}/<class>/<image>``, optionally below one common folder (as in
   ``cifar10-jpeg/train/cat/0001.jpg``), as a directory or a ``.tar``/``.tar.gz``/``.tar.xz``
   archive. Labels number the class folders in alphabetical order (CIFAR-10's label order); train
-  and test must hold the same classes. Every image must be RGB and of one size. Files that are not
-  images (by suffix) and hidden files are ignored. Images are ordered by split, class and file name,
-  whatever the order inside an archive.
+  and test must hold the same classes, and a class folder without images is refused (dropping it
+  would shift every later class's label). Every image must be RGB and of one size. Files that are
+  not images (by suffix) and hidden files and folders are ignored. Images are ordered by split,
+  class and file name, whatever the order inside an archive. An archive must be complete: its tar
+  end-of-archive marker must follow the last member, and a gzip or xz stream must pass the
+  decompressor's end-of-stream and checksum checks; nothing is cached otherwise.
 
   The cache file in ``cache_dir`` is keyed by a hash of the path, its size and modification time
   (every file's, for a directory) and `LOADER_VERSION`; it is written to a temporary file and
-  renamed, so a crash never leaves a partial cache, and a corrupt cache is rebuilt.
+  renamed, so a crash never leaves a partial cache, and a corrupt cache is rebuilt. When the cache
+  cannot be written (a read-only folder, a full disk), a warning says so and the decoded arrays are
+  returned uncached.
 
   Args:
     path: the directory or archive.
@@ -285,8 +296,9 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
 
   Raises:
     FileNotFoundError: ``path`` does not exist.
-    ValueError: an unsupported path, a wrong layout, an unreadable or truncated archive, or an
-      image that cannot be decoded or has the wrong size or mode; the message names the file.
+    ValueError: an unsupported path, a wrong layout (an empty class folder included), an
+      unreadable, truncated or corrupt archive, or an image that cannot be decoded or has the wrong
+      size or mode; the message names the file.
   """
   path = pathlib.Path(path).expanduser()
   if not path.exists():
@@ -300,8 +312,8 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
   key = _cache_key(path)
 
   def build():
-    files = _read_dir(path, progress) if path.is_dir() else _read_archive(path, progress)
-    return _decode(files, source=str(path), progress=progress)
+    files, folders = _read_dir(path, progress) if path.is_dir() else _read_archive(path, progress)
+    return _decode(files, folders, source=str(path), progress=progress)
 
   return _cached(_cache_root(cache_dir) / f"{_stem(path)}-{key[:16]}.npz", key, build)
 
@@ -325,43 +337,94 @@ def _cache_key(path: pathlib.Path) -> str:
   return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _visible(relpath: str) -> bool:
+  return not any(part.startswith(".") for part in relpath.split("/"))
+
+
 def _is_image(relpath: str) -> bool:
-  parts = relpath.split("/")
-  return (not any(part.startswith(".") for part in parts)
-          and relpath.lower().endswith(IMAGE_SUFFIXES))
+  return _visible(relpath) and relpath.lower().endswith(IMAGE_SUFFIXES)
 
 
-def _read_dir(path: pathlib.Path, progress: bool | None) -> dict[str, bytes]:
-  files = {}
+def _read_dir(path: pathlib.Path, progress: bool | None) -> tuple[dict[str, bytes], set[str]]:
+  """The image files (relative path: bytes) and the visible folders (relative paths) below ``path``."""
+  files, folders = {}, set()
   with tqdm.tqdm(desc=f"reading {path.name}", unit="file", disable=_no_bar(progress)) as bar:
     for root, dirs, names in os.walk(path, followlinks=True):
       dirs[:] = [d for d in dirs if not d.startswith(".")]
+      rel_root = pathlib.Path(root).relative_to(path).as_posix()
+      if rel_root != ".":
+        folders.add(rel_root)
       for name in names:
         full = os.path.join(root, name)
         rel = pathlib.Path(full).relative_to(path).as_posix()
         if _is_image(rel):
           files[rel] = pathlib.Path(full).read_bytes()
           bar.update()
-  return files
+  return files, folders
 
 
-def _read_archive(path: pathlib.Path, progress: bool | None) -> dict[str, bytes]:
-  """Reads the image files of a tar archive in one streaming pass (fast for .tar.xz)."""
-  files = {}
+# The first bytes of a gzip and of an xz stream (a plain tar starts with a member's name).
+_DECOMPRESSORS = ((b"\x1f\x8b", gzip.open), (b"\xfd7zXZ\x00", lzma.open))
+
+
+def _open_tar_stream(path: pathlib.Path) -> io.IOBase:
+  """The archive's tar stream: the file itself, or its gzip or xz decompression, told by its first bytes."""
+  with open(path, "rb") as f:
+    head = f.read(6)
+  for magic, decompressor in _DECOMPRESSORS:
+    if head.startswith(magic):
+      return decompressor(path, "rb")
+  return open(path, "rb")
+
+
+def _read_archive(path: pathlib.Path, progress: bool | None) -> tuple[dict[str, bytes], set[str]]:
+  """Reads the image files and folders of a tar archive in one forward pass, checking that it is complete.
+
+  Python's tarfile ends the member list quietly when the stream ends at a member boundary or inside
+  a header, or at a damaged header, so where it stopped must be the end-of-archive marker (two
+  zero 512-byte blocks). A gzip or xz stream is then read to its end, where the decompressor checks
+  its end-of-stream marker and its checksums (gzip's CRC-32 of all the data, xz's check of each
+  block, CRC-64 by default). Returns the image files (name: bytes) and the visible folders, as `_read_dir` does.
+  """
+  files, folders = {}, set()
+  where = f"archive {str(path)!r}"
   try:
-    with tarfile.open(path, mode="r|*") as archive:
+    with _open_tar_stream(path) as stream, tarfile.open(fileobj=stream, mode="r:") as archive:
+      last = None
       for member in tqdm.tqdm(archive, desc=f"reading {path.name}", unit="file", disable=_no_bar(progress)):
-        name = member.name
+        name = last = member.name
         while name.startswith("./"):
           name = name[2:]
-        if member.isfile() and _is_image(name):
+        if not _visible(name):
+          continue
+        parts = name.split("/")
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        if member.isdir():
+          folders.add(name)
+        elif member.isfile() and _is_image(name):
           files[name] = archive.extractfile(member).read()
-  except (tarfile.TarError, EOFError, OSError) as e:  # OSError covers lzma/zlib errors
-    raise ValueError(f"cannot read archive {str(path)!r} (truncated or corrupt?): {e}") from e
-  return files
+      after = f"after {len(archive.members)} members (the last {last!r})" if last else "before any member"
+      stream.seek(archive.offset)
+      marker = stream.read(2 * tarfile.BLOCKSIZE)
+      if marker != bytes(2 * tarfile.BLOCKSIZE):
+        at = f"at byte {archive.offset} of its tar stream, {after}"
+        if bytes(2 * tarfile.BLOCKSIZE).startswith(marker):
+          problem = f"is truncated: {at}, it ends without the end-of-archive marker (two zero 512-byte blocks)"
+        elif len(marker) < tarfile.BLOCKSIZE:
+          problem = f"is truncated: {at}, it ends inside a member header ({len(marker)} of 512 bytes)"
+        else:
+          problem = (f"is corrupt or truncated: {at}, lies a damaged member header where the next member or "
+                     f"the end-of-archive marker should be")
+        raise ValueError(f"{where} {problem}")
+      while stream.read(2**20):  # to the end, where gzip and xz check their end-of-stream marker
+        pass
+  except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as e:  # OSError: gzip's errors
+    raise ValueError(f"cannot read {where} (truncated or corrupt?): {type(e).__name__}: {e}") from e
+  return files, folders
 
 
-def _layout(files: Sequence[str], source: str) -> tuple[tuple[str, ...], dict[str, list[tuple[str, str]]]]:
+def _layout(files: Sequence[str], folders: set[str],
+            source: str) -> tuple[tuple[str, ...], dict[str, list[tuple[str, str]]]]:
   """Checks the {train,test}/<class>/<image> layout; returns class names and (file, class) per split."""
   if not files:
     raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {source!r}; expected the "
@@ -382,6 +445,12 @@ def _layout(files: Sequence[str], source: str) -> tuple[tuple[str, ...], dict[st
   for split in SPLITS:
     if not classes[split]:
       raise ValueError(f"{source}: no images under {split}/; expected the layout {{train,test}}/<class>/<image>")
+  for folder in sorted(folders):
+    parts = folder.split("/")
+    if len(parts) >= 2 and parts[:-2] == root[0] and parts[-2] in SPLITS and parts[-1] not in classes[parts[-2]]:
+      raise ValueError(f"{source}: class folder {folder!r} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                       f"labels number the class folders in order, so skipping it would shift the labels "
+                       f"of the classes after it. Add its images or remove the folder.")
   if classes["train"] != classes["test"]:
     only_train = sorted(set(classes["train"]) - set(classes["test"]))
     only_test = sorted(set(classes["test"]) - set(classes["train"]))
@@ -401,8 +470,8 @@ def _decode_one(name: str, data: bytes, source: str) -> np.ndarray:
     raise ValueError(f"{source}: cannot decode image {name!r}: {e}") from e
 
 
-def _decode(files: dict[str, bytes], *, source: str, progress: bool | None) -> Dataset:
-  class_names, by_split = _layout(list(files), source)
+def _decode(files: dict[str, bytes], folders: set[str], *, source: str, progress: bool | None) -> Dataset:
+  class_names, by_split = _layout(list(files), folders, source)
   label_of = {name: i for i, name in enumerate(class_names)}
   total = sum(len(items) for items in by_split.values())
   arrays = {}
@@ -455,8 +524,14 @@ def _cached(cache_file: pathlib.Path, key: str, build) -> Dataset:
     if ds is not None:
       return ds
   ds = build()
-  cache_file.parent.mkdir(parents=True, exist_ok=True)
-  _write_cache(cache_file, ds, key)
+  try:
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    _write_cache(cache_file, ds, key)
+  except OSError as e:  # the decode is kept: a cache is only a shortcut
+    warnings.warn(f"cannot write the cache {cache_file} ({type(e).__name__}: {e}); using the decoded arrays "
+                  f"uncached, so the next load decodes again. Set ${CACHE_ENV} or cache_dir= to a writable "
+                  f"folder to cache them.", stacklevel=3)
+    return ds
   size_mb = cache_file.stat().st_size / 2**20
   print(f"Decoded {len(ds.train_labels) + len(ds.test_labels)} images from {ds.source}; "
         f"cached in {cache_file} ({size_mb:.0f} MiB)", file=sys.stderr, flush=True)
