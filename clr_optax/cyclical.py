@@ -306,7 +306,8 @@ def decay(base_lr: Any, max_lr: Any, step_size: Any) -> optax.Schedule:
   """
   _checks.check_bounds("base_lr", base_lr, "max_lr", max_lr)
   steps = _checks.check_step_count("step_size", step_size)
-  return optax.linear_schedule(init_value=max_lr, end_value=base_lr, transition_steps=steps)
+  linear = optax.linear_schedule(init_value=max_lr, end_value=base_lr, transition_steps=steps)
+  return lambda count: linear(_checks.integer_step(count))
 
 
 def exponential(base_lr: Any, gamma: Any) -> optax.Schedule:
