@@ -25,6 +25,7 @@ from clr_optax.range_test import learning_rates
 from clr_optax.range_test import make_range_test
 from clr_optax.range_test import range_test
 from clr_optax.range_test import RangeTestResult
+from clr_optax.restarts import sgdr
 from clr_optax.rules import base_lr_from_max
 from clr_optax.rules import step_size_from_epochs
 from clr_optax.suggest import suggest_bounds
@@ -48,6 +49,7 @@ __all__ = [
     "range_test",
     "RangeTestResult",
     "SCALE_MODES",
+    "sgdr",
     "shifted",
     "step_size_from_epochs",
     "suggest_bounds",
