@@ -3,12 +3,14 @@
 
 Cycle ``i`` (from 0) lasts ``t_0 * t_mult**i`` steps. The cycle of a step and the position in it are found
 in integer arithmetic, so the schedule is exact at any step up to ``2**31 - 1`` (``2**63 - 1`` with int64
-steps under x64) for any ``t_mult``: at most one integer comparison per cycle that can start below the
-largest step, about 31 for ``t_mult = 2`` and fewer for longer cycles, with no float logarithm.
+steps under x64) for any ``t_mult``, without a float logarithm: the step is compared with the start of
+every cycle that begins below the largest step (at most 31 for int32 steps, fewer for longer cycles), all
+at once, and the cycle's start and length are looked up in a table computed on the host.
 PyTorch's ``step(epoch)`` takes that logarithm in float64 and misses restarts: with ``T_0=10, T_mult=3``
 it returns ``eta_min`` instead of the peak at epochs 1210, 295240 and 7971610.
 """
 
+import functools
 from typing import Any
 
 import jax
@@ -20,44 +22,58 @@ from clr_optax import _checks
 from clr_optax.cyclical import _power
 
 
+@functools.lru_cache(maxsize=256)
+def _restart_table(t_0: int, t_mult: int, limit: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+  """For ``t_mult >= 2``: the start of every cycle that starts at or before step ``limit`` (0 first), and the
+  length of the cycle before each (``t_0`` for the first): cycle ``i`` lasts ``before[i] * (t_mult if i
+  else 1)`` steps, a product kept apart because the last one may not fit the step's dtype."""
+  starts, before = [0], [t_0]
+  start, length = 0, t_0
+  while start + length <= limit:
+    start, before_length, length = start + length, length, length * t_mult
+    starts.append(start)
+    before.append(before_length)
+  return tuple(starts), tuple(before)
+
+
+def _position_from_table(t: jax.Array, t_0: int, t_mult: int):
+  """``(cycle, pos, prev, mult)`` for concrete scalar cycle lengths: step ``t`` is ``pos`` steps into cycle
+  ``cycle`` (from 0), which lasts ``prev * mult`` steps. One comparison with each cycle's start, in
+  parallel, and a lookup."""
+  starts, before = _restart_table(t_0, t_mult, int(jnp.iinfo(t.dtype).max))
+  cycle = jnp.sum(t[..., None] >= np.asarray(starts[1:], t.dtype), axis=-1, dtype=t.dtype)
+  pos = t - jnp.take(np.asarray(starts, t.dtype), cycle, mode="clip")
+  prev = jnp.take(np.asarray(before, t.dtype), cycle, mode="clip")
+  return cycle, pos, prev, jnp.where(cycle == 0, 1, t_mult).astype(t.dtype)
+
+
+def _position_from_loop(t: jax.Array, t_0: Any, t_mult: Any, iterations: int):
+  """`_position_from_table` for traced or array cycle lengths: the cycles walked one by one in a
+  ``fori_loop`` of ``iterations`` steps (enough for every restart up to the largest step), each restart
+  found without forming a product that could overflow; ``t_mult == 1`` by division."""
+  t, t_0, t_mult = jnp.broadcast_arrays(t, jnp.asarray(t_0, t.dtype), jnp.asarray(t_mult, t.dtype))
+
+  def restart(_, carry):
+    cycle, pos, prev, mult = carry
+    done = pos // mult < prev  # pos < prev * mult, the current cycle's length
+    return (jnp.where(done, cycle, cycle + 1), jnp.where(done, pos, pos - prev * mult),
+            jnp.where(done, prev, prev * mult), jnp.where(done, mult, t_mult))
+
+  ones = jnp.ones_like(t)
+  cycle, pos, prev, mult = jax.lax.fori_loop(0, iterations, restart, (jnp.zeros_like(t), t, t_0, ones))
+  constant = t_mult == 1
+  direct = t // t_0
+  return (jnp.where(constant, direct, cycle), jnp.where(constant, t - direct * t_0, pos),
+          jnp.where(constant, t_0, prev), jnp.where(constant, ones, mult))
+
+
 def _loop_length(limit: int, t_0: np.ndarray | None, t_mult: np.ndarray | None) -> int:
-  """How many cycles with ``t_mult >= 2`` can end at or before step ``limit``: the iterations
-  `_cycle_position` needs (for traced lengths, one per bit of ``limit``: ``t_0 >= 1``, ``t_mult >= 2``)."""
+  """The restarts up to step ``limit`` for any of the given cycle lengths (ignoring ``t_mult == 1``); for
+  traced lengths one per bit of ``limit``, since ``t_0 >= 1`` and ``t_mult >= 2``."""
   if t_0 is None or t_mult is None:
     return limit.bit_length()
-  most = 0
-  for first, mult in np.broadcast(t_0, t_mult):
-    start, length, cycles = 0, int(first), 0
-    while mult > 1 and start + length <= limit:
-      start, length, cycles = start + length, length * int(mult), cycles + 1
-    most = max(most, cycles)
-  return most
-
-
-def _cycle_position(t: jax.Array, t_0: Any, t_mult: Any, iterations: int, all_one: bool, any_one: bool):
-  """Returns ``(cycle, pos, prev, mult)``: step ``t`` is ``pos`` steps into cycle ``cycle`` (from 0), whose
-  length is ``prev * mult`` (``t_0 * 1`` in cycle 0, ``T_{i-1} * t_mult`` after).
-
-  The length is kept as a product because it may not fit the step's dtype (a last cycle reaching past
-  ``2**31 - 1``); every integer formed here does. ``iterations`` bounds the number of restarts up to the
-  largest step; ``all_one`` and ``any_one`` say whether ``t_mult`` is 1 everywhere, or may be somewhere.
-  """
-  t, t_0, t_mult = jnp.broadcast_arrays(t, jnp.asarray(t_0, t.dtype), jnp.asarray(t_mult, t.dtype))
-  direct = t // t_0  # constant cycle lengths: plain division
-  if all_one:
-    return direct, t - direct * t_0, t_0, jnp.ones_like(t)
-  cycle, pos, prev, mult = jnp.zeros_like(t), t, t_0, jnp.ones_like(t)
-  for _ in range(iterations):
-    done = pos // mult < prev  # pos < prev * mult, the current cycle's length, without forming the product
-    pos = jnp.where(done, pos, pos - prev * mult)
-    prev = jnp.where(done, prev, prev * mult)
-    mult = jnp.where(done, mult, t_mult)
-    cycle = jnp.where(done, cycle, cycle + 1)
-  if any_one:
-    ones = t_mult == 1
-    cycle, pos = jnp.where(ones, direct, cycle), jnp.where(ones, t - direct * t_0, pos)
-    prev, mult = jnp.where(ones, t_0, prev), jnp.where(ones, 1, mult)
-  return cycle, pos, prev, mult
+  return max([len(_restart_table(int(a), int(b), limit)[0]) - 1 for a, b in np.broadcast(t_0, t_mult) if b > 1],
+             default=0)
 
 
 def sgdr(
@@ -125,14 +141,19 @@ def sgdr(
   t_mult = _checks.check_step_count("t_mult", t_mult, what="a whole number")
   power = _power("cycle_decay", cycle_decay)
   static_0, static_mult = _checks.concrete(t_0), _checks.concrete(t_mult)
-  all_one = static_mult is not None and bool(np.all(static_mult == 1))
-  any_one = static_mult is None or bool(np.any(static_mult == 1))
+  scalars = static_0 is not None and static_mult is not None and static_0.ndim == static_mult.ndim == 0
 
   def schedule(count: Any) -> jax.Array:
     dtype = _checks.float_dtype(max_lr, min_lr)
     t = _checks.integer_step(count)
-    iterations = 0 if all_one else _loop_length(int(jnp.iinfo(t.dtype).max), static_0, static_mult)
-    cycle, pos, prev, mult = _cycle_position(t, t_0, t_mult, iterations, all_one, any_one)
+    if scalars and t_mult == 1:
+      cycle = t // t_0
+      pos, prev, mult = t - cycle * t_0, jnp.full_like(t, t_0), jnp.ones_like(t)
+    elif scalars:
+      cycle, pos, prev, mult = _position_from_table(t, t_0, t_mult)
+    else:
+      iterations = _loop_length(int(jnp.iinfo(t.dtype).max), static_0, static_mult)
+      cycle, pos, prev, mult = _position_from_loop(t, t_0, t_mult, iterations)
     length = prev.astype(dtype) * mult.astype(dtype)
     # T_i - pos = (prev - pos // mult) * mult - pos % mult: integers that fit, then one rounding each.
     remaining = (prev - pos // mult).astype(dtype) * mult.astype(dtype) - (pos % mult).astype(dtype)
