@@ -13,9 +13,12 @@ from clr_optax.cyclical import exp_range
 from clr_optax.cyclical import exponential
 from clr_optax.cyclical import SCALE_MODES
 from clr_optax.cyclical import shifted
+from clr_optax.cyclical import staircase
 from clr_optax.cyclical import triangular
 from clr_optax.cyclical import triangular2
 from clr_optax.cyclical import WINDOWS
+from clr_optax.discriminative import discriminative
+from clr_optax.discriminative import DiscriminativeState
 from clr_optax.momentum import cyclical_momentum
 from clr_optax.one_cycle import one_cycle
 from clr_optax.one_cycle import one_cycle_momentum
@@ -30,6 +33,9 @@ from clr_optax.rules import base_lr_from_max
 from clr_optax.rules import step_size_from_epochs
 from clr_optax.suggest import suggest_bounds
 from clr_optax.suggest import Suggestion
+from clr_optax.wsd import cyclic_wsd
+from clr_optax.wsd import wsd
+from clr_optax.wsd import WSD_SHAPES
 
 __version__ = "0.1.0"
 
@@ -37,7 +43,10 @@ __all__ = [
     "base_lr_from_max",
     "cyclical",
     "cyclical_momentum",
+    "cyclic_wsd",
     "decay",
+    "discriminative",
+    "DiscriminativeState",
     "exp_range",
     "exponential",
     "learning_rates",
@@ -51,10 +60,13 @@ __all__ = [
     "SCALE_MODES",
     "sgdr",
     "shifted",
+    "staircase",
     "step_size_from_epochs",
     "suggest_bounds",
     "Suggestion",
     "triangular",
     "triangular2",
     "WINDOWS",
+    "wsd",
+    "WSD_SHAPES",
 ]

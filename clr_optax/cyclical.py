@@ -368,6 +368,41 @@ def shifted(schedule: optax.Schedule, start_step: int) -> optax.Schedule:
   return lambda count: schedule(jnp.maximum(_checks.integer_step(count) - start_step, 0))
 
 
+def staircase(schedule: optax.Schedule, steps_per_stair: Any) -> optax.Schedule:
+  r"""Holds ``schedule`` constant over blocks of ``steps_per_stair`` steps: the staircase form of any policy.
+
+  .. math:: \eta_t = \mathrm{schedule}\left(k \lfloor t / k \rfloor\right)
+
+  Each block of :math:`k` steps takes the value of its first step, as DeepSpeed's ``staircase`` options
+  do. With :math:`k` dividing a cyclical policy's ``step_size`` (or a one-cycle phase), the stairs start on
+  its boundaries: a half-cycle of ``step_size`` steps climbs ``step_size / k`` stairs from ``base_lr``.
+  The block start is computed in integers, so the result stays exact at any step.
+
+  Args:
+    schedule: any ``optax.Schedule``.
+    steps_per_stair: :math:`k`, the length of each block (a whole number > 0; 1 returns the schedule's own
+      values).
+
+  Returns:
+    An ``optax.Schedule``.
+
+  Examples:
+    >>> import clr_optax
+    >>> schedule = clr_optax.staircase(clr_optax.triangular(0.001, 0.006, 2000), steps_per_stair=500)
+    >>> [round(float(schedule(t)), 6) for t in (0, 499, 500, 1999, 2000, 2600)]
+    [0.001, 0.001, 0.00225, 0.00475, 0.006, 0.00475]
+  """
+  k = _checks.check_step_count("steps_per_stair", steps_per_stair)
+  if not callable(schedule):
+    raise TypeError(f"schedule must be an optax.Schedule (a callable of the step), got {schedule=}")
+
+  def stairs(count: Any) -> jax.Array:
+    t = _checks.integer_step(count)
+    return schedule(t // k * k)
+
+  return stairs
+
+
 __all__ = [
     "WINDOWS",
     "SCALE_MODES",
@@ -378,4 +413,5 @@ __all__ = [
     "decay",
     "exponential",
     "shifted",
+    "staircase",
 ]
