@@ -1,8 +1,8 @@
 """clr_optax: cyclical learning rates for JAX, as Optax schedules.
 
 The policies of Smith, "Cyclical Learning Rates for Training Neural Networks" (arXiv 1506.01186), and their
-successors (one-cycle, cyclical momentum), each a pure function of the step that fuses into a compiled
-train step::
+successors (one-cycle, cyclical momentum, SGDR, warmup-stable-decay, staircases), each a pure function of
+the step that fuses into a compiled train step, and learning rates per parameter group (``discriminative``)::
 
   optimizer = optax.sgd(learning_rate=clr_optax.triangular2(0.001, 0.006, step_size=2000), momentum=0.9)
 """
@@ -41,9 +41,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "base_lr_from_max",
+    "cyclic_wsd",
     "cyclical",
     "cyclical_momentum",
-    "cyclic_wsd",
     "decay",
     "discriminative",
     "DiscriminativeState",

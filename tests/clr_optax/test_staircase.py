@@ -75,7 +75,8 @@ class StaircaseTest(chex.TestCase):
 
   @parameterized.named_parameters(
       ("zero", lambda: clr_optax.staircase(clr_optax.triangular(0.1, 0.2, 5), 0), ValueError, "steps_per_stair"),
-      ("fractional", lambda: clr_optax.staircase(clr_optax.triangular(0.1, 0.2, 5), 1.5), ValueError, "steps_per_stair"),
+      ("fractional", lambda: clr_optax.staircase(clr_optax.triangular(0.1, 0.2, 5), 1.5), ValueError,
+       "steps_per_stair"),
       ("not_callable", lambda: clr_optax.staircase(0.1, 5), TypeError, "schedule"),
   )
   def test_bad_arguments(self, build, error, pattern):

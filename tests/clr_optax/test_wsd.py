@@ -32,7 +32,8 @@ class WsdTest(chex.TestCase):
   @chex.variants(with_jit=True, without_jit=True)
   @parameterized.parameters(*clr_optax.WSD_SHAPES)
   def test_exact_at_the_phase_boundaries(self, shape):
-    schedule = self.variant(clr_optax.wsd(0.03, 5000, warmup=500, decay=1000, shape=shape, init_lr=0.001, final_lr=0.0003))
+    schedule = self.variant(
+        clr_optax.wsd(0.03, 5000, warmup=500, decay=1000, shape=shape, init_lr=0.001, final_lr=0.0003))
     # step 0: init_lr; the peak from the end of the warmup to the start of the decay; final_lr at the end
     values = [float(schedule(t)) for t in (0, 500, 2000, 4000, 5000, 5001, 2**31 - 1)]
     assert values == [np.float32(v) for v in (0.001, 0.03, 0.03, 0.03, 0.0003, 0.0003, 0.0003)]
