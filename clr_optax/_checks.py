@@ -104,13 +104,14 @@ def lerp(start: Any, end: Any, fraction: jax.Array) -> jax.Array:
 
 
 def integer_step(count: Any) -> jax.Array:
-  """The step as an integer array ``>= 0``, checked where it is a host value.
+  """The step as an integer array ``>= 0``: a negative step counts as step 0, a host value is checked.
 
-  A Python number or numpy value costs nothing to inspect, so it is checked: a negative, fractional,
-  non-finite or non-numeric step raises, and so does one that does not fit the default integer dtype (int32
-  unless x64 is enabled), which ``jnp.asarray`` would wrap or refuse. A JAX array is not inspected, traced
-  or not (reading a concrete one would wait for the device, a host sync in every eager update): a floating
-  one is floored and a negative one counts as step 0, at the cost of one ``maximum`` per call.
+  Negative steps are not errors: ``optax.join_schedules`` evaluates every later schedule at ``step -
+  boundary``, negative before its boundary, and discards the value. A Python number or numpy value costs
+  nothing to inspect, so it is checked otherwise: a fractional, non-finite or non-numeric step raises, and
+  so does one that does not fit the default integer dtype (int32 unless x64 is enabled), which
+  ``jnp.asarray`` would wrap or refuse. A JAX array is not inspected, traced or not (reading a concrete one
+  would wait for the device, a host sync in every eager update): a floating one is floored.
   """
   int_dtype = jax.dtypes.canonicalize_dtype(np.int64)
   if isinstance(count, jax.Array):  # tracers are jax.Arrays too
@@ -119,11 +120,11 @@ def integer_step(count: Any) -> jax.Array:
     return jnp.maximum(count, 0)
   v = np.asarray(count)
   if not _is_real(v.dtype):
-    raise TypeError(f"the step must be a whole number >= 0, got count={count!r}")
-  if not (np.all(np.isfinite(v)) and np.all(v >= 0) and np.all(v == np.floor(v))):
-    raise ValueError(f"the step must be a whole number >= 0, got count={count!r}")
+    raise TypeError(f"the step must be a whole number, got count={count!r}")
+  if not (np.all(np.isfinite(v)) and np.all(v == np.floor(v))):
+    raise ValueError(f"the step must be a whole number, got count={count!r}")
   if np.any(v > np.iinfo(int_dtype).max):
     hint = " (enable jax_enable_x64 for steps >= 2**31)" if int_dtype == np.int32 else ""
     raise ValueError(f"the step must fit in {int_dtype}{hint}, got count={count!r}")
   # On the host, so that a whole float64 step keeps every digit (float32 would round 2**24 + 1).
-  return jnp.asarray(v if np.issubdtype(v.dtype, np.integer) else v.astype(int_dtype))
+  return jnp.asarray(np.maximum(v, 0).astype(v.dtype if np.issubdtype(v.dtype, np.integer) else int_dtype))

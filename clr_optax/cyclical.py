@@ -9,12 +9,14 @@ The step is reduced modulo the cycle length in integer arithmetic before any con
 schedules are exact at any step up to ``2**31 - 1`` (a float32 formula such as Keras' loses 1e-4 of relative
 accuracy by step ``2**24 + 1`` and returns ``base_lr`` outright by step ``1e8 + 1``).
 
-The step, in every schedule of the package: a Python number or numpy value is checked when the schedule is
-called, at no cost to a compiled step: a negative, fractional, non-finite or non-numeric step raises a
-``ValueError`` or ``TypeError``, and so does one beyond the default integer dtype (``2**31 - 1`` unless
-``jax_enable_x64`` is on), which ``jnp.asarray`` would wrap. A JAX array step (traced inside ``jit``, or
-an optimizer's ``count``) is not inspected, since reading it would wait for the device: a floating one is
-floored, and a negative one counts as step 0.
+The step, in every schedule of the package: a negative step counts as step 0 (``optax.join_schedules``
+evaluates each later schedule at ``step - boundary``, negative before its boundary, and discards the value),
+so no schedule extends backwards into a previous cycle or above its bounds. A Python number or numpy value
+is checked when the schedule is called, at no cost to a compiled step: a fractional, non-finite or
+non-numeric step raises a ``ValueError`` or ``TypeError``, and so does one beyond the default integer dtype
+(``2**31 - 1`` unless ``jax_enable_x64`` is on), which ``jnp.asarray`` would wrap. A JAX array step (traced
+inside ``jit``, or an optimizer's ``count``) is not inspected, since reading it would wait for the device:
+a floating one is floored.
 
 References:
   Smith, `Cyclical Learning Rates for Training Neural Networks <https://arxiv.org/abs/1506.01186>`_, 2015
