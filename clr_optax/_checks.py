@@ -1,8 +1,9 @@
 """Argument checks shared by the schedule factories.
 
-Every check runs once, in Python, when a schedule is built. A value that is a JAX tracer (the factory was
-called inside ``jit`` or ``vmap``) cannot be inspected and is let through unchecked: the schedules
-document this. Concrete arrays are checked element by element.
+Every check of a hyper-parameter runs once, in Python, when a schedule is built. A value that is a JAX
+tracer (the factory was called inside ``jit`` or ``vmap``) cannot be inspected and is let through
+unchecked: the schedules document this. Concrete arrays are checked element by element. The step is
+checked by `integer_step` at every call, where it is a host value.
 """
 
 from typing import Any
