@@ -1,8 +1,9 @@
 """Argument checks shared by the schedule factories.
 
-Every check runs once, in Python, when a schedule is built. A value that is a JAX tracer (the factory was
-called inside ``jit`` or ``vmap``) cannot be inspected and is let through unchecked: the schedules
-document this. Concrete arrays are checked element by element.
+Every check of a hyper-parameter runs once, in Python, when a schedule is built. A value that is a JAX
+tracer (the factory was called inside ``jit`` or ``vmap``) cannot be inspected and is let through
+unchecked: the schedules document this. Concrete arrays are checked element by element. The step is
+checked by `integer_step` at every call, where it is a host value.
 """
 
 from typing import Any
@@ -19,14 +20,27 @@ def concrete(value: Any) -> np.ndarray | None:
   return np.asarray(value)
 
 
-def check_nonnegative(name: str, value: Any) -> None:
+def _is_real(dtype: Any) -> bool:
+  """Integer or floating (bfloat16 included); not bool, complex, str or object."""
+  return dtype != bool and (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating))
+
+
+def real(name: str, value: Any) -> np.ndarray | None:
+  """``concrete(value)`` after checking that it holds real numbers: a TypeError naming ``name`` otherwise."""
   v = concrete(value)
+  if v is not None and not _is_real(v.dtype):
+    raise TypeError(f"{name} must be a real number or an array of real numbers, got {name}={value!r}")
+  return v
+
+
+def check_nonnegative(name: str, value: Any) -> None:
+  v = real(name, value)
   if v is not None and not (np.all(np.isfinite(v)) and np.all(v >= 0)):
     raise ValueError(f"{name} must be a finite number >= 0, got {name}={value!r}")
 
 
 def check_positive(name: str, value: Any) -> None:
-  v = concrete(value)
+  v = real(name, value)
   if v is not None and not (np.all(np.isfinite(v)) and np.all(v > 0)):
     raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}")
 
@@ -40,26 +54,27 @@ def check_bounds(base_name: str, base: Any, max_name: str, top: Any) -> None:
     raise ValueError(f"{max_name} must be >= {base_name}, got {base_name}={base!r}, {max_name}={top!r}")
 
 
-def check_step_count(name: str, value: Any) -> Any:
-  """Checks a positive whole number of steps; returns it as an integer (Python int or integer array)."""
+def check_step_count(name: str, value: Any, *, minimum: int = 1, what: str = "a whole number of steps") -> Any:
+  """Checks a whole number ``>= minimum`` (a number of steps by default) and ``< 2**31``; returns it as an
+  integer (Python int or int32 array). A traced value must have an integer dtype."""
   v = concrete(value)
   if v is None:
     if not jnp.issubdtype(jnp.result_type(value), jnp.integer):
       raise TypeError(f"a traced {name} must have an integer dtype, got {jnp.result_type(value)}")
     return value
-  if v.dtype == bool or not np.issubdtype(v.dtype, np.number):
-    raise TypeError(f"{name} must be a whole number of steps, got {name}={value!r}")
-  if not (np.all(np.isfinite(v)) and np.all(v > 0) and np.all(v == np.round(v))):
-    raise ValueError(f"{name} must be a whole number of steps > 0, got {name}={value!r}")
+  if not _is_real(v.dtype):
+    raise TypeError(f"{name} must be {what}, got {name}={value!r}")
+  if not (np.all(np.isfinite(v)) and np.all(v >= minimum) and np.all(v == np.round(v))):
+    raise ValueError(f"{name} must be {what} >= {minimum}, got {name}={value!r}")
   if np.any(v >= 2**31):
-    raise ValueError(f"{name} must be < 2**31 steps, got {name}={value!r}")
+    raise ValueError(f"{name} must be < 2**31, got {name}={value!r}")
   if v.ndim == 0:
     return int(v)
   return jnp.asarray(v, dtype=jnp.int32)
 
 
 def check_in_range(name: str, value: Any, low: float, high: float, *, low_open: bool, high_open: bool) -> None:
-  v = concrete(value)
+  v = real(name, value)
   if v is None:
     return
   above = v > low if low_open else v >= low
@@ -90,8 +105,27 @@ def lerp(start: Any, end: Any, fraction: jax.Array) -> jax.Array:
 
 
 def integer_step(count: Any) -> jax.Array:
-  """The step as an integer array; a floating step (allowed by optax) is floored."""
-  count = jnp.asarray(count)
-  if not jnp.issubdtype(count.dtype, jnp.integer):
-    count = jnp.floor(count).astype(jnp.int32)
-  return count
+  """The step as an integer array ``>= 0``: a negative step counts as step 0, a host value is checked.
+
+  Negative steps are not errors: ``optax.join_schedules`` evaluates every later schedule at ``step -
+  boundary``, negative before its boundary, and discards the value. A Python number or numpy value costs
+  nothing to inspect, so it is checked otherwise: a fractional, non-finite or non-numeric step raises, and
+  so does one that does not fit the default integer dtype (int32 unless x64 is enabled), which
+  ``jnp.asarray`` would wrap or refuse. A JAX array is not inspected, traced or not (reading a concrete one
+  would wait for the device, a host sync in every eager update): a floating one is floored.
+  """
+  int_dtype = jax.dtypes.canonicalize_dtype(np.int64)
+  if isinstance(count, jax.Array):  # tracers are jax.Arrays too
+    if not jnp.issubdtype(count.dtype, jnp.integer):
+      count = jnp.floor(count).astype(int_dtype)
+    return jnp.maximum(count, 0)
+  v = np.asarray(count)
+  if not _is_real(v.dtype):
+    raise TypeError(f"the step must be a whole number, got count={count!r}")
+  if not (np.all(np.isfinite(v)) and np.all(v == np.floor(v))):
+    raise ValueError(f"the step must be a whole number, got count={count!r}")
+  if np.any(v > np.iinfo(int_dtype).max):
+    hint = " (enable jax_enable_x64 for steps >= 2**31)" if int_dtype == np.int32 else ""
+    raise ValueError(f"the step must fit in {int_dtype}{hint}, got count={count!r}")
+  # On the host, so that a whole float64 step keeps every digit (float32 would round 2**24 + 1).
+  return jnp.asarray(np.maximum(v, 0).astype(v.dtype if np.issubdtype(v.dtype, np.integer) else int_dtype))

@@ -9,6 +9,15 @@ The step is reduced modulo the cycle length in integer arithmetic before any con
 schedules are exact at any step up to ``2**31 - 1`` (a float32 formula such as Keras' loses 1e-4 of relative
 accuracy by step ``2**24 + 1`` and returns ``base_lr`` outright by step ``1e8 + 1``).
 
+The step, in every schedule of the package: a negative step counts as step 0 (``optax.join_schedules``
+evaluates each later schedule at ``step - boundary``, negative before its boundary, and discards the value),
+so no schedule extends backwards into a previous cycle or above its bounds. A Python number or numpy value
+is checked when the schedule is called, at no cost to a compiled step: a fractional, non-finite or
+non-numeric step raises a ``ValueError`` or ``TypeError``, and so does one beyond the default integer dtype
+(``2**31 - 1`` unless ``jax_enable_x64`` is on), which ``jnp.asarray`` would wrap. A JAX array step (traced
+inside ``jit``, or an optimizer's ``count``) is not inspected, since reading it would wait for the device:
+a floating one is floored.
+
 References:
   Smith, `Cyclical Learning Rates for Training Neural Networks <https://arxiv.org/abs/1506.01186>`_, 2015
   (WACV 2017).
@@ -306,7 +315,8 @@ def decay(base_lr: Any, max_lr: Any, step_size: Any) -> optax.Schedule:
   """
   _checks.check_bounds("base_lr", base_lr, "max_lr", max_lr)
   steps = _checks.check_step_count("step_size", step_size)
-  return optax.linear_schedule(init_value=max_lr, end_value=base_lr, transition_steps=steps)
+  linear = optax.linear_schedule(init_value=max_lr, end_value=base_lr, transition_steps=steps)
+  return lambda count: linear(_checks.integer_step(count))
 
 
 def exponential(base_lr: Any, gamma: Any) -> optax.Schedule:
@@ -367,6 +377,41 @@ def shifted(schedule: optax.Schedule, start_step: int) -> optax.Schedule:
   return lambda count: schedule(jnp.maximum(_checks.integer_step(count) - start_step, 0))
 
 
+def staircase(schedule: optax.Schedule, steps_per_stair: Any) -> optax.Schedule:
+  r"""Holds ``schedule`` constant over blocks of ``steps_per_stair`` steps: the staircase form of any policy.
+
+  .. math:: \eta_t = \mathrm{schedule}\left(k \lfloor t / k \rfloor\right)
+
+  Each block of :math:`k` steps takes the value of its first step, as DeepSpeed's ``staircase`` options
+  do. With :math:`k` dividing a cyclical policy's ``step_size`` (or a one-cycle phase), the stairs start on
+  its boundaries: a half-cycle of ``step_size`` steps climbs ``step_size / k`` stairs from ``base_lr``.
+  The block start is computed in integers, so the result stays exact at any step.
+
+  Args:
+    schedule: any ``optax.Schedule``.
+    steps_per_stair: :math:`k`, the length of each block (a whole number > 0; 1 returns the schedule's own
+      values).
+
+  Returns:
+    An ``optax.Schedule``.
+
+  Examples:
+    >>> import clr_optax
+    >>> schedule = clr_optax.staircase(clr_optax.triangular(0.001, 0.006, 2000), steps_per_stair=500)
+    >>> [round(float(schedule(t)), 6) for t in (0, 499, 500, 1999, 2000, 2600)]
+    [0.001, 0.001, 0.00225, 0.00475, 0.006, 0.00475]
+  """
+  k = _checks.check_step_count("steps_per_stair", steps_per_stair)
+  if not callable(schedule):
+    raise TypeError(f"schedule must be an optax.Schedule (a callable of the step), got {schedule=}")
+
+  def stairs(count: Any) -> jax.Array:
+    t = _checks.integer_step(count)
+    return schedule(t // k * k)
+
+  return stairs
+
+
 __all__ = [
     "WINDOWS",
     "SCALE_MODES",
@@ -377,4 +422,5 @@ __all__ = [
     "decay",
     "exponential",
     "shifted",
+    "staircase",
 ]

@@ -94,7 +94,9 @@ def one_cycle(
   "annihilation" phase) goes :math:`\eta_0 \to \eta_{max} \to \eta_0 \to \eta_{min}`. Each phase anneals
   by cosine, :math:`\eta = b + \tfrac{a - b}{2}(1 + \cos \pi p)`, or linearly, :math:`\eta = a + (b - a) p`,
   from :math:`a` to :math:`b` as :math:`p` goes from 0 to 1. Values equal PyTorch's ``OneCycleLR`` at
-  every step ``0 .. total_steps - 1``.
+  every step ``0 .. total_steps - 1``. From step ``total_steps - 1`` on the schedule holds its final value,
+  :math:`\eta_{min}`, at any later step (PyTorch's ``OneCycleLR`` raises a ``ValueError`` when stepped past
+  ``total_steps``); a run that goes on at a constant rate after the cycle needs nothing else.
 
   The published recipe for ResNet-56 on CIFAR-10 (batch 512, momentum 0.9; 41 epochs 0.08 -> 0.8,
   41 epochs back to 0.08, 13 epochs annihilating to 0.008; 91.3% reported) is::
@@ -155,8 +157,8 @@ def one_cycle_momentum(
   Two-phase: ``max_momentum -> base_momentum -> max_momentum``; three-phase:
   ``max_momentum -> base_momentum -> max_momentum``, then held. The phases, the annealing and the values
   are PyTorch's ``OneCycleLR(cycle_momentum=True)``; use the same ``total_steps``, ``pct_start``,
-  ``anneal`` and ``three_phase`` as the learning rate. Feed both to an optimizer with
-  ``optax.inject_hyperparams`` (see :mod:`clr_optax.momentum`).
+  ``anneal`` and ``three_phase`` as the learning rate; like it, it holds its final value after the cycle.
+  Feed both to an optimizer with ``optax.inject_hyperparams`` (see :mod:`clr_optax.momentum`).
 
   Args:
     total_steps: the number of steps in the cycle.

@@ -13,9 +13,9 @@ import clr_optax
 
 
 def schedules_figure():
-  """Six panels: the paper's cyclical policies, exp_range's two readings, the baselines, the window
-  shapes, one-cycle, and cyclical momentum."""
-  fig, axes = plt.subplots(3, 2, figsize=(12, 10), layout="constrained")
+  """Eight panels: the paper's cyclical policies, exp_range's two readings, the baselines, the window
+  shapes, one-cycle (and a staircase of it), cyclical momentum, SGDR, and warmup-stable-decay."""
+  fig, axes = plt.subplots(4, 2, figsize=(12, 13.5), layout="constrained")
   step, gamma = 2000, 0.99994
   clr_optax.plot_schedules(
       {
@@ -65,6 +65,9 @@ def schedules_figure():
           "one_cycle recipe: 0.08-0.8, linear, annihilation": clr_optax.one_cycle(
               0.8, total, pct_start=41 / 95, div_factor=10, final_div_factor=10, anneal="linear", three_phase=True
           ),
+          "staircase(one_cycle defaults, steps_per_stair=5 * 98)": clr_optax.staircase(
+              clr_optax.one_cycle(0.8, total), 5 * 98
+          ),
       },
       total,
       ax=axes[2, 0],
@@ -79,7 +82,27 @@ def schedules_figure():
       ax=axes[2, 1],
       title="Momentum, cycling opposite to the learning rate",
   )
-  for ax in axes.flat[:5]:
+  clr_optax.plot_schedules(
+      {
+          "sgdr(0.1, t_0=3000)": clr_optax.sgdr(0.1, 3000),
+          "sgdr(0.1, t_0=1000, t_mult=2)": clr_optax.sgdr(0.1, 1000, t_mult=2),
+          "... min_lr=0.01, cycle_decay=0.6": clr_optax.sgdr(0.1, 1000, t_mult=2, min_lr=0.01, cycle_decay=0.6),
+      },
+      15_000,
+      ax=axes[3, 0],
+      title="SGDR, cosine with warm restarts (Loshchilov & Hutter 2017)",
+  )
+  clr_optax.plot_schedules(
+      {f"wsd(0.1, 10000, warmup=500, decay=2000, shape={s!r})": clr_optax.wsd(
+          0.1, 10_000, warmup=500, decay=2000, shape=s) for s in clr_optax.WSD_SHAPES}
+      | {"cyclic_wsd(0.1, 4000, warmup=500, decay=800, shape='1-sqrt')": clr_optax.cyclic_wsd(
+          0.1, 4000, warmup=500, decay=800, shape="1-sqrt")},
+      12_000,
+      ax=axes[3, 1],
+      title="Warmup-stable-decay (Hägele et al. 2024), cyclic (WSD-S)",
+  )
+  axes[3, 1].legend(fontsize="small", loc="lower left")
+  for ax in axes.flat:
     ax.set_ylabel("learning rate")
   axes[2, 1].set_ylabel("momentum")
   return fig

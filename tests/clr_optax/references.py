@@ -1,10 +1,12 @@
-"""Independent references for the schedules, in plain Python float64.
+"""Independent references for the schedules, in plain Python and numpy float64.
 
 These are transcriptions, not reimplementations of clr_optax: the paper's Torch-7 snippet (section 3.1),
 its Caffe C++ appendix code, and the textbook formulas of the other policies.
 """
 
 import math
+
+import numpy as np
 
 
 def torch7_triangular(epoch_counter: int, base_lr: float, max_lr: float, stepsize: int) -> float:
@@ -71,3 +73,38 @@ def caffe_exp(t, base_lr, gamma):
 
 def paper_decay(t, base_lr, max_lr, stepsize):
   return max_lr - (max_lr - base_lr) * min(t / stepsize, 1.0)
+
+
+def sgdr(t: int, max_lr: float, t_0: int, t_mult: int = 1, min_lr: float = 0.0, cycle_decay: float = 1.0) -> float:
+  """Loshchilov & Hutter's SGDR (their eq. 5), the cycles walked one by one in Python integers; the peak
+  of cycle i is min_lr + (max_lr - min_lr) * cycle_decay**i."""
+  if t_mult == 1:
+    cycle, t_cur = divmod(t, t_0)
+    length = t_0
+  else:
+    start, length, cycle = 0, t_0, 0
+    while t >= start + length:
+      start, length, cycle = start + length, length * t_mult, cycle + 1
+    t_cur = t - start
+  return min_lr + 0.5 * (max_lr - min_lr) * cycle_decay**cycle * (1 + math.cos(math.pi * t_cur / length))
+
+
+def wsd(t, peak_lr, total_steps, warmup, decay, shape, init_lr=0.0, final_lr=0.0):
+  """Warmup-stable-decay in float64 numpy, after the reference code of Hägele et al. (2024): linear warmup
+  to step ``warmup``, the peak while ``t < total_steps - decay``, the decay from there to ``total_steps``,
+  ``final_lr`` after."""
+  t = np.asarray(t, dtype=np.float64)
+  hold_end = total_steps - decay
+  p = np.clip((t - hold_end) / decay, 0.0, 1.0)
+  f = {"linear": 1 - p, "cosine": 0.5 * (1 + np.cos(np.pi * p)), "1-sqrt": 1 - np.sqrt(p)}[shape]
+  warming = init_lr + (peak_lr - init_lr) * t / max(warmup, 1)
+  return np.select([t < warmup, t < hold_end, t < total_steps], [warming, peak_lr, final_lr + (peak_lr - final_lr) * f],
+                   final_lr)
+
+
+def cyclic_wsd(t, peak_lr, cycle_steps, warmup, decay, shape, init_lr=0.0, final_lr=0.0):
+  """Wen et al.'s WSD-S with equal cycles: one warmup, then every cycle of ``cycle_steps`` a WSD run
+  without warmup."""
+  t = np.asarray(t, dtype=np.int64)
+  in_cycle = wsd(t % cycle_steps, peak_lr, cycle_steps, 0, decay, shape, final_lr=final_lr)
+  return np.where(t < warmup, wsd(t, peak_lr, cycle_steps, warmup, decay, shape, init_lr, final_lr), in_cycle)

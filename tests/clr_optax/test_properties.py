@@ -62,3 +62,15 @@ def test_agrees_with_float64_at_any_step(a, b, up, t):
   with jax.enable_x64(True):
     got = float(clr_optax.triangular(base, top, up)(jnp.int64(t)))
   np.testing.assert_allclose(got, expected, rtol=1e-13)
+
+
+@SETTINGS
+@given(t_0=st.integers(1, 100_000), t_mult=st.integers(1, 9), t=big_t, decay=st.sampled_from([1.0, 0.7]))
+@example(t_0=1, t_mult=2, t=2**31 - 1, decay=1.0)  # a restart on the last int32 step
+@example(t_0=10, t_mult=3, t=2**31 - 1, decay=1.0)  # inside a cycle longer than int32 holds
+def test_sgdr_agrees_with_float64_at_any_step(t_0, t_mult, t, decay):
+  # Eager calls: each (t_0, t_mult) builds its own table of restarts, with nothing to compile.
+  expected = ref.sgdr(t, 0.1, t_0, t_mult, 0.001, decay)
+  got = float(clr_optax.sgdr(0.1, t_0, t_mult=t_mult, min_lr=0.001, cycle_decay=decay)(t))
+  np.testing.assert_allclose(got, expected, rtol=2e-6, atol=2e-7)
+  assert np.float32(0.001) <= got <= np.float32(0.1)

@@ -1,4 +1,5 @@
-"""clr_optax's schedules against values recorded from PyTorch's CyclicLR and OneCycleLR.
+"""clr_optax's schedules against values recorded from PyTorch's CyclicLR, OneCycleLR and
+CosineAnnealingWarmRestarts.
 
 The reference is ``torch_reference/torch_schedules.json``, written by ``torch_reference/record.py`` with
 torch 2.13 (torch is needed only to re-record). Entry ``i`` is the value PyTorch's optimizer uses for step
@@ -86,9 +87,17 @@ def one_cycle_lr_schedules(kwargs: dict):
   return lr, momentum
 
 
+def sgdr_schedules(kwargs: dict):
+  """The clr_optax schedule for ``CosineAnnealingWarmRestarts(**kwargs)`` on an optimizer with ``lr``."""
+  lr = clr_optax.sgdr(kwargs["lr"], kwargs["T_0"], t_mult=kwargs.get("T_mult", 1), min_lr=kwargs.get("eta_min", 0.0))
+  return lr, None
+
+
 def schedules_for(case: dict):
   if case["scheduler"] == "CyclicLR":
     return cyclic_lr_schedules(case["kwargs"])
+  if case["scheduler"] == "CosineAnnealingWarmRestarts":
+    return sgdr_schedules(case["kwargs"])
   return one_cycle_lr_schedules(case["kwargs"])
 
 
@@ -164,6 +173,10 @@ def test_reference_covers_the_cases_the_library_promises():
   one_cycle = [c["kwargs"] for c in CASES if c["scheduler"] == "OneCycleLR"]
   assert {(k.get("anneal_strategy", "cos"), k.get("three_phase", False)) for k in one_cycle} == {
       ("cos", False), ("cos", True), ("linear", False), ("linear", True)}
+  sgdr = [c for c in CASES if c["scheduler"] == "CosineAnnealingWarmRestarts"]
+  assert {c["kwargs"].get("T_mult", 1) for c in sgdr} >= {1, 2, 3, 4}
+  assert any("eta_min" in c["kwargs"] for c in sgdr)
+  assert {c["kwargs"].get("T_mult", 1) for c in sgdr if "steps" in c and max(c["steps"]) == 2**31 - 1} >= {1, 2, 3}
   for case in CASES:
     assert len(case["lr"]) == len(recorded_steps(case))
     assert "momentum" not in case or len(case["momentum"]) == len(case["lr"])

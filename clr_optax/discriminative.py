@@ -1,0 +1,163 @@
+"""Discriminative learning rates: each group of parameters gets its own schedule, or its own multiple of one.
+
+Fine-tuning a pretrained network, fastai trains the early layers at a fraction of the head's rate
+(``lr_max=slice(lr / 100, lr)`` spreads the rates geometrically over the layer groups; Howard & Ruder 2018
+divide by 2.6 per layer). Here that is one optax transformation built on ``optax.multi_transform``: every
+update it evaluates each group's rate at the step, builds the group's optimizer with that number and
+keeps the numbers in its state, where they can be logged::
+
+  optimizer = clr_optax.discriminative(
+      optax.adam, param_labels, learning_rate=clr_optax.one_cycle(1e-3, total_steps),
+      multipliers={"body": 0.01, "neck": 0.1, "head": 1.0})
+  state = optimizer.init(params)
+  ...
+  state.learning_rates["body"]  # the rate the latest update used (at init: the first update's)
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from clr_optax import _checks
+
+Rate = optax.Schedule | float | jax.Array
+
+
+class DiscriminativeState(NamedTuple):
+  """The state of :func:`discriminative`.
+
+  Attributes:
+    count: updates made so far (the step at which the rates are evaluated next).
+    learning_rates: group label -> the learning rate the latest update used (after ``init``: the rate the
+      first update will use). Inside ``optax.chain`` read it with
+      ``optax.tree_utils.tree_get(state, "learning_rates")``.
+    inner_state: the state of the ``optax.multi_transform`` of the groups' optimizers.
+  """
+  count: jax.Array
+  learning_rates: dict[str, jax.Array]
+  inner_state: optax.OptState
+
+
+def _check_rate(name: str, rate: Any) -> None:
+  if not callable(rate):
+    _checks.check_nonnegative(name, rate)
+
+
+def discriminative(
+    optimizer: Callable[[Any], optax.GradientTransformation],
+    param_labels: Any,
+    learning_rates: Mapping[str, Rate] | None = None,
+    *,
+    learning_rate: Rate | None = None,
+    multipliers: Mapping[str, Any] | None = None,
+) -> optax.GradientTransformationExtraArgs:
+  r"""An optimizer whose parameter groups have their own learning rates: their own schedules, or multiples.
+
+  Parameter :math:`p` in group :math:`g` is updated by ``optimizer(\eta_{g,t})`` at step :math:`t`, with
+
+  .. math::
+
+    \eta_{g,t} = \mathrm{learning\_rates}[g](t) \quad\text{or}\quad
+    \eta_{g,t} = \mathrm{multipliers}[g] \cdot \mathrm{learning\_rate}(t)
+
+  (a number stands for a constant schedule). The groups' optimizer states are separate (each group's
+  moments, for Adam), as in ``optax.multi_transform``, on which this is built. ``optimizer`` is called anew
+  with each update's rates, so that they are plain numbers the state can report
+  (``state.learning_rates``), and so that ``learning_rate`` may itself be a number that changes between
+  calls: ``clr_optax.range_test(optimizer=lambda lr: discriminative(..., learning_rate=lr,
+  multipliers=...))`` sweeps the common factor while every group keeps its ratio.
+
+  For fastai's ``slice(lr / 100, lr)`` over groups ordered from the input to the output, the multipliers
+  are geometric: ``dict(zip(names, np.geomspace(0.01, 1.0, len(names))))``.
+
+  Args:
+    optimizer: a factory ``learning_rate -> optax.GradientTransformation`` (``optax.sgd``, ``optax.adam``,
+      ``functools.partial(optax.sgd, momentum=0.9)``) whose state does not depend on the rate's value, as
+      for optax's optimizers. Not one built with ``optax.inject_hyperparams``: that keeps the rate it was
+      initialised with in its state. (Give other schedules, such as a cyclical momentum, to the factory:
+      ``lambda lr: optax.inject_hyperparams(optax.sgd)(learning_rate=lr, ...)`` does not qualify, but
+      ``lambda lr: optax.chain(optax.inject_hyperparams(optax.trace)(decay=momentum), optax.scale(-lr))``
+      does.)
+    param_labels: the group label of every parameter: a pytree of strings with the structure of the
+      parameters, or a function ``params -> that pytree`` (as for ``optax.multi_transform``).
+    learning_rates: group label -> ``optax.Schedule`` or number: each group its own rate.
+    learning_rate: the common ``optax.Schedule`` or number, with ``multipliers``.
+    multipliers: group label -> the number (``>= 0``) its learning rate is ``learning_rate`` times.
+
+  Returns:
+    An ``optax.GradientTransformationExtraArgs`` whose state is a `DiscriminativeState`.
+
+  Raises:
+    ValueError: unless exactly one of ``learning_rates`` and ``learning_rate`` with ``multipliers`` is
+      given, for a negative or non-finite rate or multiplier, and (at ``init``) for a parameter label
+      without a rate or a rate no parameter is labelled with.
+    TypeError: for an ``optimizer`` that is not callable, or a non-numeric rate.
+
+  Examples:
+    >>> import jax.numpy as jnp, optax, clr_optax
+    >>> params = {"body": jnp.ones(2), "head": jnp.ones(2)}
+    >>> optimizer = clr_optax.discriminative(
+    ...     optax.sgd, {"body": "body", "head": "head"},
+    ...     learning_rate=clr_optax.triangular(0.1, 1.0, 10), multipliers={"body": 0.01, "head": 1.0})
+    >>> state = optimizer.init(params)
+    >>> grads = {"body": jnp.ones(2), "head": jnp.ones(2)}
+    >>> for _ in range(6):
+    ...   updates, state = optimizer.update(grads, state)
+    >>> {k: round(float(v), 6) for k, v in state.learning_rates.items()}  # step 5: 0.1 + 0.9 * 5 / 10
+    {'body': 0.0055, 'head': 0.55}
+    >>> [round(float(u), 6) for u in updates["body"]]
+    [-0.0055, -0.0055]
+
+  References:
+    Howard & Ruder, `Universal Language Model Fine-tuning for Text Classification
+    <https://arxiv.org/abs/1801.06146>`_, 2018; fastai's ``Learner.fit_one_cycle(lr_max=slice(...))``.
+  """
+  if not callable(optimizer):
+    raise TypeError(f"optimizer must be a factory learning_rate -> GradientTransformation, got {optimizer=}")
+  if (learning_rates is None) == (multipliers is None) or (multipliers is None) != (learning_rate is None):
+    raise ValueError("give either learning_rates (a rate per group) or learning_rate with multipliers, got "
+                     f"{learning_rates=}, {learning_rate=}, {multipliers=}")
+  if multipliers is not None:
+    _check_rate("learning_rate", learning_rate)
+    for label, factor in multipliers.items():
+      _checks.check_nonnegative(f"multipliers[{label!r}]", factor)
+    rates = {label: (lambda count, f=factor: f * _value(learning_rate, count)) for label, factor in multipliers.items()}
+  else:
+    for label, rate in learning_rates.items():
+      _check_rate(f"learning_rates[{label!r}]", rate)
+    rates = {label: (lambda count, r=rate: _value(r, count)) for label, rate in learning_rates.items()}
+  if not rates:
+    raise ValueError(f"at least one group needs a learning rate, got {learning_rates=}, {multipliers=}")
+
+  def rates_at(count: jax.Array) -> dict[str, jax.Array]:
+    values = {label: rate(count) for label, rate in rates.items()}
+    return {label: jnp.asarray(v, _checks.float_dtype(v)) for label, v in values.items()}  # not weakly typed
+
+  def transform(lrs: Mapping[str, jax.Array]) -> optax.GradientTransformationExtraArgs:
+    return optax.multi_transform({label: optimizer(lr) for label, lr in lrs.items()}, param_labels)
+
+  def init(params: Any) -> DiscriminativeState:
+    labels = set(jax.tree.leaves(param_labels(params) if callable(param_labels) else param_labels))
+    if labels != set(rates):
+      raise ValueError(f"every parameter label needs a learning rate and every rate a parameter: labels without "
+                       f"a rate {sorted(labels - set(rates))}, rates without parameters {sorted(set(rates) - labels)}")
+    count = jnp.zeros([], jnp.int32)
+    lrs = rates_at(count)
+    return DiscriminativeState(count, lrs, transform(lrs).init(params))
+
+  def update(updates: Any, state: DiscriminativeState, params: Any = None, **extra_args: Any):
+    lrs = rates_at(state.count)
+    updates, inner_state = transform(lrs).update(updates, state.inner_state, params, **extra_args)
+    return updates, DiscriminativeState(optax.safe_increment(state.count), lrs, inner_state)
+
+  return optax.GradientTransformationExtraArgs(init, update)
+
+
+def _value(rate: Rate, count: jax.Array) -> jax.Array:
+  return rate(count) if callable(rate) else rate
+
+
+__all__ = ["DiscriminativeState", "discriminative"]
