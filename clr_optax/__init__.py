@@ -24,6 +24,7 @@ from clr_optax.plotting import plot_schedules
 from clr_optax.range_test import learning_rates
 from clr_optax.range_test import make_range_test
 from clr_optax.range_test import range_test
+from clr_optax.range_test import RangeTestProgress
 from clr_optax.range_test import RangeTestResult
 from clr_optax.rules import base_lr_from_max
 from clr_optax.rules import step_size_from_epochs
@@ -46,6 +47,7 @@ __all__ = [
     "plot_range_test",
     "plot_schedules",
     "range_test",
+    "RangeTestProgress",
     "RangeTestResult",
     "SCALE_MODES",
     "shifted",
