@@ -89,23 +89,44 @@ def _longest_descent(y: np.ndarray) -> tuple[int, int]:
   return int(first[end]), end
 
 
+def _levels(lr: np.ndarray, *curves: np.ndarray) -> tuple[np.ndarray, ...]:
+  """Consecutive points of equal learning rate (a staircase sweep's levels) merged: their mean per level."""
+  if lr.size < 2 or np.all(lr[1:] != lr[:-1]):
+    return (lr, *curves)
+  starts = np.flatnonzero(np.concatenate([[True], lr[1:] != lr[:-1]]))
+  merged = []
+  for y in curves:
+    finite = np.isfinite(y)
+    total = np.add.reduceat(np.where(finite, y, 0.0), starts)
+    count = np.add.reduceat(finite.astype(np.float64), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+      merged.append(np.where(count > 0, total / np.maximum(count, 1), np.nan))
+  return (lr[starts], *merged)
+
+
 def _curves(result: Any) -> dict[str, Any]:
-  """The mean curves of the unmasked prefix shared by all runs."""
+  """The mean curves of the unmasked prefix shared by all runs, one point per learning rate (the steps of a
+  staircase level averaged)."""
   lr = np.asarray(result.lr, np.float64).reshape(-1, np.shape(result.lr)[-1])[0]
   masked = np.asarray(result.masked).reshape(-1, lr.size)
   live = ~masked.any(axis=0)
-  n = int(np.argmin(live)) if not live.all() else lr.size
-  loss = np.asarray(result.loss, np.float64).reshape(-1, lr.size)[:, :n]
-  out = {"lr": lr[:n], "n": n, "loss": np.nanmean(loss, axis=0) if n else loss[0]}
+  steps = int(np.argmin(live)) if not live.all() else lr.size
+  loss = np.asarray(result.loss, np.float64).reshape(-1, lr.size)[:, :steps]
+  out = {"steps": steps, "first_lr": float(lr[0]) if lr.size else float("nan")}
+  curves = [np.nanmean(loss, axis=0) if steps else loss[0]]
   acc = result.metrics.get("accuracy")
   if acc is not None:
-    out["train_accuracy"] = np.nanmean(np.asarray(acc, np.float64).reshape(-1, lr.size)[:, :n], axis=0)
+    curves.append(np.nanmean(np.asarray(acc, np.float64).reshape(-1, lr.size)[:, :steps], axis=0))
+  merged = _levels(lr[:steps], *curves)
+  out.update(lr=merged[0], n=merged[0].size, loss=merged[1])
+  if acc is not None:
+    out["train_accuracy"] = merged[2]
   eval_acc = result.eval_metrics.get("accuracy")
   if eval_acc is not None:
-    steps = np.asarray(result.eval_step).reshape(-1, np.shape(result.eval_step)[-1])[0]
-    keep = steps < n
-    values = np.asarray(eval_acc, np.float64).reshape(-1, steps.size)[:, keep]
-    out["eval_accuracy"] = (lr[steps[keep]], np.nanmean(values, axis=0))
+    eval_steps = np.asarray(result.eval_step).reshape(-1, np.shape(result.eval_step)[-1])[0]
+    keep = eval_steps < steps
+    values = np.asarray(eval_acc, np.float64).reshape(-1, eval_steps.size)[:, keep]
+    out["eval_accuracy"] = _levels(lr[eval_steps[keep]], np.nanmean(values, axis=0))
   return out
 
 
@@ -161,13 +182,16 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
       ``"accuracy"``), else on training accuracy, else the valley. Loss rules take ``base_lr`` from the rule
       of thumb.
     factor: the rule of thumb's divisor, ``base_lr = max_lr / factor`` (the paper: 3 or 4).
-    window: width in steps of the centred moving average (default: about 5% of the unmasked steps, >= 3).
+    window: width in steps of the centred moving average, an int >= 1 that leaves 3 full-width averages
+      (default: about 5% of the unmasked steps, >= 3). A staircase sweep is read one point per level (its
+      steps averaged), and the window counts levels.
 
   Returns:
     A `Suggestion`; ``suggestion.bounds`` is ``(base_lr, max_lr)``.
 
   Raises:
-    ValueError: fewer than 8 steps before the first divergence, or the requested rule does not apply.
+    ValueError: a bad argument (named); a loss that is not finite from the first step; fewer than 8 steps
+      before the first divergence; or the requested rule does not apply.
 
   Examples:
     >>> s = result.suggest()  # doctest: +SKIP
@@ -175,13 +199,28 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   """
   if rule not in RULES:
     raise ValueError(f"rule must be one of {RULES}, got {rule=}")
+  if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, float, np.integer, np.floating)) \
+      or not (np.isfinite(factor) and factor > 1):
+    raise ValueError(f"factor must be a finite number > 1 (base_lr = max_lr / factor; the paper uses 3 or 4), "
+                     f"got {factor=}")
+  if window is not None and (isinstance(window, (bool, np.bool_)) or not isinstance(window, (int, np.integer))
+                             or window < 1):
+    raise ValueError(f"window must be an int >= 1 (steps of the centred moving average) or None, got {window=}")
   c = _curves(result)
   lr, n = c["lr"], c["n"]
+  if c["steps"] == 0:
+    raise ValueError(f"the loss is not finite at the smallest learning rate (lr={c['first_lr']:.4g}, the first "
+                     "step): the model, the data or the loss produce NaN or inf before the learning rate matters; "
+                     "lowering max_lr will not help")
   if n < 8:
-    raise ValueError(f"the sweep diverged after {n} steps; at least 8 unmasked steps are needed: lower max_lr "
-                     "or raise num_steps")
+    what = f"{n} staircase levels" if n < c["steps"] else f"{n} steps"
+    raise ValueError(f"the sweep diverged after {what}; at least 8 unmasked {what.split()[-1]} are needed: lower "
+                     "max_lr or raise num_steps")
   if window is None:
     window = max(3, (n // 20) | 1)
+  elif n - 2 * (window // 2) < 3:
+    raise ValueError(f"window={window} is too wide for the {n} unmasked points of the sweep: at most "
+                     f"{2 * ((n - 3) // 2) + 1} leaves the 3 full-width averages the rules need")
   candidates: dict[str, tuple[float, str]] = {}
 
   # The loss rules.
