@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -597,7 +596,7 @@ def _scan_sweep(spec: _Sweep, block: int, mode: str, lrs: jax.Array, state: Any,
 # Progress.
 
 class RangeTestProgress(NamedTuple):
-  """What a ``progress`` callback of `range_test` receives, each time the device finishes a chunk of steps.
+  """What a ``progress`` callback of `range_test` receives, each time a chunk of steps has finished.
 
   Attributes:
     step: steps done (the same for every run).
@@ -611,18 +610,6 @@ class RangeTestProgress(NamedTuple):
   lr: float
   smooth_loss: np.ndarray
   diverged: np.ndarray
-
-
-# The listeners of the sweeps now running, by token. The compiled chunks are cached and reused by later
-# range tests, so they cannot hold a listener: they pass their call's token to `_report`, which forwards.
-_LISTENERS: dict[int, Callable[[RangeTestProgress], Any]] = {}
-_TOKENS = itertools.count()
-
-
-def _report(token, step, lr, smooth_loss, diverged, *, num_steps):
-  listener = _LISTENERS.get(int(token))
-  if listener is not None:
-    listener(RangeTestProgress(int(step), num_steps, float(lr), np.asarray(smooth_loss), np.asarray(diverged)))
 
 
 class _Bar:
@@ -809,7 +796,8 @@ def range_test(
       ``chunk_size``, otherwise the nearest.
     progress: True shows a tqdm bar (steps, the current learning rate, the smoothed loss; the mean over the
       runs that have not diverged); a callable receives a `RangeTestProgress` instead; False shows nothing.
-      It is updated each time the device finishes a chunk (``jax.debug.callback``), so it costs no wait.
+      It is updated from the records of each chunk as the device finishes it (the host has dispatched the
+      chunks already, or with a stream the next one), so the device never waits for it.
     compiler_options: XLA options for compiling the sweep's programs, as in ``jax.jit(...,
       compiler_options=...)``. On jaxlib 0.10's XLA:CPU, ``{"xla_cpu_experimental_ynn_fusion_type":
       "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}`` runs convolutions on XLA's own kernels instead of YNNPACK's,
@@ -913,22 +901,16 @@ def range_test(
                     eval_fn=eval_fn, eval_every=eval_every, axis_name=None, block=block, eval_arg=eval_arg)
   lrs = _padded_lrs(min_lr, max_lr, num_steps, mode, spec.padded, staircase)
   options = tuple(sorted(dict(compiler_options or {}).items()))
-  programs = _programs(spec, method, block, num_runs > 1, init, options, stream is not None,
-                       progress is not False)
+  programs = _programs(spec, method, block, num_runs > 1, init, options, host_driven, stream is not None)
 
   if not host_driven:
     return jax.device_get(programs.sweep(run_keys, data, jnp.asarray(lrs), given, mode))
 
   listener = progress if callable(progress) else _Bar(num_steps, num_runs) if progress else None
-  token = next(_TOKENS)
-  if listener is not None:
-    _LISTENERS[token] = listener
   try:
     return _drive(spec, programs, block, mode, lrs, run_keys, given, data if stream is None else None, num_examples,
-                  stream, eval_every, num_runs, np.int32(token))
+                  stream, eval_every, num_runs, listener)
   finally:
-    jax.effects_barrier()  # every report has arrived
-    _LISTENERS.pop(token, None)
     if isinstance(listener, _Bar):
       listener.close()
 
@@ -949,12 +931,14 @@ def _block(method: str, host_driven: bool, chunk_size: int | None, eval_every: i
 
 def _drive(spec: _Sweep, programs: _Programs, block: int, mode: str, lrs: np.ndarray, run_keys: jax.Array,
            given: Any, data: Any, num_examples: int | None, stream: _Stream | None, eval_every: int | None,
-           num_runs: int, token: np.int32) -> RangeTestResult:
+           num_runs: int, listener: Callable[[RangeTestProgress], Any] | None) -> RangeTestResult:
   """The sweep as a host loop of compiled chunks that never waits for a step.
 
-  With a stream, the next chunk's batches are read and copied to the device while the device trains on the
-  current one; before that the loop waits for the chunk before the current one (at most two chunks are in
-  flight, which bounds the memory they take) and stops reading once every run has diverged there.
+  With device-resident data every chunk is dispatched at once; then the host collects the records chunk by
+  chunk, as the device finishes them, and reports progress from them. With a stream, the next chunk's
+  batches are read and copied to the device while the device trains on the current one; before that the
+  loop collects the chunk before the current one (so at most two chunks are in flight, which bounds the
+  memory they take) and stops reading once every run has diverged there.
   """
   device_lrs = jnp.asarray(lrs)
   carry, idx = programs.start(run_keys, given, device_lrs, num_examples)
@@ -962,29 +946,45 @@ def _drive(spec: _Sweep, programs: _Programs, block: int, mode: str, lrs: np.nda
   num_chunks = spec.padded // block
   eval_after = [i for i in range(num_chunks)
                 if eval_every is not None and ((i + 1) * block % eval_every == 0 or i == num_chunks - 1)]
+  pending, records, evals = [], [], []
+
+  def collect(upto: int) -> None:
+    """Copies the records of the chunks before ``upto`` to the host (waiting for them) and reports them."""
+    while len(records) < upto:
+      i = len(records)
+      records.append(jax.device_get(pending[i]))
+      if listener is not None:
+        last = min(block, spec.num_steps - i * block) - 1
+        rec = records[i]
+        listener(RangeTestProgress(step=i * block + last + 1, num_steps=spec.num_steps,
+                                   lr=float(rec["lr"][0, last]), smooth_loss=rec["smooth_loss"][:, last],
+                                   diverged=rec["masked"][:, last]))
+
   source = data if stream is None else stream.chunk(0, block)
-  records, evals = [], []
   ran = num_chunks
   for i in range(num_chunks):
-    carry, rec = programs.chunk(carry, source, device_lrs, idx, token)
-    records.append(rec)
+    carry, rec = programs.chunk(carry, source, device_lrs, idx)
+    pending.append(rec)
     if i in eval_after:
       evals.append(programs.evaluate(carry))
     if stream is None or i + 1 == num_chunks:
       continue
-    if i > 0 and _all_diverged(records[i - 1]):
-      ran = i + 1
-      break
+    if i > 0:
+      collect(i)
+      if records[i - 1]["masked"][:, -1].all():
+        ran = i + 1
+        break
     try:
       source = stream.chunk((i + 1) * block, block)
     except _StreamEnded:
-      if _all_diverged(records[i]):
+      collect(i + 1)
+      if records[i]["masked"][:, -1].all():
         ran = i + 1
         break
       raise ValueError(f"data ran out after {stream.consumed} batches, but num_steps={spec.num_steps} needs "
                        f"{spec.num_steps} (one batch per step; no run had diverged)") from None
-  # Joined on the host: as eager jnp ops, each concatenation would compile a program of its own.
-  records, evals, diverged_step = jax.device_get((records, evals, carry.diverged_step))
+  collect(ran)
+  evals, diverged_step = jax.device_get((evals, carry.diverged_step))
   if ran < num_chunks:  # a stream stopped after divergence: the chunks not run are masked
     nan = np.full((num_runs, block), np.nan, np.float32)
     for i in range(ran, num_chunks):
@@ -994,17 +994,13 @@ def _drive(spec: _Sweep, programs: _Programs, block: int, mode: str, lrs: np.nda
     for i in eval_after[len(evals):]:
       step = np.full((num_runs,), min((i + 1) * block, spec.num_steps) - 1, np.int32)
       evals.append((step, {k: np.full((num_runs,), np.nan, np.float32) for k in evaluated[1]}))
+  # Joined on the host: as eager jnp ops, each concatenation would compile a program of its own.
   records = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *records)
   if evals:
     eval_step, eval_metrics = jax.tree.map(lambda *xs: np.stack(xs, axis=1), *evals)
   else:
     eval_step, eval_metrics = np.zeros((num_runs, 0), np.int32), {}
   return spec.result(diverged_step, records, eval_step, eval_metrics, mode)
-
-
-def _all_diverged(records: Mapping[str, Any]) -> bool:
-  """Whether every run was masked at the end of a chunk (waits for that chunk)."""
-  return bool(np.asarray(records["masked"])[:, -1].all())
 
 
 class _Programs(NamedTuple):
@@ -1033,11 +1029,11 @@ def _over_runs(fn: Callable[..., Any], in_axes: tuple[int | None, ...], runs: st
 
 @functools.lru_cache(maxsize=16)
 def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init,
-              options: tuple[tuple[str, Any], ...], stream: bool, report: bool) -> _Programs:
+              options: tuple[tuple[str, Any], ...], host_driven: bool, stream: bool) -> _Programs:
   """The jitted functions of a sweep, cached: a repeated range test with the same step, initializer and
   settings (the learning rates may differ) reuses them without compiling again. ``options`` are the XLA
-  compiler options, as sorted items; ``stream``: the chunks take stacked batches instead of indices into
-  device-resident data; ``report``: each chunk reports its progress.
+  compiler options, as sorted items; ``host_driven``: chunks called from a host loop, not one sweep;
+  ``stream``: the chunks take stacked batches instead of indices into device-resident data.
 
   Several runs are vmapped, except in the chunked method: vmapped parameters turn XLA:CPU's convolutions
   into grouped ones, about 4.5x slower per run, so there each run gets its own straight-line copy of the
@@ -1056,7 +1052,7 @@ def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init,
       return init(init_key, given, lrs[0]), idx
     return lax.map(one, keys) if several else jax.tree.map(lambda x: x[None], one(keys[0]))
 
-  if method == "scan" and not report and not stream:
+  if not host_driven:
     def range_test_sweep(keys, data, lrs, given, mode):
       states, idx = start(keys, given, lrs, _num_examples(data, spec.batch_size))
       return _over_runs(lambda s, i: _scan_sweep(spec, block, mode, lrs, s, _from_arrays(data, i)),
@@ -1069,19 +1065,11 @@ def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init,
 
   unroll = method == "chunked"
 
-  def range_test_chunk(carry, source, lrs, idx, token):
+  def range_test_chunk(carry, source, lrs, idx):
     if stream:
-      carry, records = _over_runs(lambda c: spec.chunk(c, lrs, _from_chunk(source), block, unroll), (0,),
-                                  runs)(carry)
-    else:
-      carry, records = _over_runs(lambda c, i: spec.chunk(c, lrs, _from_arrays(source, i), block, unroll),
-                                  (0, 0), runs)(carry, idx)
-    if report:
-      done = jnp.minimum(carry.step[0], spec.num_steps)
-      smooth = carry.stats[:, 0] / (1.0 - jnp.float32(spec.smoothing) ** done.astype(jnp.float32))
-      jax.debug.callback(functools.partial(_report, num_steps=spec.num_steps), token, done, lrs[done - 1],
-                         jnp.where(carry.diverged, jnp.nan, smooth), carry.diverged)
-    return carry, records
+      return _over_runs(lambda c: spec.chunk(c, lrs, _from_chunk(source), block, unroll), (0,), runs)(carry)
+    return _over_runs(lambda c, i: spec.chunk(c, lrs, _from_arrays(source, i), block, unroll), (0, 0),
+                      runs)(carry, idx)
 
   evaluate = jit(_over_runs(spec.evaluate, (0,), runs)) if spec.eval_fn is not None else None
   return _Programs(None, jit(range_test_start, static_argnums=3), jit(range_test_chunk, donate_argnums=0), evaluate)
