@@ -130,8 +130,10 @@ def _curves(result: Any) -> dict[str, Any]:
   return out
 
 
-def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str) -> dict[str, tuple[float, str]]:
-  """The paper's rule on one accuracy curve; empty when the accuracy never rose clearly."""
+def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, log_x: bool) -> dict[str, tuple[float, str]]:
+  """The paper's rule on one accuracy curve; empty when the accuracy never rose clearly. ``log_x``: slopes
+  against log(lr) (an exponential sweep), else against lr (a linear one, as the paper plots it: against
+  log(lr) the late points of a linear sweep crowd together and their noise reads as steep slopes)."""
   n = len(acc)
   smooth = smooth_curve(acc, window)
   half = min(window // 2, (n - 1) // 4)
@@ -147,7 +149,7 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str) -> d
   out = {"accuracy_base": (float(lr[base]),
                            f"{what} starts to rise here (smoothed, 10% of the way from {start:.3g} to its peak "
                            f"{smooth[peak]:.3g})")}
-  x = np.log(lr) if lr[0] > 0 else lr
+  x = np.log(lr) if log_x and lr[0] > 0 else lr
   # Differentiate a twice-smoothed curve: a derivative amplifies whatever noise is left.
   slope = np.gradient(smooth_curve(smooth, window), x)
   lo = max(base, half)
@@ -157,9 +159,11 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str) -> d
   slow = np.nonzero(slope[steep:peak + 1] < 0.25 * slope[steep])[0]
   if slow.size:
     reasons.append((steep + int(slow[0]), f"the rise of the {what} slows (slope under 1/4 of its steepest)"))
-  # Ragged: the local scatter about the smoothed curve doubles compared with the rising part.
+  # Ragged: the local scatter about the smoothed curve doubles compared with the rising part. The rise's
+  # scatter is measured over a window's width at least, away from the start, where the moving average shrinks
+  # to a few points and follows them (a scatter of 1 or 2 points made the rule fire at any noise).
   scatter = np.sqrt(smooth_curve(residual ** 2, window))
-  calm = float(np.nanmedian(scatter[base:steep + 1]))
+  calm = float(np.nanmedian(scatter[lo:max(steep, lo) + window + 1]))
   ragged = np.nonzero(scatter[steep:] > 2.0 * calm)[0] if calm > 0 else np.array([], np.int64)
   if ragged.size:
     reasons.append((steep + int(ragged[0]), f"the {what} turns ragged (local scatter twice that of the rise)"))
@@ -243,13 +247,14 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   candidates["min_loss"] = (float(lr[m]), "the smoothed loss is lowest here: the upper limit for max_lr")
 
   # The paper's accuracy rule: held-out accuracy first, then training accuracy.
+  log_x = getattr(result, "mode", "exponential") == "exponential"
   acc_rule: dict[str, tuple[float, str]] = {}
   if "eval_accuracy" in c:
     elr, eacc = c["eval_accuracy"]
     if elr.size >= 5:
-      acc_rule = _accuracy_rule(elr, eacc, max(3, (elr.size // 10) | 1), "held-out accuracy")
+      acc_rule = _accuracy_rule(elr, eacc, max(3, (elr.size // 10) | 1), "held-out accuracy", log_x)
   if not acc_rule and "train_accuracy" in c:
-    acc_rule = _accuracy_rule(lr, c["train_accuracy"], window, "training accuracy")
+    acc_rule = _accuracy_rule(lr, c["train_accuracy"], window, "training accuracy", log_x)
   candidates.update(acc_rule)
 
   if rule == "auto":
