@@ -5,9 +5,10 @@ to the mean curve:
 
 * the paper's accuracy rule (Smith 2015, section 3.3): ``base_lr`` where the accuracy starts to rise,
   ``max_lr`` where the rise slows, turns ragged or the accuracy falls;
-* the loss rules users know from fastai and pytorch-lr-finder: the steepest descent of the loss against
-  log(lr), fastai's "valley" (a point two thirds along the longest descending stretch of the smoothed loss),
-  and the minimum of the smoothed loss (an upper limit, never a suggestion by itself);
+* the loss rules users know from fastai and pytorch-lr-finder: the steepest descent of the loss along the
+  sweep (against log(lr) for an exponential sweep, against lr for a linear one), fastai's "valley" (a point
+  two thirds along the longest descending stretch of the smoothed loss), and the minimum of the smoothed
+  loss (an upper limit, never a suggestion by itself);
 * the paper's rule of thumb: ``base_lr`` is a third to a quarter of ``max_lr``
   (`clr_optax.base_lr_from_max`).
 
@@ -227,18 +228,22 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
                      f"{2 * ((n - 3) // 2) + 1} leaves the 3 full-width averages the rules need")
   candidates: dict[str, tuple[float, str]] = {}
 
-  # The loss rules.
+  # The loss rules, with slopes along the sweep's own axis: log(lr) for an exponential sweep (fastai's and
+  # pytorch-lr-finder's), lr for a linear one (against log(lr) its late points crowd together and their noise
+  # reads as steep slopes).
+  log_x = getattr(result, "mode", "exponential") == "exponential"
   positive = lr > 0
   loss = smooth_curve(c["loss"], window)
-  x = np.log(np.where(positive, lr, np.nan))
+  x = np.log(np.where(positive, lr, np.nan)) if log_x else lr
   edge = window // 2
   inner = np.arange(n)[edge:n - edge]
   inner = inner[positive[inner] & np.isfinite(loss[inner])]
   if inner.size >= 3:
     slope = np.gradient(loss[inner], x[inner])
     k = inner[int(np.nanargmin(slope))]
-    candidates["steepest"] = (float(lr[k]), f"steepest descent of the smoothed loss against log(lr) "
-                              f"({np.nanmin(slope):.3g} per e-fold)")
+    candidates["steepest"] = (float(lr[k]), f"steepest descent of the smoothed loss against "
+                              f"{'log(lr)' if log_x else 'lr'} ({np.nanmin(slope):.3g} per "
+                              f"{'e-fold' if log_x else 'unit of lr'})")
     lo, hi = _longest_descent(loss[inner])
     v = inner[lo + (2 * (hi - lo)) // 3]
     candidates["valley"] = (float(lr[v]), f"2/3 along the longest descent of the smoothed loss (lr "
@@ -247,14 +252,26 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   candidates["min_loss"] = (float(lr[m]), "the smoothed loss is lowest here: the upper limit for max_lr")
 
   # The paper's accuracy rule: held-out accuracy first, then training accuracy.
-  log_x = getattr(result, "mode", "exponential") == "exponential"
   acc_rule: dict[str, tuple[float, str]] = {}
   if "eval_accuracy" in c:
     elr, eacc = c["eval_accuracy"]
     if elr.size >= 5:
       acc_rule = _accuracy_rule(elr, eacc, max(3, (elr.size // 10) | 1), "held-out accuracy", log_x)
-  if not acc_rule and "train_accuracy" in c:
-    acc_rule = _accuracy_rule(lr, c["train_accuracy"], window, "training accuracy", log_x)
+  train_rule = _accuracy_rule(lr, c["train_accuracy"], window, "training accuracy", log_x) \
+      if "train_accuracy" in c else {}
+  if not acc_rule:
+    acc_rule = train_rule
+  elif "accuracy_max" in train_rule:
+    # Both curves read: the held-out accuracy has one point per evaluation, the training accuracy one per
+    # step, and where each rise slows scatters from seed to seed by itself; their geometric mean scatters
+    # less (README, "LR range test": the robustness table). base_lr stays the held-out reading.
+    held, held_why = acc_rule["accuracy_max"]
+    trained, trained_why = train_rule["accuracy_max"]
+    candidates["held_out_max"] = (held, held_why)
+    candidates["train_accuracy_max"] = (trained, trained_why)
+    acc_rule = {**acc_rule, "accuracy_max": (float(np.sqrt(held * trained)), (
+        f"geometric mean of the held-out reading ({held:.3g}: {held_why}) and the training-accuracy reading "
+        f"({trained:.3g}: {trained_why})"))}
   candidates.update(acc_rule)
 
   if rule == "auto":
