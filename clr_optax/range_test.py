@@ -1,11 +1,11 @@
 """The learning-rate range test (Smith 2015, section 3.3) as one compiled sweep.
 
 "Run your model for several epochs while letting the learning rate increase linearly between low and high
-LR values ... plot the accuracy versus learning rate." Here the whole sweep is one compiled program: the
-batches are drawn inside it from device-resident arrays (an on-device shuffle per epoch), the learning
-rate is an input of each step, the loss is smoothed and watched for divergence on the device (the sweep
-stops there), and the host sees the records once, at the end. Nothing the caller passes is modified: the
-sweep is a pure function, so there is nothing to "reset" afterwards.
+LR values ... plot the accuracy versus learning rate." Here the sweep is compiled: the batches are drawn
+inside it from device-resident arrays (an on-device shuffle per epoch), or come from a stream of host
+batches stacked into chunks; the learning rate is an input of each step, the loss is smoothed and watched
+for divergence on the device (the sweep stops there), and the host never waits for a step. Nothing the
+caller passes is modified: the sweep is a pure function, so there is nothing to "reset" afterwards.
 
 Two ways to drive a sweep:
 
@@ -17,13 +17,18 @@ Two ways to drive a sweep:
 
 Two ways to run it, chosen by backend (``method="auto"``):
 
-* ``"scan"``: the sweep is one compiled loop (a ``lax.while_loop`` that stops at divergence), one
-  dispatch. Used on accelerators, and on CPU for steps without convolutions.
+* ``"scan"``: compiled loops (``lax.while_loop``s that stop at divergence): the whole sweep in one dispatch,
+  or, when the host drives it (a stream, or progress reports), one loop per chunk of ``chunk_size`` steps.
+  Used on accelerators, and on CPU for steps without convolutions.
 * ``"chunked"``: one compiled program of ``chunk_size`` fully unrolled steps, dispatched by a host loop
-  that never waits for the device (the records stay on the device until the end). Used on XLA:CPU for
-  steps with convolutions: inside XLA:CPU's while loops the backward convolutions lose their fast path
-  (about 30x slower per step); unrolled, they keep it. Measured here, an outer ``lax.scan`` over unrolled
-  chunks is no remedy (the chunk is again a while-loop body).
+  that never waits for the device. Used on XLA:CPU for steps with convolutions: inside XLA:CPU's while
+  loops the backward convolutions lose their fast path (about 30x slower per step); unrolled, they keep it.
+  Measured here, an outer ``lax.scan`` over unrolled chunks is no remedy (the chunk is again a while-loop
+  body).
+
+A host-driven sweep dispatches its chunks without waiting and then collects their records one by one as
+the device finishes them; progress is reported from those records. A stream's next chunk is read and
+copied to the device while the device trains on the current one.
 """
 
 from __future__ import annotations
