@@ -387,7 +387,12 @@ def test_stream_equals_device_array_sweep_with_runs_and_evaluations(method):
             mode="exponential", num_runs=2, key=3, method=method, chunk_size=4,
             eval_fn=lambda w: {"norm": jnp.sum(w ** 2)}, eval_every=6, progress=False)
   arrays = clr_optax.range_test(data, batch_size=len(x), **kw)
-  streamed = clr_optax.range_test(itertools.repeat(data, 24), **kw)  # a finite iterator, exactly num_steps long
+  reports = []
+  streamed = clr_optax.range_test(itertools.repeat(data, 24),  # a finite iterator, exactly num_steps long
+                                  **{**kw, "progress": reports.append})
+  # Chunks of 3 steps: the divisor of eval_every=6 that chunk_size=4 allows.
+  assert [r.step for r in reports] == list(range(3, 25, 3))
+  np.testing.assert_allclose([r.smooth_loss for r in reports], arrays.smooth_loss[:, 2::3].T, rtol=1e-5)
   for a, b in zip(jax.tree.leaves(arrays), jax.tree.leaves(streamed)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
   assert streamed.eval_metrics["norm"].shape == (2, 4)
