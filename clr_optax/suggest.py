@@ -184,8 +184,9 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
     result: the range test's result (several runs: their mean curve is used).
     rule: which rule sets ``max_lr``: ``"accuracy"`` (the paper's; it sets ``base_lr`` too), ``"valley"``,
       ``"steepest"``, or ``"auto"``: the paper's rule on held-out accuracy (``eval_fn`` returned an
-      ``"accuracy"``), else on training accuracy, else the valley. Loss rules take ``base_lr`` from the rule
-      of thumb.
+      ``"accuracy"``), else on training accuracy, else the valley. With both accuracies, ``base_lr`` is the
+      held-out reading and ``max_lr`` the geometric mean of the two readings (candidates ``held_out_max``
+      and ``train_accuracy_max``). Loss rules take ``base_lr`` from the rule of thumb.
     factor: the rule of thumb's divisor, ``base_lr = max_lr / factor`` (the paper: 3 or 4).
     window: width in steps of the centred moving average, an int >= 1 that leaves 3 full-width averages
       (default: about 5% of the unmasked steps, >= 3). A staircase sweep is read one point per level (its
