@@ -161,7 +161,7 @@ def summarize(sweep: Sweep, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
   return rules
 
 
-def run_setup(sweep: Sweep, out: pathlib.Path, seeds: int, rerun: bool) -> dict[str, Any]:
+def run_setup(sweep: Sweep, out: pathlib.Path, seeds: int, rerun: bool, report_only: bool = False) -> dict[str, Any]:
   folder = out / sweep.name
   folder.mkdir(parents=True, exist_ok=True)
   report_path = out / f"{sweep.name}.json"
@@ -171,10 +171,13 @@ def run_setup(sweep: Sweep, out: pathlib.Path, seeds: int, rerun: bool) -> dict[
                      "another --out")
   settings_path.write_text(json.dumps(sweep.settings, indent=1))
   per_seed = []
+  report = {"setup": sweep.name, "settings": sweep.settings, "known": sweep.known, "seeds": [], "rules": {}}
   for seed in range(seeds):
     path = folder / f"seed{seed}.npz"
     if path.exists() and not rerun:
       result, seconds = _load(path)
+    elif report_only:
+      continue
     else:
       t0 = time.perf_counter()
       result = sweep.run(seed)
@@ -215,6 +218,8 @@ def main(argv=None) -> None:
   parser.add_argument("--eval-points", type=int, default=50, help="held-out evaluations per sweep")
   parser.add_argument("--out", default="workdirs/suggest_robustness", help="records and JSON reports")
   parser.add_argument("--rerun", action="store_true", help="repeat sweeps whose records exist")
+  parser.add_argument("--report-only", action="store_true",
+                      help="run no sweep: report the seeds whose records exist (e.g. while another process runs)")
   args = parser.parse_args(argv)
   names = args.setups.split(",")
   unknown = set(names) - set(SETUPS)
@@ -238,7 +243,7 @@ def main(argv=None) -> None:
         sweep = cifar10_setup("cifar10_full", dataset, train_size=args.full_train, val_size=args.val, epochs=8,
                               eval_points=args.eval_points, known={"max_lr": 0.006, "base_lr": 0.001})
     print(f"== {name}: {sweep.settings}", flush=True)
-    reports.append(run_setup(sweep, out, args.seeds, args.rerun))
+    reports.append(run_setup(sweep, out, args.seeds, args.rerun, args.report_only))
   print_table(reports)
 
 
