@@ -27,6 +27,7 @@ from clr_optax.plotting import plot_schedules
 from clr_optax.range_test import learning_rates
 from clr_optax.range_test import make_range_test
 from clr_optax.range_test import range_test
+from clr_optax.range_test import RangeTestProgress
 from clr_optax.range_test import RangeTestResult
 from clr_optax.restarts import sgdr
 from clr_optax.rules import base_lr_from_max
@@ -56,6 +57,7 @@ __all__ = [
     "plot_range_test",
     "plot_schedules",
     "range_test",
+    "RangeTestProgress",
     "RangeTestResult",
     "SCALE_MODES",
     "sgdr",

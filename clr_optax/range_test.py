@@ -1,11 +1,11 @@
 """The learning-rate range test (Smith 2015, section 3.3) as one compiled sweep.
 
 "Run your model for several epochs while letting the learning rate increase linearly between low and high
-LR values ... plot the accuracy versus learning rate." Here the whole sweep is one compiled program: the
-batches are drawn inside it from device-resident arrays (an on-device shuffle per epoch), the learning
-rate is an input of each step, the loss is smoothed and watched for divergence on the device (the sweep
-stops there), and the host sees the records once, at the end. Nothing the caller passes is modified: the
-sweep is a pure function, so there is nothing to "reset" afterwards.
+LR values ... plot the accuracy versus learning rate." Here the sweep is compiled: the batches are drawn
+inside it from device-resident arrays (an on-device shuffle per epoch), or come from a stream of host
+batches stacked into chunks; the learning rate is an input of each step, the loss is smoothed and watched
+for divergence on the device (the sweep stops there), and the host never waits for a step. Nothing the
+caller passes is modified: the sweep is a pure function, so there is nothing to "reset" afterwards.
 
 Two ways to drive a sweep:
 
@@ -17,13 +17,18 @@ Two ways to drive a sweep:
 
 Two ways to run it, chosen by backend (``method="auto"``):
 
-* ``"scan"``: the sweep is one compiled loop (a ``lax.while_loop`` that stops at divergence), one
-  dispatch. Used on accelerators, and on CPU for steps without convolutions.
+* ``"scan"``: compiled loops (``lax.while_loop``s that stop at divergence): the whole sweep in one dispatch,
+  or, when the host drives it (a stream, or progress reports), one loop per chunk of ``chunk_size`` steps.
+  Used on accelerators, and on CPU for steps without convolutions.
 * ``"chunked"``: one compiled program of ``chunk_size`` fully unrolled steps, dispatched by a host loop
-  that never waits for the device (the records stay on the device until the end). Used on XLA:CPU for
-  steps with convolutions: inside XLA:CPU's while loops the backward convolutions lose their fast path
-  (about 30x slower per step); unrolled, they keep it. Measured here, an outer ``lax.scan`` over unrolled
-  chunks is no remedy (the chunk is again a while-loop body).
+  that never waits for the device. Used on XLA:CPU for steps with convolutions: inside XLA:CPU's while
+  loops the backward convolutions lose their fast path (about 30x slower per step); unrolled, they keep it.
+  Measured here, an outer ``lax.scan`` over unrolled chunks is no remedy (the chunk is again a while-loop
+  body).
+
+A host-driven sweep dispatches its chunks without waiting and then collects their records one by one as
+the device finishes them; progress is reported from those records. A stream's next chunk is read and
+copied to the device while the device trains on the current one.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from clr_optax import suggest as suggest_lib
 
 TrainStep = Callable[[Any, Any, jax.Array], tuple[Any, Mapping[str, jax.Array]]]
 OptimizerFactory = Callable[[Any], optax.GradientTransformation]
+BatchAt = Callable[[jax.Array, Any], Any]  # (step of the sweep, index in the chunk) -> batch
 
 MODES = ("linear", "exponential")
 METHODS = ("auto", "scan", "chunked")
@@ -230,14 +236,20 @@ def _select(keep: jax.Array, new: Any, old: Any) -> Any:
   return jax.tree.map(sel, new, old)
 
 
-def learning_rates(min_lr: float, max_lr: float, num_steps: int, mode: str = "linear") -> np.ndarray:
+def learning_rates(min_lr: float, max_lr: float, num_steps: int, mode: str = "linear",
+                   staircase: int | None = None) -> np.ndarray:
   """The learning rate of each sweep step: ``min_lr`` at step 0 rising to ``max_lr`` at the last step.
+
+  With ``staircase=k`` the rate rises in ``ceil(num_steps / k)`` levels, each held for ``k`` steps (the
+  last level for what remains), from ``min_lr`` for the first ``k`` steps to ``max_lr`` for the last ones:
+  DeepSpeed's staircase range test. Each level then trains long enough for its loss to settle.
 
   Args:
     min_lr: the first learning rate (> 0 for an exponential sweep).
     max_lr: the last learning rate.
     num_steps: number of steps.
     mode: ``"linear"`` (the paper: equal increments) or ``"exponential"`` (fastai: equal ratios).
+    staircase: steps per level, an int in ``[1, num_steps - 1]``; None (or 1) rises every step.
 
   Returns:
     A float64 numpy array of shape ``[num_steps]``.
@@ -246,25 +258,52 @@ def learning_rates(min_lr: float, max_lr: float, num_steps: int, mode: str = "li
     >>> import clr_optax
     >>> clr_optax.learning_rates(1e-3, 1e-1, 3, mode="exponential").round(6).tolist()
     [0.001, 0.01, 0.1]
+    >>> clr_optax.learning_rates(0.0, 1.0, 5, staircase=2).tolist()
+    [0.0, 0.0, 0.5, 0.5, 1.0]
   """
-  _check_sweep(min_lr, max_lr, num_steps, mode)
-  frac = np.arange(num_steps, dtype=np.float64) / max(num_steps - 1, 1)
+  _check_sweep(min_lr, max_lr, num_steps, mode, staircase)
+  k = staircase or 1
+  levels = -(-num_steps // k)
+  frac = np.arange(levels, dtype=np.float64) / (levels - 1)
   if mode == "linear":
-    return min_lr + (max_lr - min_lr) * frac
-  return min_lr * (max_lr / min_lr) ** frac
+    values = min_lr + (max_lr - min_lr) * frac
+  else:
+    values = min_lr * (max_lr / min_lr) ** frac
+  return values[np.arange(num_steps) // k]
 
 
-def _check_sweep(min_lr, max_lr, num_steps, mode):
+def _is_int(value: Any) -> bool:
+  return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+  """A concrete real scalar: a Python or numpy number, or a 0-d numeric array (never a bool)."""
+  if isinstance(value, (bool, np.bool_, jax.core.Tracer)) or np.ndim(value) != 0:
+    return False
+  if isinstance(value, (int, float, np.integer, np.floating)):
+    return True
+  return isinstance(value, (np.ndarray, jax.Array)) and np.issubdtype(value.dtype, np.number) \
+      and not np.issubdtype(value.dtype, np.complexfloating)
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+  if not (_is_int(value) and value >= low and (high is None or value <= high)):
+    span = f">= {low}" if high is None else f"in [{low}, {high}]"
+    raise ValueError(f"{name} must be an int {span}, got {name}={value!r}")
+
+
+def _check_sweep(min_lr, max_lr, num_steps, mode, staircase=None):
   if mode not in MODES:
     raise ValueError(f"mode must be one of {MODES}, got {mode=}")
-  if not (isinstance(num_steps, (int, np.integer)) and num_steps >= 2):
-    raise ValueError(f"num_steps must be an int >= 2, got {num_steps=}")
-  if not (math.isfinite(min_lr) and min_lr >= 0):
+  _check_int("num_steps", num_steps, 2)
+  if not (_is_real(min_lr) and math.isfinite(min_lr) and min_lr >= 0):
     raise ValueError(f"min_lr must be a finite number >= 0, got {min_lr=}")
   if mode == "exponential" and min_lr <= 0:
     raise ValueError(f"an exponential sweep needs min_lr > 0, got {min_lr=}")
-  if not (math.isfinite(max_lr) and max_lr > min_lr):
+  if not (_is_real(max_lr) and math.isfinite(max_lr) and max_lr > min_lr):
     raise ValueError(f"max_lr must be a finite number > min_lr, got {min_lr=}, {max_lr=}")
+  if staircase is not None:
+    _check_int("staircase", staircase, 1, num_steps - 1)
 
 
 def _batch_indices(key: jax.Array, num_examples: int, batch_size: int, num_steps: int) -> jax.Array:
@@ -303,10 +342,9 @@ class _Sweep:
   eval_arg: Callable[[Any], Any]
   axis_name: str | None
 
-  def step(self, carry: _Carry, data: Any, lr: jax.Array, idx: jax.Array, freeze: bool):
+  def step(self, carry: _Carry, batch: Any, lr: jax.Array, freeze: bool):
     """One sweep step. ``freeze``: a masked step keeps the old state (selected per leaf); without it
     the caller must stop at divergence instead."""
-    batch = jax.tree.map(lambda x: jnp.take(x, idx, axis=0), data)
     new_state, metrics = self.train_step(carry.state, batch, lr)
     if not (isinstance(metrics, Mapping) and "loss" in metrics):
       raise ValueError(f"train_step must return (state, metrics) with a 'loss' in metrics, got {metrics=}")
@@ -337,22 +375,22 @@ class _Sweep:
     record = jnp.concatenate([(~keep).astype(jnp.float32)[None], values])
     return new_carry, (record, names)
 
-  def chunk(self, carry: _Carry, data: Any, lrs_all: jax.Array, idx_all: jax.Array, length: int, unroll: bool):
+  def chunk(self, carry: _Carry, lrs_all: jax.Array, batch_at: BatchAt, length: int, unroll: bool):
     """``length`` steps from ``carry.step`` on: a while loop, or when ``unroll`` straight-line code.
 
-    The while loop stops at divergence (or at ``num_steps``), so the steps after it cost nothing and the
-    state needs no freezing: selecting between the old and new state of every leaf each step, and the
-    buffer copies that forces, made a sweep of a small model 30-40% slower than plain steps on XLA:CPU.
-    Steps it does not run keep NaN records and count as masked. Straight-line code cannot stop, so there
-    every masked step keeps the old state.
+    ``batch_at(t, j)`` is the batch of step ``t``, the ``j``-th of this chunk. The while loop stops at
+    divergence (or at ``num_steps``), so the steps after it cost nothing and the state needs no freezing:
+    selecting between the old and new state of every leaf each step, and the buffer copies that forces,
+    made a sweep of a small model 30-40% slower than plain steps on XLA:CPU. Steps it does not run keep NaN
+    records and count as masked. Straight-line code cannot stop, so there every masked step keeps the old
+    state.
     """
     start = carry.step
     lrs = lax.dynamic_slice_in_dim(lrs_all, start, length)
-    idx = lax.dynamic_slice_in_dim(idx_all, start, length)
     names = []
 
-    def step(c, lr, i, freeze):
-      c, (record, step_names) = self.step(c, data, lr, i, freeze)
+    def step(c, j, freeze):
+      c, (record, step_names) = self.step(c, batch_at(start + j, j), lrs[j], freeze)
       names[:] = step_names
       return c, record
 
@@ -360,12 +398,12 @@ class _Sweep:
       # A Python loop, not lax.scan(unroll=True): a scan of length 1 still lowers to a while loop, which is
       # what costs XLA:CPU's convolutions their fast path.
       steps = []
-      for i in range(length):
-        carry, record = step(carry, lrs[i], idx[i], freeze=True)
+      for j in range(length):
+        carry, record = step(carry, j, freeze=True)
         steps.append(record)
       records = jnp.stack(steps)
     else:
-      width = jax.eval_shape(lambda c: step(c, lrs[0], idx[0], freeze=False)[1], carry).shape[0]
+      width = jax.eval_shape(lambda c: step(c, 0, freeze=False)[1], carry).shape[0]
       stop = jnp.minimum(start + length, self.num_steps)
 
       def cond(loop):
@@ -374,7 +412,7 @@ class _Sweep:
       def body(loop):
         c, records = loop
         j = c.step - start
-        c, record = step(c, lrs[j], idx[j], freeze=False)
+        c, record = step(c, j, freeze=False)
         return c, lax.dynamic_update_index_in_dim(records, record, j, 0)
 
       carry, records = lax.while_loop(cond, body, (carry, jnp.full((length, width), jnp.nan, jnp.float32)))
@@ -446,6 +484,7 @@ def make_range_test(
     min_lr: float,
     max_lr: float,
     mode: str = "linear",
+    staircase: int | None = None,
     smoothing: float = 0.98,
     divergence_factor: float | None = 4.0,
     eval_fn: Callable[[Any], Any] | None = None,
@@ -461,8 +500,8 @@ def make_range_test(
 
   Args:
     train_step: ``train_step(state, batch, lr) -> (state, metrics)``, metrics with a scalar ``"loss"``.
-    batch_size, num_steps, min_lr, max_lr, mode, smoothing, divergence_factor, eval_fn, eval_every: as in
-      `range_test` (``eval_fn`` receives the state).
+    batch_size, num_steps, min_lr, max_lr, mode, staircase, smoothing, divergence_factor, eval_fn,
+      eval_every: as in `range_test` (``eval_fn`` receives the state).
     axis_name: under ``pmap`` with data parallelism (each device a shard of every batch), the mapped axis:
       the loss is averaged over it before the divergence test, so that all devices stop together. Leave it
       None when the devices run independent sweeps.
@@ -476,38 +515,51 @@ def make_range_test(
     >>> results = jax.pmap(sweep)(states, data, keys)  # doctest: +SKIP
   """
   spec = _make_spec(train_step, batch_size=batch_size, num_steps=num_steps, min_lr=min_lr, max_lr=max_lr,
-                    mode=mode, smoothing=smoothing, divergence_factor=divergence_factor, eval_fn=eval_fn,
-                    eval_every=eval_every, axis_name=axis_name, block=eval_every or num_steps,
+                    mode=mode, staircase=staircase, smoothing=smoothing, divergence_factor=divergence_factor,
+                    eval_fn=eval_fn, eval_every=eval_every, axis_name=axis_name, block=eval_every or num_steps,
                     eval_arg=_identity)
-  lrs = _padded_lrs(min_lr, max_lr, num_steps, mode, spec.padded)
+  lrs = _padded_lrs(min_lr, max_lr, num_steps, mode, spec.padded, staircase)
 
   def sweep(state: Any, data: Any, key: jax.Array) -> RangeTestResult:
     idx = _batch_indices(key, _num_examples(data, batch_size), batch_size, spec.padded)
-    return _scan_sweep(spec, eval_every or num_steps, mode, jnp.asarray(lrs), state, data, idx)
+    return _scan_sweep(spec, eval_every or num_steps, mode, jnp.asarray(lrs), state, _from_arrays(data, idx))
 
   return sweep
 
 
-def _padded_lrs(min_lr, max_lr, num_steps, mode, padded) -> np.ndarray:
-  lrs = learning_rates(min_lr, max_lr, num_steps, mode)
+def _padded_lrs(min_lr, max_lr, num_steps, mode, padded, staircase) -> np.ndarray:
+  lrs = learning_rates(min_lr, max_lr, num_steps, mode, staircase)
   return np.concatenate([lrs, np.full(padded - num_steps, lrs[-1])]).astype(np.float32)
 
 
-def _make_spec(train_step, *, batch_size, num_steps, min_lr, max_lr, mode, smoothing, divergence_factor,
-               eval_fn, eval_every, axis_name, block, eval_arg) -> _Sweep:
-  _check_sweep(min_lr, max_lr, num_steps, mode)
-  if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
-    raise ValueError(f"batch_size must be an int >= 1, got {batch_size=}")
-  if not (0.0 <= smoothing < 1.0):
-    raise ValueError(f"smoothing must be in [0, 1) (0: no smoothing), got {smoothing=}")
-  if divergence_factor is not None and not (math.isfinite(divergence_factor) and divergence_factor > 1):
+def _check_settings(*, batch_size, num_steps, min_lr, max_lr, mode, staircase, smoothing, divergence_factor,
+                    eval_fn, eval_every) -> None:
+  """The checks of the numeric settings shared by `range_test` and `make_range_test` (``batch_size`` may
+  be None: a stream's batches say it)."""
+  _check_sweep(min_lr, max_lr, num_steps, mode, staircase)
+  if batch_size is not None:
+    _check_int("batch_size", batch_size, 1)
+  if not (_is_real(smoothing) and 0.0 <= smoothing < 1.0):
+    raise ValueError(f"smoothing must be a number in [0, 1) (0: no smoothing), got {smoothing=}")
+  if divergence_factor is not None and not (_is_real(divergence_factor) and math.isfinite(divergence_factor)
+                                            and divergence_factor > 1):
     raise ValueError(f"divergence_factor must be a finite number > 1 or None, got {divergence_factor=}")
   if (eval_fn is None) != (eval_every is None):
     raise ValueError(f"eval_fn and eval_every go together, got {eval_fn=}, {eval_every=}")
-  if eval_every is not None and not (isinstance(eval_every, (int, np.integer)) and 1 <= eval_every <= num_steps):
+  if eval_every is not None and not (_is_int(eval_every) and 1 <= eval_every <= num_steps):
     raise ValueError(f"eval_every must be an int in [1, num_steps], got {eval_every=}, {num_steps=}")
-  return _Sweep(train_step=train_step, num_steps=num_steps, padded=-(-num_steps // block) * block, batch_size=batch_size, smoothing=smoothing,
-                divergence_factor=divergence_factor, eval_fn=eval_fn, eval_arg=eval_arg, axis_name=axis_name)
+
+
+def _make_spec(train_step, *, batch_size, num_steps, min_lr, max_lr, mode, staircase, smoothing,
+               divergence_factor, eval_fn, eval_every, axis_name, block, eval_arg) -> _Sweep:
+  _check_settings(batch_size=batch_size, num_steps=num_steps, min_lr=min_lr, max_lr=max_lr, mode=mode,
+                  staircase=staircase, smoothing=smoothing, divergence_factor=divergence_factor, eval_fn=eval_fn,
+                  eval_every=eval_every)
+  _check_int("batch_size", batch_size, 1)
+  return _Sweep(train_step=train_step, num_steps=num_steps, padded=-(-num_steps // block) * block,
+                batch_size=int(batch_size), smoothing=float(smoothing),
+                divergence_factor=None if divergence_factor is None else float(divergence_factor),
+                eval_fn=eval_fn, eval_arg=eval_arg, axis_name=axis_name)
 
 
 def _num_examples(data: Any, batch_size: int) -> int:
@@ -520,26 +572,148 @@ def _num_examples(data: Any, batch_size: int) -> int:
   return n
 
 
-def _scan_sweep(spec: _Sweep, block: int, mode: str, lrs: jax.Array, state: Any, data: Any,
-                idx: jax.Array) -> RangeTestResult:
+def _from_arrays(data: Any, idx: jax.Array) -> BatchAt:
+  """Step ``t``'s batch: rows ``idx[t]`` of the device-resident ``data``."""
+  return lambda t, j: jax.tree.map(lambda x: jnp.take(x, idx[t], axis=0), data)
+
+
+def _from_chunk(batches: Any) -> BatchAt:
+  """The ``j``-th batch of a chunk of stacked batches (from a stream)."""
+  return lambda t, j: jax.tree.map(lambda x: x[j], batches)
+
+
+def _scan_sweep(spec: _Sweep, block: int, mode: str, lrs: jax.Array, state: Any, batch_at: BatchAt) -> RangeTestResult:
   carry = _init_carry(state)
   num_blocks = spec.padded // block
   if spec.eval_fn is None:
-    carry, records = spec.chunk(carry, data, lrs, idx, spec.padded, unroll=False)
+    carry, records = spec.chunk(carry, lrs, batch_at, spec.padded, unroll=False)
     eval_step, eval_metrics = jnp.zeros((0,), jnp.int32), {}
   else:
     def outer(c, _):
-      c, r = spec.chunk(c, data, lrs, idx, block, unroll=False)
+      c, r = spec.chunk(c, lrs, batch_at, block, unroll=False)
       return c, (r, spec.evaluate(c))
     carry, (records, (eval_step, eval_metrics)) = lax.scan(outer, carry, None, length=num_blocks)
     records = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), records)
   return spec.result(carry.diverged_step, records, eval_step, eval_metrics, mode)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Progress.
+
+class RangeTestProgress(NamedTuple):
+  """What a ``progress`` callback of `range_test` receives, each time a chunk of steps has finished.
+
+  Attributes:
+    step: steps done (the same for every run).
+    num_steps: steps in the sweep.
+    lr: the learning rate of the last step done.
+    smooth_loss: float ``[num_runs]``, each run's smoothed loss after that step (NaN once it diverged).
+    diverged: bool ``[num_runs]``, whether each run has diverged.
+  """
+  step: int
+  num_steps: int
+  lr: float
+  smooth_loss: np.ndarray
+  diverged: np.ndarray
+
+
+class _Bar:
+  """The default display of ``progress=True``: a tqdm bar with the learning rate and the smoothed loss (the
+  mean over the runs that have not diverged)."""
+
+  def __init__(self, num_steps: int, num_runs: int):
+    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+    self.bar = tqdm(total=num_steps, desc="LR range test", unit="step", dynamic_ncols=True)
+    self.num_runs = num_runs
+
+  def __call__(self, p: RangeTestProgress) -> None:
+    live = ~p.diverged
+    loss = float(np.mean(p.smooth_loss[live])) if live.any() else math.nan
+    postfix = {"lr": f"{p.lr:.4g}", "smooth loss": f"{loss:.4g}"}
+    if p.diverged.any():
+      postfix["diverged"] = f"{int(p.diverged.sum())}/{self.num_runs}"
+    self.bar.set_postfix(postfix, refresh=False)
+    self.bar.update(max(p.step - self.bar.n, 0))
+
+  def close(self) -> None:
+    self.bar.close()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A stream of host batches.
+
+class _StreamEnded(Exception):
+  """The iterator ran out (internal: `range_test` turns it into a ValueError, unless every run diverged)."""
+
+
+def _is_stream(data: Any) -> bool:
+  """Whether ``data`` is an iterable of batches rather than a pytree of arrays (dicts, lists and tuples are
+  pytrees: pass ``iter(batches)`` for a list of batches)."""
+  if isinstance(data, (Mapping, list, tuple, np.ndarray, jax.Array)) or not jax.tree_util.all_leaves([data]):
+    return False
+  return hasattr(data, "__iter__") or hasattr(data, "__next__")
+
+
+class _Stream:
+  """Batches from an iterable, stacked into chunks on the host and sent to the device ahead of their use."""
+
+  def __init__(self, data: Any, num_steps: int, batch_size: int | None):
+    self.iterator = iter(data)
+    self.num_steps = num_steps
+    self.consumed = 0
+    try:
+      first = next(self.iterator)
+    except StopIteration:
+      raise ValueError(f"data yielded no batch; num_steps={num_steps} needs {num_steps} batches") from None
+    leaves, self.treedef = jax.tree.flatten(first)
+    leaves = [np.asarray(x) for x in leaves]
+    sizes = {x.shape[0] if x.ndim else None for x in leaves}
+    if not leaves or None in sizes or len(sizes) != 1:
+      raise ValueError("each batch of data must be a pytree of arrays with one common leading (example) axis, "
+                       f"got sizes {sizes} in the first batch")
+    self.batch_size = sizes.pop()
+    if batch_size is not None and batch_size != self.batch_size:
+      raise ValueError(f"batch_size={batch_size}, but the first batch of data holds {self.batch_size} examples "
+                       "(a stream's batches set the batch size: leave batch_size out)")
+    self.signature = [(x.shape, x.dtype) for x in leaves]
+    self.example = self.treedef.unflatten(
+        [jax.ShapeDtypeStruct(x.shape, jax.dtypes.canonicalize_dtype(x.dtype)) for x in leaves])
+    self.first = leaves
+
+  def _next(self) -> list[np.ndarray]:
+    if self.first is not None:
+      leaves, self.first = self.first, None
+      return leaves
+    try:
+      batch = next(self.iterator)
+    except StopIteration:
+      raise _StreamEnded() from None
+    leaves, treedef = jax.tree.flatten(batch)
+    leaves = [np.asarray(x) for x in leaves]
+    if treedef != self.treedef or [(x.shape, x.dtype) for x in leaves] != self.signature:
+      raise ValueError(f"batch {self.consumed} of data is {treedef} with (shape, dtype) "
+                       f"{[(x.shape, str(x.dtype)) for x in leaves]}, the first was {self.treedef} with "
+                       f"{[(s, str(d)) for s, d in self.signature]}: every batch must match (one compiled "
+                       "program; drop a smaller last batch, e.g. drop_last=True or drop_remainder=True)")
+    return leaves
+
+  def chunk(self, start: int, length: int) -> Any:
+    """The batches of steps ``start .. start + length - 1`` stacked, on the device (an asynchronous copy);
+    steps past ``num_steps`` (the padding of the last chunk, never trained) repeat the last batch."""
+    rows = []
+    for t in range(start, start + length):
+      if t < self.num_steps:
+        rows.append(self._next())
+        self.consumed += 1
+      else:
+        rows.append(rows[-1])
+    return jax.device_put(self.treedef.unflatten([np.stack(column) for column in zip(*rows)]))
+
+
 def range_test(
     data: Any,
     *,
-    batch_size: int,
+    batch_size: int | None = None,
     num_steps: int,
     min_lr: float,
     max_lr: float,
@@ -550,24 +724,26 @@ def range_test(
     params: Any = None,
     optimizer: OptimizerFactory | optax.GradientTransformation | None = None,
     mode: str = "linear",
+    staircase: int | None = None,
     num_runs: int = 1,
     smoothing: float = 0.98,
     divergence_factor: float | None = 4.0,
     eval_fn: Callable[[Any], Any] | None = None,
     eval_every: int | None = None,
     method: str = "auto",
-    chunk_size: int = 1,
+    chunk_size: int | None = None,
+    progress: bool | Callable[[RangeTestProgress], Any] = True,
     compiler_options: Mapping[str, Any] | None = None,
 ) -> RangeTestResult:
   """Runs the LR range test: ``num_steps`` training steps while the LR rises from ``min_lr`` to ``max_lr``.
 
-  Step ``i`` trains with ``learning_rates(min_lr, max_lr, num_steps, mode)[i]`` on a batch drawn on the
-  device from ``data`` (a fresh permutation each epoch). Each step's loss enters a bias-corrected moving
-  average (``smoothing`` is its decay, as in fastai); once that smoothed loss exceeds
-  ``divergence_factor`` times the best so far (more exactly ``smooth - best > (factor - 1) * |best|``), or
-  the loss is not finite, that step and all later ones are masked: their records are NaN and they do not
-  train (the scan method stops there, so they cost nothing; the chunked method discards their updates).
-  ``result.diverged_step`` says where.
+  Step ``i`` trains with ``learning_rates(min_lr, max_lr, num_steps, mode, staircase)[i]`` on a batch drawn
+  on the device from ``data`` (a fresh permutation each epoch), or on the ``i``-th batch of a stream. Each
+  step's loss enters a bias-corrected moving average (``smoothing`` is its decay, as in fastai); once that
+  smoothed loss exceeds ``divergence_factor`` times the best so far (more exactly ``smooth - best > (factor
+  - 1) * |best|``), or the loss is not finite, that step and all later ones are masked: their records are
+  NaN and they do not train (the scan method stops there, so they cost nothing; the chunked method discards
+  their updates). ``result.diverged_step`` says where.
 
   Give either ``train_step`` and ``state``, or ``loss_fn``, ``params`` and ``optimizer``:
 
@@ -578,10 +754,21 @@ def range_test(
     momentum=0.9)``) or a transformation built with ``optax.inject_hyperparams`` (its learning rate is set
     each step). ``eval_fn`` then receives the params.
 
+  A stream (``data`` an iterable of batches: a generator, a grain or tfds iterator, a PyTorch-style
+  loader) is fed by chunks: the host stacks the batches of the next chunk and copies them to the device
+  while the device trains on the current one, and never waits for a step. Every run trains on the same
+  batches, in the stream's order (the runs differ by their initial state). The stream is read one batch per
+  step and no further; once every run has diverged, reading stops within two chunks (divergence is seen
+  chunk by chunk, a step later than the device sees it), and the steps not run are masked.
+
   Args:
-    data: pytree of arrays with a common leading example axis, e.g. ``{"image": uint8 [N, H, W, 3],
-      "label": int32 [N]}``; batches are ``jnp.take`` of it along that axis. Copied to the device once.
-    batch_size: examples per step.
+    data: a pytree of arrays with a common leading example axis, e.g. ``{"image": uint8 [N, H, W, 3],
+      "label": int32 [N]}``, copied to the device once (batches are ``jnp.take`` of it along that axis); or
+      an iterable of batches, each a pytree of arrays (numpy, or anything ``np.asarray`` reads) of the same
+      structure, shapes and dtypes, at least ``num_steps`` of them. A list or tuple is a pytree: pass
+      ``iter(batches)`` for a list of batches.
+    batch_size: examples per step, drawn from array ``data``; a stream's batches set it (when given, it must
+      match them).
     num_steps: number of steps (>= 2), i.e. learning rates tried.
     min_lr: the learning rate of the first step.
     max_lr: the learning rate of the last step.
@@ -594,6 +781,8 @@ def range_test(
     params: the initial parameters, or a function ``key -> params``.
     optimizer: an optax optimizer factory (or inject_hyperparams transformation).
     mode: ``"linear"`` (the paper) or ``"exponential"`` (fastai, pytorch-lr-finder).
+    staircase: hold each learning rate for this many steps (DeepSpeed's staircase sweep; see
+      `learning_rates`); None rises every step. `suggest_bounds` reads a staircase sweep level by level.
     num_runs: independent runs (different shuffles; different inits when ``state``/``params`` is a
       callable), in the same compiled program: vmapped, or with the chunked method one straight-line copy
       of the step per run (XLA:CPU runs vmapped convolutions several times slower).
@@ -602,11 +791,18 @@ def range_test(
     eval_fn: a held-out metric, ``eval_fn(state_or_params) -> scalar or dict of scalars``, run every
       ``eval_every`` steps (and after the last step) inside the compiled sweep.
     eval_every: steps between evaluations.
-    method: ``"scan"`` (one compiled loop), ``"chunked"`` (a compiled program of ``chunk_size`` unrolled
-      steps driven by a host loop that never waits on the device), or ``"auto"``: chunked on the CPU
-      backend when the step contains a convolution, scan otherwise.
-    chunk_size: steps per compiled chunk of the chunked method (with ``eval_fn``, the largest divisor of
-      ``eval_every`` not above it is used).
+    method: ``"scan"`` (compiled while loops), ``"chunked"`` (compiled chunks of ``chunk_size`` unrolled
+      steps), or ``"auto"``: chunked on the CPU backend when the step contains a convolution, scan
+      otherwise.
+    chunk_size: steps per compiled call when the host drives the sweep (always for the chunked method and
+      for a stream; for the scan method when ``progress`` is on; otherwise the whole sweep is one call).
+      Default: 1 for the chunked method (its compile time grows with the chunk), 16 otherwise. With
+      ``eval_fn``, a divisor of ``eval_every`` is used: for the chunked method the largest not above
+      ``chunk_size``, otherwise the nearest.
+    progress: True shows a tqdm bar (steps, the current learning rate, the smoothed loss; the mean over the
+      runs that have not diverged); a callable receives a `RangeTestProgress` instead; False shows nothing.
+      It is updated from the records of each chunk as the device finishes it (the host has dispatched the
+      chunks already, or with a stream the next one), so the device never waits for it.
     compiler_options: XLA options for compiling the sweep's programs, as in ``jax.jit(...,
       compiler_options=...)``. On jaxlib 0.10's XLA:CPU, ``{"xla_cpu_experimental_ynn_fusion_type":
       "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}`` runs convolutions on XLA's own kernels instead of YNNPACK's,
@@ -618,6 +814,10 @@ def range_test(
     A `RangeTestResult` of numpy arrays (the records come back to the host once, at the end) with
     ``[num_runs, num_steps]`` records; ``.suggest()`` and ``.plot()`` read it.
 
+  Raises:
+    ValueError: a bad argument (named); a stream that ran out before ``num_steps`` batches (unless every
+      run had diverged), or whose batches differ in structure, shape or dtype.
+
   Examples:
     >>> import clr_optax, optax, jax.numpy as jnp, numpy as np
     >>> x = np.random.default_rng(0).normal(size=(256, 3)).astype(np.float32)
@@ -625,10 +825,32 @@ def range_test(
     >>> loss_fn = lambda w, b: jnp.mean((b["x"] @ w - b["y"]) ** 2)
     >>> result = clr_optax.range_test(data, loss_fn=loss_fn, params=jnp.zeros(3), optimizer=optax.sgd,
     ...                               batch_size=32, num_steps=60, min_lr=1e-3, max_lr=10.0,
-    ...                               mode="exponential")
+    ...                               mode="exponential", progress=False)
     >>> bool(result.masked[0, -1]), result.suggest().max_lr < 1.0  # 2 / lambda_max = 0.94 here
     (True, True)
+
+    The same sweep over a stream of host batches (here a generator of numpy batches):
+
+    >>> def batches(rng=np.random.default_rng(1)):
+    ...   while True:
+    ...     i = rng.integers(0, 256, 32)
+    ...     yield {"x": data["x"][i], "y": data["y"][i]}
+    >>> streamed = clr_optax.range_test(batches(), loss_fn=loss_fn, params=jnp.zeros(3), optimizer=optax.sgd,
+    ...                                 num_steps=60, min_lr=1e-3, max_lr=10.0, mode="exponential",
+    ...                                 progress=False)
+    >>> bool(streamed.masked[0, -1]), streamed.suggest().max_lr < 1.0
+    (True, True)
   """
+  _check_settings(batch_size=batch_size, num_steps=num_steps, min_lr=min_lr, max_lr=max_lr, mode=mode,
+                  staircase=staircase, smoothing=smoothing, divergence_factor=divergence_factor, eval_fn=eval_fn,
+                  eval_every=eval_every)
+  if method not in METHODS:
+    raise ValueError(f"method must be one of {METHODS}, got {method=}")
+  _check_int("num_runs", num_runs, 1)
+  if chunk_size is not None:
+    _check_int("chunk_size", chunk_size, 1)
+  if not (isinstance(progress, bool) or callable(progress)):
+    raise ValueError(f"progress must be True, False or a callable taking a RangeTestProgress, got {progress=}")
   if (train_step is None) == (loss_fn is None):
     raise ValueError("give either train_step (with state) or loss_fn (with params and optimizer), got "
                      f"{train_step=}, {loss_fn=}")
@@ -649,15 +871,16 @@ def range_test(
     init = _Init(params if callable(params) else None, train_step)
     given = None if callable(params) else params
     eval_arg = _params_of
-  if method not in METHODS:
-    raise ValueError(f"method must be one of {METHODS}, got {method=}")
-  if not (isinstance(num_runs, (int, np.integer)) and num_runs >= 1):
-    raise ValueError(f"num_runs must be an int >= 1, got {num_runs=}")
-  if not (isinstance(chunk_size, (int, np.integer)) and chunk_size >= 1):
-    raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size=}")
 
-  data = jax.device_put(data)
-  num_examples = _num_examples(data, batch_size)
+  stream = _Stream(data, num_steps, batch_size) if _is_stream(data) else None
+  if stream is not None:
+    batch_size, num_examples, example = stream.batch_size, None, stream.example
+  else:
+    if batch_size is None:
+      raise ValueError("batch_size is required when data is a pytree of arrays (a stream's batches set it)")
+    data = jax.device_put(data)
+    num_examples = _num_examples(data, batch_size)
+    example = jax.tree.map(lambda x: jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype), data)
   if isinstance(key, (int, np.integer)):
     key = jax.random.key(key)
   key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
@@ -671,38 +894,112 @@ def range_test(
   if method == "auto":
     method = "scan"
     if jax.default_backend() == "cpu":
-      probe_batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype), data)
       probe_given = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), given)
-      if _step_has_convolution(train_step, init, _Hashable(probe_given), _Hashable(probe_batch),
+      if _step_has_convolution(train_step, init, _Hashable(probe_given), _Hashable(example),
                                jax.random.key_data(run_keys[0]).shape):
         method = "chunked"
 
-  if method == "scan":
-    block = eval_every or num_steps
-  else:
-    block = chunk_size if eval_every is None else max(d for d in range(1, min(chunk_size, eval_every) + 1)
-                                                      if eval_every % d == 0)
+  host_driven = stream is not None or progress is not False or method == "chunked"
+  block = _block(method, host_driven, chunk_size, eval_every, num_steps)
   spec = _make_spec(train_step, batch_size=batch_size, num_steps=num_steps, min_lr=min_lr, max_lr=max_lr,
-                    mode=mode, smoothing=smoothing, divergence_factor=divergence_factor, eval_fn=eval_fn,
-                    eval_every=eval_every, axis_name=None, block=block, eval_arg=eval_arg)
-  lrs = jnp.asarray(_padded_lrs(min_lr, max_lr, num_steps, mode, spec.padded))
+                    mode=mode, staircase=staircase, smoothing=smoothing, divergence_factor=divergence_factor,
+                    eval_fn=eval_fn, eval_every=eval_every, axis_name=None, block=block, eval_arg=eval_arg)
+  lrs = _padded_lrs(min_lr, max_lr, num_steps, mode, spec.padded, staircase)
   options = tuple(sorted(dict(compiler_options or {}).items()))
-  programs = _programs(spec, method, block, num_runs > 1, init, options)
+  programs = _programs(spec, method, block, num_runs > 1, init, options, host_driven, stream is not None)
 
-  if method == "scan":
-    return jax.device_get(programs.sweep(run_keys, data, lrs, given, mode))
+  if not host_driven:
+    return jax.device_get(programs.sweep(run_keys, data, jnp.asarray(lrs), given, mode))
 
-  # The chunked method: one compiled chunk, dispatched by this loop, which never waits for the device.
-  carry, idx = programs.start(run_keys, given, lrs, num_examples)
-  records, evals = [], []
+  listener = progress if callable(progress) else _Bar(num_steps, num_runs) if progress else None
+  try:
+    return _drive(spec, programs, block, mode, lrs, run_keys, given, data if stream is None else None, num_examples,
+                  stream, eval_every, num_runs, listener)
+  finally:
+    if isinstance(listener, _Bar):
+      listener.close()
+
+
+def _block(method: str, host_driven: bool, chunk_size: int | None, eval_every: int | None, num_steps: int) -> int:
+  """Steps per compiled call (see `range_test`'s ``chunk_size``)."""
+  if not host_driven:  # the scan method in one call: evaluations split its loop
+    return eval_every or num_steps
+  if method == "chunked":
+    size = chunk_size or 1
+    return size if eval_every is None else max(d for d in range(1, min(size, eval_every) + 1) if eval_every % d == 0)
+  size = min(chunk_size or 16, num_steps)
+  if eval_every is None:
+    return size
+  divisors = [d for d in range(1, eval_every + 1) if eval_every % d == 0]
+  return min(divisors, key=lambda d: (abs(math.log(d / size)), -d))
+
+
+def _drive(spec: _Sweep, programs: _Programs, block: int, mode: str, lrs: np.ndarray, run_keys: jax.Array,
+           given: Any, data: Any, num_examples: int | None, stream: _Stream | None, eval_every: int | None,
+           num_runs: int, listener: Callable[[RangeTestProgress], Any] | None) -> RangeTestResult:
+  """The sweep as a host loop of compiled chunks that never waits for a step.
+
+  With device-resident data every chunk is dispatched at once; then the host collects the records chunk by
+  chunk, as the device finishes them, and reports progress from them. With a stream, the next chunk's
+  batches are read and copied to the device while the device trains on the current one; before that the
+  loop collects the chunk before the current one (so at most two chunks are in flight, which bounds the
+  memory they take) and stops reading once every run has diverged there.
+  """
+  device_lrs = jnp.asarray(lrs)
+  carry, idx = programs.start(run_keys, given, device_lrs, num_examples)
+  evaluated = jax.eval_shape(programs.evaluate, carry) if programs.evaluate is not None else None
   num_chunks = spec.padded // block
+  eval_after = [i for i in range(num_chunks)
+                if eval_every is not None and ((i + 1) * block % eval_every == 0 or i == num_chunks - 1)]
+  pending, records, evals = [], [], []
+
+  def collect(upto: int) -> None:
+    """Copies the records of the chunks before ``upto`` to the host (waiting for them) and reports them."""
+    while len(records) < upto:
+      i = len(records)
+      records.append(jax.device_get(pending[i]))
+      if listener is not None:
+        last = min(block, spec.num_steps - i * block) - 1
+        rec = records[i]
+        listener(RangeTestProgress(step=i * block + last + 1, num_steps=spec.num_steps,
+                                   lr=float(rec["lr"][0, last]), smooth_loss=rec["smooth_loss"][:, last],
+                                   diverged=rec["masked"][:, last]))
+
+  source = data if stream is None else stream.chunk(0, block)
+  ran = num_chunks
   for i in range(num_chunks):
-    carry, rec = programs.chunk(carry, data, lrs, idx)
-    records.append(rec)
-    if eval_fn is not None and ((i + 1) * block % eval_every == 0 or i == num_chunks - 1):
+    carry, rec = programs.chunk(carry, source, device_lrs, idx)
+    pending.append(rec)
+    if i in eval_after:
       evals.append(programs.evaluate(carry))
+    if stream is None or i + 1 == num_chunks:
+      continue
+    if i > 0:
+      collect(i)
+      if records[i - 1]["masked"][:, -1].all():
+        ran = i + 1
+        break
+    try:
+      source = stream.chunk((i + 1) * block, block)
+    except _StreamEnded:
+      collect(i + 1)
+      if records[i]["masked"][:, -1].all():
+        ran = i + 1
+        break
+      raise ValueError(f"data ran out after {stream.consumed} batches, but num_steps={spec.num_steps} needs "
+                       f"{spec.num_steps} (one batch per step; no run had diverged)") from None
+  collect(ran)
+  evals, diverged_step = jax.device_get((evals, carry.diverged_step))
+  if ran < num_chunks:  # a stream stopped after divergence: the chunks not run are masked
+    nan = np.full((num_runs, block), np.nan, np.float32)
+    for i in range(ran, num_chunks):
+      records.append({"lr": np.broadcast_to(lrs[i * block:(i + 1) * block], (num_runs, block)),
+                      "masked": np.ones((num_runs, block), bool), "loss": nan, "smooth_loss": nan,
+                      "metrics": {k: nan for k in records[0]["metrics"]}})
+    for i in eval_after[len(evals):]:
+      step = np.full((num_runs,), min((i + 1) * block, spec.num_steps) - 1, np.int32)
+      evals.append((step, {k: np.full((num_runs,), np.nan, np.float32) for k in evaluated[1]}))
   # Joined on the host: as eager jnp ops, each concatenation would compile a program of its own.
-  records, evals, diverged_step = jax.device_get((records, evals, carry.diverged_step))
   records = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *records)
   if evals:
     eval_step, eval_metrics = jax.tree.map(lambda *xs: np.stack(xs, axis=1), *evals)
@@ -737,10 +1034,11 @@ def _over_runs(fn: Callable[..., Any], in_axes: tuple[int | None, ...], runs: st
 
 @functools.lru_cache(maxsize=16)
 def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init,
-              options: tuple[tuple[str, Any], ...]) -> _Programs:
+              options: tuple[tuple[str, Any], ...], host_driven: bool, stream: bool) -> _Programs:
   """The jitted functions of a sweep, cached: a repeated range test with the same step, initializer and
   settings (the learning rates may differ) reuses them without compiling again. ``options`` are the XLA
-  compiler options, as sorted items.
+  compiler options, as sorted items; ``host_driven``: chunks called from a host loop, not one sweep;
+  ``stream``: the chunks take stacked batches instead of indices into device-resident data.
 
   Several runs are vmapped, except in the chunked method: vmapped parameters turn XLA:CPU's convolutions
   into grouped ones, about 4.5x slower per run, so there each run gets its own straight-line copy of the
@@ -750,26 +1048,33 @@ def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init,
   jit = functools.partial(jax.jit, compiler_options=dict(options) or None)
 
   def start(keys, given, lrs, num_examples):
-    """Each run's initial state and batch order, computed one run after another (``lax.map``):
-    vmapping the initializers' random number generation takes 2-3x longer to compile."""
+    """Each run's initial state and (for device-resident data) batch order, computed one run after another
+    (``lax.map``): vmapping the initializers' random number generation takes 2-3x longer to compile."""
     def one(k):
       init_key, shuffle_key = jax.random.split(k)
-      return init(init_key, given, lrs[0]), _batch_indices(shuffle_key, num_examples, spec.batch_size,
-                                                           spec.padded)
+      idx = None if num_examples is None else _batch_indices(shuffle_key, num_examples, spec.batch_size,
+                                                               spec.padded)
+      return init(init_key, given, lrs[0]), idx
     return lax.map(one, keys) if several else jax.tree.map(lambda x: x[None], one(keys[0]))
 
-  if method == "scan":
+  if not host_driven:
     def range_test_sweep(keys, data, lrs, given, mode):
       states, idx = start(keys, given, lrs, _num_examples(data, spec.batch_size))
-      return _over_runs(lambda s, i: _scan_sweep(spec, block, mode, lrs, s, data, i), (0, 0), runs)(states, idx)
+      return _over_runs(lambda s, i: _scan_sweep(spec, block, mode, lrs, s, _from_arrays(data, i)),
+                        (0, 0), runs)(states, idx)
     return _Programs(jit(range_test_sweep, static_argnums=4), None, None, None)
 
   def range_test_start(keys, given, lrs, num_examples):
     states, idx = start(keys, given, lrs, num_examples)
     return _over_runs(_init_carry, (0,), runs)(states), idx
 
-  def range_test_chunk(carry, data, lrs, idx):
-    return _over_runs(lambda c, i: spec.chunk(c, data, lrs, i, block, unroll=True), (0, 0), runs)(carry, idx)
+  unroll = method == "chunked"
+
+  def range_test_chunk(carry, source, lrs, idx):
+    if stream:
+      return _over_runs(lambda c: spec.chunk(c, lrs, _from_chunk(source), block, unroll), (0,), runs)(carry)
+    return _over_runs(lambda c, i: spec.chunk(c, lrs, _from_arrays(source, i), block, unroll), (0, 0),
+                      runs)(carry, idx)
 
   evaluate = jit(_over_runs(spec.evaluate, (0,), runs)) if spec.eval_fn is not None else None
   return _Programs(None, jit(range_test_start, static_argnums=3), jit(range_test_chunk, donate_argnums=0), evaluate)

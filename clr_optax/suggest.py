@@ -5,9 +5,10 @@ to the mean curve:
 
 * the paper's accuracy rule (Smith 2015, section 3.3): ``base_lr`` where the accuracy starts to rise,
   ``max_lr`` where the rise slows, turns ragged or the accuracy falls;
-* the loss rules users know from fastai and pytorch-lr-finder: the steepest descent of the loss against
-  log(lr), fastai's "valley" (a point two thirds along the longest descending stretch of the smoothed loss),
-  and the minimum of the smoothed loss (an upper limit, never a suggestion by itself);
+* the loss rules users know from fastai and pytorch-lr-finder: the steepest descent of the loss along the
+  sweep (against log(lr) for an exponential sweep, against lr for a linear one), fastai's "valley" (a point
+  two thirds along the longest descending stretch of the smoothed loss), and the minimum of the smoothed
+  loss (an upper limit, never a suggestion by itself);
 * the paper's rule of thumb: ``base_lr`` is a third to a quarter of ``max_lr``
   (`clr_optax.base_lr_from_max`).
 
@@ -89,28 +90,51 @@ def _longest_descent(y: np.ndarray) -> tuple[int, int]:
   return int(first[end]), end
 
 
+def _levels(lr: np.ndarray, *curves: np.ndarray) -> tuple[np.ndarray, ...]:
+  """Consecutive points of equal learning rate (a staircase sweep's levels) merged: their mean per level."""
+  if lr.size < 2 or np.all(lr[1:] != lr[:-1]):
+    return (lr, *curves)
+  starts = np.flatnonzero(np.concatenate([[True], lr[1:] != lr[:-1]]))
+  merged = []
+  for y in curves:
+    finite = np.isfinite(y)
+    total = np.add.reduceat(np.where(finite, y, 0.0), starts)
+    count = np.add.reduceat(finite.astype(np.float64), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+      merged.append(np.where(count > 0, total / np.maximum(count, 1), np.nan))
+  return (lr[starts], *merged)
+
+
 def _curves(result: Any) -> dict[str, Any]:
-  """The mean curves of the unmasked prefix shared by all runs."""
+  """The mean curves of the unmasked prefix shared by all runs, one point per learning rate (the steps of a
+  staircase level averaged)."""
   lr = np.asarray(result.lr, np.float64).reshape(-1, np.shape(result.lr)[-1])[0]
   masked = np.asarray(result.masked).reshape(-1, lr.size)
   live = ~masked.any(axis=0)
-  n = int(np.argmin(live)) if not live.all() else lr.size
-  loss = np.asarray(result.loss, np.float64).reshape(-1, lr.size)[:, :n]
-  out = {"lr": lr[:n], "n": n, "loss": np.nanmean(loss, axis=0) if n else loss[0]}
+  steps = int(np.argmin(live)) if not live.all() else lr.size
+  loss = np.asarray(result.loss, np.float64).reshape(-1, lr.size)[:, :steps]
+  out = {"steps": steps, "first_lr": float(lr[0]) if lr.size else float("nan")}
+  curves = [np.nanmean(loss, axis=0) if steps else loss[0]]
   acc = result.metrics.get("accuracy")
   if acc is not None:
-    out["train_accuracy"] = np.nanmean(np.asarray(acc, np.float64).reshape(-1, lr.size)[:, :n], axis=0)
+    curves.append(np.nanmean(np.asarray(acc, np.float64).reshape(-1, lr.size)[:, :steps], axis=0))
+  merged = _levels(lr[:steps], *curves)
+  out.update(lr=merged[0], n=merged[0].size, loss=merged[1])
+  if acc is not None:
+    out["train_accuracy"] = merged[2]
   eval_acc = result.eval_metrics.get("accuracy")
   if eval_acc is not None:
-    steps = np.asarray(result.eval_step).reshape(-1, np.shape(result.eval_step)[-1])[0]
-    keep = steps < n
-    values = np.asarray(eval_acc, np.float64).reshape(-1, steps.size)[:, keep]
-    out["eval_accuracy"] = (lr[steps[keep]], np.nanmean(values, axis=0))
+    eval_steps = np.asarray(result.eval_step).reshape(-1, np.shape(result.eval_step)[-1])[0]
+    keep = eval_steps < steps
+    values = np.asarray(eval_acc, np.float64).reshape(-1, eval_steps.size)[:, keep]
+    out["eval_accuracy"] = _levels(lr[eval_steps[keep]], np.nanmean(values, axis=0))
   return out
 
 
-def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str) -> dict[str, tuple[float, str]]:
-  """The paper's rule on one accuracy curve; empty when the accuracy never rose clearly."""
+def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, log_x: bool) -> dict[str, tuple[float, str]]:
+  """The paper's rule on one accuracy curve; empty when the accuracy never rose clearly. ``log_x``: slopes
+  against log(lr) (an exponential sweep), else against lr (a linear one, as the paper plots it: against
+  log(lr) the late points of a linear sweep crowd together and their noise reads as steep slopes)."""
   n = len(acc)
   smooth = smooth_curve(acc, window)
   half = min(window // 2, (n - 1) // 4)
@@ -126,7 +150,7 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str) -> d
   out = {"accuracy_base": (float(lr[base]),
                            f"{what} starts to rise here (smoothed, 10% of the way from {start:.3g} to its peak "
                            f"{smooth[peak]:.3g})")}
-  x = np.log(lr) if lr[0] > 0 else lr
+  x = np.log(lr) if log_x and lr[0] > 0 else lr
   # Differentiate a twice-smoothed curve: a derivative amplifies whatever noise is left.
   slope = np.gradient(smooth_curve(smooth, window), x)
   lo = max(base, half)
@@ -136,9 +160,11 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str) -> d
   slow = np.nonzero(slope[steep:peak + 1] < 0.25 * slope[steep])[0]
   if slow.size:
     reasons.append((steep + int(slow[0]), f"the rise of the {what} slows (slope under 1/4 of its steepest)"))
-  # Ragged: the local scatter about the smoothed curve doubles compared with the rising part.
+  # Ragged: the local scatter about the smoothed curve doubles compared with the rising part. The rise's
+  # scatter is measured over a window's width at least, away from the start, where the moving average shrinks
+  # to a few points and follows them (a scatter of 1 or 2 points made the rule fire at any noise).
   scatter = np.sqrt(smooth_curve(residual ** 2, window))
-  calm = float(np.nanmedian(scatter[base:steep + 1]))
+  calm = float(np.nanmedian(scatter[lo:max(steep, lo) + window + 1]))
   ragged = np.nonzero(scatter[steep:] > 2.0 * calm)[0] if calm > 0 else np.array([], np.int64)
   if ragged.size:
     reasons.append((steep + int(ragged[0]), f"the {what} turns ragged (local scatter twice that of the rise)"))
@@ -158,16 +184,20 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
     result: the range test's result (several runs: their mean curve is used).
     rule: which rule sets ``max_lr``: ``"accuracy"`` (the paper's; it sets ``base_lr`` too), ``"valley"``,
       ``"steepest"``, or ``"auto"``: the paper's rule on held-out accuracy (``eval_fn`` returned an
-      ``"accuracy"``), else on training accuracy, else the valley. Loss rules take ``base_lr`` from the rule
-      of thumb.
+      ``"accuracy"``), else on training accuracy, else the valley. With both accuracies, ``base_lr`` is the
+      held-out reading and ``max_lr`` the geometric mean of the two readings (candidates ``held_out_max``
+      and ``train_accuracy_max``). Loss rules take ``base_lr`` from the rule of thumb.
     factor: the rule of thumb's divisor, ``base_lr = max_lr / factor`` (the paper: 3 or 4).
-    window: width in steps of the centred moving average (default: about 5% of the unmasked steps, >= 3).
+    window: width in steps of the centred moving average, an int >= 1 that leaves 3 full-width averages
+      (default: about 5% of the unmasked steps, >= 3). A staircase sweep is read one point per level (its
+      steps averaged), and the window counts levels.
 
   Returns:
     A `Suggestion`; ``suggestion.bounds`` is ``(base_lr, max_lr)``.
 
   Raises:
-    ValueError: fewer than 8 steps before the first divergence, or the requested rule does not apply.
+    ValueError: a bad argument (named); a loss that is not finite from the first step; fewer than 8 steps
+      before the first divergence; or the requested rule does not apply.
 
   Examples:
     >>> s = result.suggest()  # doctest: +SKIP
@@ -175,27 +205,46 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   """
   if rule not in RULES:
     raise ValueError(f"rule must be one of {RULES}, got {rule=}")
+  if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, float, np.integer, np.floating)) \
+      or not (np.isfinite(factor) and factor > 1):
+    raise ValueError(f"factor must be a finite number > 1 (base_lr = max_lr / factor; the paper uses 3 or 4), "
+                     f"got {factor=}")
+  if window is not None and (isinstance(window, (bool, np.bool_)) or not isinstance(window, (int, np.integer))
+                             or window < 1):
+    raise ValueError(f"window must be an int >= 1 (steps of the centred moving average) or None, got {window=}")
   c = _curves(result)
   lr, n = c["lr"], c["n"]
+  if c["steps"] == 0:
+    raise ValueError(f"the loss is not finite at the smallest learning rate (lr={c['first_lr']:.4g}, the first "
+                     "step): the model, the data or the loss produce NaN or inf before the learning rate matters; "
+                     "lowering max_lr will not help")
   if n < 8:
-    raise ValueError(f"the sweep diverged after {n} steps; at least 8 unmasked steps are needed: lower max_lr "
-                     "or raise num_steps")
+    what = f"{n} staircase levels" if n < c["steps"] else f"{n} steps"
+    raise ValueError(f"the sweep diverged after {what}; at least 8 unmasked {what.split()[-1]} are needed: lower "
+                     "max_lr or raise num_steps")
   if window is None:
     window = max(3, (n // 20) | 1)
+  elif n - 2 * (window // 2) < 3:
+    raise ValueError(f"window={window} is too wide for the {n} unmasked points of the sweep: at most "
+                     f"{2 * ((n - 3) // 2) + 1} leaves the 3 full-width averages the rules need")
   candidates: dict[str, tuple[float, str]] = {}
 
-  # The loss rules.
+  # The loss rules, with slopes along the sweep's own axis: log(lr) for an exponential sweep (fastai's and
+  # pytorch-lr-finder's), lr for a linear one (against log(lr) its late points crowd together and their noise
+  # reads as steep slopes).
+  log_x = getattr(result, "mode", "exponential") == "exponential"
   positive = lr > 0
   loss = smooth_curve(c["loss"], window)
-  x = np.log(np.where(positive, lr, np.nan))
+  x = np.log(np.where(positive, lr, np.nan)) if log_x else lr
   edge = window // 2
   inner = np.arange(n)[edge:n - edge]
   inner = inner[positive[inner] & np.isfinite(loss[inner])]
   if inner.size >= 3:
     slope = np.gradient(loss[inner], x[inner])
     k = inner[int(np.nanargmin(slope))]
-    candidates["steepest"] = (float(lr[k]), f"steepest descent of the smoothed loss against log(lr) "
-                              f"({np.nanmin(slope):.3g} per e-fold)")
+    candidates["steepest"] = (float(lr[k]), f"steepest descent of the smoothed loss against "
+                              f"{'log(lr)' if log_x else 'lr'} ({np.nanmin(slope):.3g} per "
+                              f"{'e-fold' if log_x else 'unit of lr'})")
     lo, hi = _longest_descent(loss[inner])
     v = inner[lo + (2 * (hi - lo)) // 3]
     candidates["valley"] = (float(lr[v]), f"2/3 along the longest descent of the smoothed loss (lr "
@@ -208,9 +257,22 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   if "eval_accuracy" in c:
     elr, eacc = c["eval_accuracy"]
     if elr.size >= 5:
-      acc_rule = _accuracy_rule(elr, eacc, max(3, (elr.size // 10) | 1), "held-out accuracy")
-  if not acc_rule and "train_accuracy" in c:
-    acc_rule = _accuracy_rule(lr, c["train_accuracy"], window, "training accuracy")
+      acc_rule = _accuracy_rule(elr, eacc, max(3, (elr.size // 10) | 1), "held-out accuracy", log_x)
+  train_rule = _accuracy_rule(lr, c["train_accuracy"], window, "training accuracy", log_x) \
+      if "train_accuracy" in c else {}
+  if not acc_rule:
+    acc_rule = train_rule
+  elif "accuracy_max" in train_rule:
+    # Both curves read: the held-out accuracy has one point per evaluation, the training accuracy one per
+    # step, and where each rise slows scatters from seed to seed by itself; their geometric mean scatters
+    # less (README, "LR range test": the robustness table). base_lr stays the held-out reading.
+    held, held_why = acc_rule["accuracy_max"]
+    trained, trained_why = train_rule["accuracy_max"]
+    candidates["held_out_max"] = (held, held_why)
+    candidates["train_accuracy_max"] = (trained, trained_why)
+    acc_rule = {**acc_rule, "accuracy_max": (float(np.sqrt(held * trained)), (
+        f"geometric mean of the held-out reading ({held:.3g}: {held_why}) and the training-accuracy reading "
+        f"({trained:.3g}: {trained_why})"))}
   candidates.update(acc_rule)
 
   if rule == "auto":

@@ -2,6 +2,7 @@
 gradient descent, separate runs, and a real-data smoke test."""
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -325,3 +326,190 @@ def test_cifar10_smoke(cifar10_archive, tmp_path):
   fig = result.plot()
   assert fig.axes[-1].get_xscale() == "log"
   fig.savefig(tmp_path / "range_test.png")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A stream of host batches, progress, staircase, argument checks.
+
+def _sgd_loop(w0, batches, lrs):
+  """The reference: a Python loop of jitted SGD steps over the given batches, no range-test machinery."""
+  step = jax.jit(lambda w, b, lr: (w - lr * jax.grad(_mse)(w, b), _mse(w, b)))
+  w, losses = jnp.asarray(w0), []
+  for batch, lr in zip(batches, lrs):
+    w, loss = step(w, batch, np.float32(lr))
+    losses.append(float(loss))
+  return np.asarray(losses)
+
+
+def _minibatches(x, y, size, count, seed=0):
+  rng = np.random.default_rng(seed)
+  out = []
+  for _ in range(count):
+    i = rng.choice(len(x), size, replace=False)
+    out.append({"x": x[i].astype(np.float32), "y": y[i].astype(np.float32)})
+  return out
+
+
+@pytest.mark.parametrize("method,chunk_size", [("scan", None), ("scan", 3), ("chunked", 1), ("chunked", 4)])
+def test_stream_equals_a_loop_of_jitted_steps_and_stops_reading_after_divergence(method, chunk_size):
+  x, y = _least_squares(7)
+  batches = _minibatches(x, y, 16, 80)
+  lrs = clr_optax.learning_rates(1e-3, 1e3, 80, "exponential")
+  want = _sgd_loop(np.zeros(x.shape[1]), batches, lrs)
+  read = []
+
+  def stream():  # an infinite generator that counts what it hands out
+    for i in itertools.count():
+      read.append(i)
+      yield batches[i % len(batches)]
+
+  result = clr_optax.range_test(stream(), loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd,
+                                num_steps=80, min_lr=1e-3, max_lr=1e3, mode="exponential", method=method,
+                                chunk_size=chunk_size, progress=False)
+  d = int(result.diverged_step[0])
+  assert 0 < d < 60
+  np.testing.assert_allclose(result.loss[0, :d], want[:d], rtol=2e-5)
+  assert np.asarray(result.masked[0, d:]).all() and np.isnan(np.asarray(result.loss[0, d:])).all()
+  np.testing.assert_allclose(result.lr[0], lrs, rtol=1e-6)
+  # Divergence is seen chunk by chunk: reading stops within two chunks after the diverged step's chunk.
+  block = 16 if chunk_size is None and method == "scan" else chunk_size
+  assert len(read) <= (d // block + 3) * block, (len(read), d, block)
+
+
+@pytest.mark.parametrize("method", ["scan", "chunked"])
+def test_stream_equals_device_array_sweep_with_runs_and_evaluations(method):
+  # Full batches: every step of the array sweep sees all rows (in a shuffled order, which a mean ignores),
+  # so a stream that yields the whole data set each step trains on the same batches.
+  x, y = _least_squares(8)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  kw = dict(loss_fn=_mse, params=lambda k: jax.random.normal(k, (x.shape[1],)),
+            optimizer=functools.partial(optax.sgd, momentum=0.9), num_steps=24, min_lr=1e-3, max_lr=0.5,
+            mode="exponential", num_runs=2, key=3, method=method, chunk_size=4,
+            eval_fn=lambda w: {"norm": jnp.sum(w ** 2)}, eval_every=6, progress=False)
+  arrays = clr_optax.range_test(data, batch_size=len(x), **kw)
+  reports = []
+  streamed = clr_optax.range_test(itertools.repeat(data, 24),  # a finite iterator, exactly num_steps long
+                                  **{**kw, "progress": reports.append})
+  # Chunks of 3 steps: the divisor of eval_every=6 that chunk_size=4 allows.
+  assert [r.step for r in reports] == list(range(3, 25, 3))
+  np.testing.assert_allclose([r.smooth_loss for r in reports], arrays.smooth_loss[:, 2::3].T, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(arrays), jax.tree.leaves(streamed)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+  assert streamed.eval_metrics["norm"].shape == (2, 4)
+  assert streamed.suggest().bounds == arrays.suggest().bounds
+
+
+def test_stream_that_runs_out_names_both_numbers():
+  x, y = _least_squares(9)
+  batches = _minibatches(x, y, 16, 7)
+  kw = dict(loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd, num_steps=10, min_lr=1e-3,
+            max_lr=0.01, progress=False)
+  with pytest.raises(ValueError, match=r"ran out after 7 batches.*num_steps=10"):
+    clr_optax.range_test(iter(batches), chunk_size=3, **kw)
+  with pytest.raises(ValueError, match=r"no batch.*num_steps=10"):
+    clr_optax.range_test(iter([]), **kw)
+  # A longer finite generator is read one batch per step, no further.
+  longer = iter(_minibatches(x, y, 16, 15))
+  result = clr_optax.range_test(longer, chunk_size=4, **kw)
+  assert result.loss.shape == (1, 10) and not np.asarray(result.masked).any()
+  assert len(list(longer)) == 5
+
+
+def test_stream_checks_its_batches():
+  x, y = _least_squares(9)
+  batches = _minibatches(x, y, 16, 6)
+  kw = dict(loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd, num_steps=6, min_lr=1e-3,
+            max_lr=0.01, progress=False)
+  short = batches[:3] + [{"x": batches[3]["x"][:8], "y": batches[3]["y"][:8]}] + batches[4:]
+  with pytest.raises(ValueError, match="batch 3 of data"):
+    clr_optax.range_test(iter(short), chunk_size=2, **kw)
+  with pytest.raises(ValueError, match="batch_size=32, but the first batch"):
+    clr_optax.range_test(iter(batches), batch_size=32, **kw)
+  # Batches from a PyTorch-style loader are lists of arrays; any pytree works.
+  pairs = [(b["x"], b["y"]) for b in batches]
+  result = clr_optax.range_test(iter(pairs), loss_fn=lambda w, b: _mse(w, {"x": b[0], "y": b[1]}),
+                                **{k: v for k, v in kw.items() if k != "loss_fn"})
+  np.testing.assert_allclose(result.loss[0], _sgd_loop(np.zeros(x.shape[1]), batches, result.lr[0]), rtol=2e-5)
+
+
+@pytest.mark.parametrize("method", ["scan", "chunked"])
+def test_progress_reports_per_chunk_match_the_records(method):
+  x, y = _least_squares(10)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  reports = []
+  result = clr_optax.range_test(data, loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd,
+                                batch_size=16, num_steps=30, min_lr=1e-3, max_lr=1e3, mode="exponential",
+                                num_runs=2, method=method, chunk_size=4, progress=reports.append)
+  steps = [r.step for r in reports]
+  assert steps == sorted(steps) and steps[-1] == 30 and len(steps) == 8  # one report per chunk of 4
+  for r in reports:
+    assert r.num_steps == 30 and r.smooth_loss.shape == (2,) and r.diverged.shape == (2,)
+    assert r.lr == pytest.approx(float(result.lr[0, r.step - 1]), rel=1e-6)
+    for run in range(2):
+      diverged = 0 <= result.diverged_step[run] < r.step
+      assert r.diverged[run] == diverged
+      if diverged:
+        assert np.isnan(r.smooth_loss[run])
+      else:
+        assert r.smooth_loss[run] == pytest.approx(float(result.smooth_loss[run, r.step - 1]), rel=1e-5)
+  assert reports[-1].diverged.all()
+
+
+def test_progress_bar_by_default(capsys):
+  x, y = _least_squares(10)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  clr_optax.range_test(data, loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd, batch_size=16,
+                       num_steps=20, min_lr=1e-3, max_lr=0.1)
+  err = capsys.readouterr().err
+  assert "LR range test" in err and "20/20" in err and "lr=0.1" in err
+  clr_optax.range_test(data, loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd, batch_size=16,
+                       num_steps=20, min_lr=1e-3, max_lr=0.1, progress=False)
+  assert "LR range test" not in capsys.readouterr().err
+
+
+def test_staircase_holds_each_rate_for_k_steps():
+  np.testing.assert_allclose(clr_optax.learning_rates(1.0, 3.0, 7, staircase=3), [1, 1, 1, 2, 2, 2, 3])
+  np.testing.assert_allclose(clr_optax.learning_rates(1e-3, 1e-1, 6, "exponential", staircase=2),
+                             [1e-3, 1e-3, 1e-2, 1e-2, 1e-1, 1e-1])
+  np.testing.assert_array_equal(clr_optax.learning_rates(0.0, 1.0, 9, staircase=1),
+                                clr_optax.learning_rates(0.0, 1.0, 9))
+  for bad in (0, 9, 2.0, True):
+    with pytest.raises(ValueError, match="staircase"):
+      clr_optax.learning_rates(0.0, 1.0, 9, staircase=bad)
+  # The sweep trains with the held rates (float64 gradient descent as the reference), and its suggestion is
+  # read per level: on the quadratic it stays below the stability limit.
+  x, _ = _least_squares()
+  x = x.astype(np.float32)
+  eigvals = np.linalg.eigvalsh(2 * x.T.astype(np.float64) @ x / len(x))
+  limit = 2 / eigvals[-1]
+  data = {"x": x, "y": x @ np.linspace(-1, 1, x.shape[1]).astype(np.float32)}
+  result = clr_optax.range_test(data, loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd,
+                                batch_size=len(x), num_steps=120, min_lr=limit / 50, max_lr=limit * 4,
+                                mode="exponential", staircase=5, progress=False)
+  lrs = clr_optax.learning_rates(limit / 50, limit * 4, 120, "exponential", staircase=5)
+  np.testing.assert_allclose(result.lr[0], lrs, rtol=1e-6)
+  w, want = np.zeros(x.shape[1]), []
+  for lr in lrs[:int(np.argmax(lrs > limit))]:  # past the limit float32 round-off grows like the loss
+    r = x.astype(np.float64) @ w - data["y"]
+    want.append(np.mean(r ** 2))
+    w = w - lr * 2 * x.T.astype(np.float64) @ r / len(x)
+  np.testing.assert_allclose(result.loss[0, :len(want)], want, rtol=1e-4)
+  s = result.suggest()
+  assert np.isfinite(s.bounds).all() and s.max_lr < limit
+
+
+def test_numeric_arguments_are_checked_up_front():
+  data = {"x": np.zeros((8, 2), np.float32), "y": np.zeros(8, np.float32)}
+  kw = dict(loss_fn=_mse, params=jnp.zeros(2), optimizer=optax.sgd, batch_size=4, num_steps=10, min_lr=1e-3,
+            max_lr=1.0, progress=False)
+  for name, bad in [("batch_size", 32.0), ("batch_size", 0), ("batch_size", True), ("num_steps", 10.0),
+                    ("min_lr", "0.1"), ("max_lr", None), ("smoothing", "0.9"), ("smoothing", 1.0),
+                    ("num_runs", 2.0), ("chunk_size", 0), ("staircase", 1.5), ("divergence_factor", "4")]:
+    with pytest.raises(ValueError, match=name):
+      clr_optax.range_test(data, **{**kw, name: bad})
+  with pytest.raises(ValueError, match="eval_every"):
+    clr_optax.range_test(data, **kw, eval_fn=lambda w: 0.0, eval_every=2.5)
+  with pytest.raises(ValueError, match="progress"):
+    clr_optax.range_test(data, **{**kw, "progress": "yes"})
+  with pytest.raises(ValueError, match="batch_size is required"):
+    clr_optax.range_test(data, **{**kw, "batch_size": None})

@@ -160,3 +160,36 @@ def test_plot_marks_bounds_divergence_and_bands():
   assert fig.axes[0].collections  # the bands
   linear = _result(np.linspace(0.0, 1.0, 50), np.linspace(2, 1, 50), mode="linear").plot()
   assert len(linear.axes) == 1 and linear.axes[0].get_xscale() == "linear"
+
+
+def test_bad_arguments_are_named():
+  lr = np.geomspace(1e-4, 1.0, 100)
+  result = _result(lr, 2.3 - 2.0 * _sigmoid((np.log(lr) - np.log(1e-2)) / 0.5))
+  for bad in (-5, 0, 2.5, True, "7", 99):  # -5 used to change the answer silently, 2.5 to raise an IndexError
+    with pytest.raises(ValueError, match="window"):
+      result.suggest(window=bad)
+  for bad in (1.0, 0.5, float("nan"), "4"):
+    with pytest.raises(ValueError, match="factor"):
+      result.suggest(factor=bad)
+  assert result.suggest(window=1).max_lr > 0 and result.suggest(window=97).max_lr > 0
+
+
+def test_loss_not_finite_from_the_first_step_is_not_a_max_lr_problem():
+  lr = np.geomspace(1e-4, 1.0, 50)
+  masked = np.ones(50, bool)  # the range test masks from step 0 when the first loss is NaN
+  with pytest.raises(ValueError, match="not finite at the smallest learning rate") as e:
+    _result(lr, np.full(50, np.nan), masked=masked).suggest()
+  assert "lower max_lr" not in str(e.value)
+
+
+def test_staircase_levels_are_read_as_one_point_each():
+  # The same noisy curve per level, each level held for 4 steps: the suggestion equals that of the level
+  # means swept one step per level.
+  rng = np.random.default_rng(0)
+  levels = np.geomspace(1e-5, 10.0, 60)
+  clean = 2.3 - 2.0 * _sigmoid((np.log(levels) - np.log(1e-2)) / 0.5) + 0.3 * np.maximum(np.log(levels), 0) ** 2
+  steps = np.repeat(clean, 4) + rng.normal(0, 0.05, 240)
+  stair = _result(np.repeat(levels, 4), steps).suggest()
+  means = _result(levels, steps.reshape(60, 4).mean(1)).suggest()
+  assert stair.bounds == pytest.approx(means.bounds, rel=1e-6)
+  assert 1e-2 / 1.5 < stair.candidates["steepest"][0] < 1e-2 * 1.5
