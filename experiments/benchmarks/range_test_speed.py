@@ -116,7 +116,7 @@ def sweep_runner(name, data, steps, **kw):
   def run(key):
     seconds, result = _timed(lambda: clr_optax.range_test(
         data, train_step=step, state=init, key=key, batch_size=BATCH, num_steps=steps, min_lr=MIN_LR,
-        max_lr=MAX_LR, mode="exponential", compiler_options=COMPILER_OPTIONS, **kw))
+        max_lr=MAX_LR, mode="exponential", compiler_options=COMPILER_OPTIONS, progress=False, **kw))
     if (np.asarray(result.diverged_step) >= 0).any():
       raise RuntimeError(f"the {name} sweep diverged at step {result.diverged_step}: the runners would execute "
                          "different numbers of steps; lower MAX_LR")
