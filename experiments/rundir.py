@@ -18,6 +18,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 from typing import Any, Iterator, Mapping
 
 import jax
@@ -31,6 +32,8 @@ METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
 SUMMARY = "summary.json"
 CHECKPOINTS = "checkpoints"
+# The infix of the temporary directory orbax writes a checkpoint to before renaming it to its step.
+TMP_CHECKPOINT = ".orbax-checkpoint-tmp-"
 # What a finished run leaves that is worth committing (never its checkpoints).
 RESULT_FILES = (SUMMARY, METRICS_JSONL, CONFIG)
 CSV_FIELDS = ("step", "epoch", "split", "loss", "accuracy", "lr", "grad_norm", "images_per_sec", "wall_time")
@@ -112,9 +115,26 @@ def check_same_run(directory: pathlib.Path, config: config_lib.Config) -> None:
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
-  """The rows of a ``metrics.jsonl``, in order."""
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  """The rows of a ``metrics.jsonl``, in order.
+
+  A last line without its newline that is not a whole row (a write killed half way) is dropped: the rows are
+  appended in one write each, so every complete row is kept and a resumed run writes the rest again.
+
+  Raises:
+    ValueError: another line is not a row (naming the line and the file).
+  """
+  lines = pathlib.Path(path).read_text().split("\n")
+  rows = []
+  for number, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      if number == len(lines):  # the last line, cut short
+        break
+      raise ValueError(f"line {number} of {path} is not a metrics row ({e})") from None
+  return rows
 
 
 def read_metrics(directory: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
@@ -169,9 +189,17 @@ class MetricsWriter:
 
 
 def checkpoint_manager(workdir: pathlib.Path, max_to_keep: int) -> ocp.CheckpointManager:
-  """The orbax manager of ``<workdir>/checkpoints``, keeping the latest `max_to_keep` checkpoints."""
+  """The orbax manager of ``<workdir>/checkpoints``, keeping the latest `max_to_keep` checkpoints.
+
+  A write killed inside orbax leaves ``<step>.orbax-checkpoint-tmp-*``, never restored but counted by orbax
+  against `max_to_keep`: such leftovers are removed first (by the primary process).
+  """
+  directory = (workdir / CHECKPOINTS).absolute()
+  if jax.process_index() == 0 and directory.is_dir():
+    for leftover in directory.glob(f"*{TMP_CHECKPOINT}*"):
+      shutil.rmtree(leftover)
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
-  return ocp.CheckpointManager((workdir / CHECKPOINTS).absolute(), options=options)
+  return ocp.CheckpointManager(directory, options=options)
 
 
 def save_checkpoint(manager: ocp.CheckpointManager, state: TrainState) -> None:

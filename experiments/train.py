@@ -54,10 +54,11 @@ def plan_run(config: config_lib.Config, *, num_train: int, num_global_devices: i
     raise ValueError(f"the training set ({num_train} images) is smaller than train.batch_size={gb}")
   spe = num_train // gb
   total = config_lib.resolve_duration(config.train.num_steps, steps_per_epoch=spe, name="train.num_steps")
-  if str(config.train.num_steps).strip().endswith("%") or total <= 0:
-    raise ValueError(f"train.num_steps must be a positive number of steps or epochs, got {config.train.num_steps=}")
+  if total <= 0:
+    raise ValueError(f"train.num_steps must be at least one step, got {config.train.num_steps=} ({spe} steps per "
+                     "epoch)")
 
-  def every(spec, name):
+  def every(spec, name):  # a positive interval shorter than a step is every step
     return max(config_lib.resolve_duration(spec, steps_per_epoch=spe, total_steps=total, name=name), 1)
 
   return RunPlan(global_batch=gb, local_batch=gb // num_global_devices, steps_per_epoch=spe, total_steps=total,
@@ -231,6 +232,14 @@ def _initial_state(config: config_lib.Config, ds: data_lib.Dataset, workdir: pat
   return state, int(state.step)
 
 
+def _logged_evaluation(workdir: pathlib.Path, step: int) -> dict[str, float]:
+  """The test loss and accuracy logged at `step` (a resumed run that had already finished trains nothing)."""
+  if not (workdir / rundir.METRICS_JSONL).exists():
+    return {}
+  rows = [r for r in rundir.read_metrics(workdir)["test"] if r["step"] == step]
+  return {"loss": rows[-1]["loss"], "accuracy": rows[-1]["accuracy"]} if rows else {}
+
+
 def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *, dataset: Any = None,
                        resume: bool = False) -> dict[str, Any]:
   """Trains `config` and evaluates it on the test set; the logic behind the command line.
@@ -280,8 +289,9 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
     raise FloatingPointError(f"{e}; stopped, {where}") from None
   finally:
     manager.close()
-  return {"config": config.name, "steps": plan.total_steps, "test_accuracy": loop.last_eval.get("accuracy"),
-          "test_loss": loop.last_eval.get("loss"), "train_images_per_sec": loop.meter.rate,
+  last_eval = loop.last_eval or _logged_evaluation(workdir, plan.total_steps)
+  return {"config": config.name, "steps": plan.total_steps, "test_accuracy": last_eval.get("accuracy"),
+          "test_loss": last_eval.get("loss"), "train_images_per_sec": loop.meter.rate,
           "wall_time": loop.meter.elapsed(), "workdir": str(workdir), "state": parallel.unreplicate(loop.state_r)}
 
 

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import clr_optax
+from clr_optax.suggest import RULES as SUGGESTION_RULES
 from experiments import configs as config_lib
 from experiments import parallel
 from experiments import report
@@ -279,11 +280,14 @@ def run_workflow(workdir: str | pathlib.Path, config: config_lib.Config | None =
     A `WorkflowResult`.
 
   Raises:
-    ValueError: `config` has no workflow section, or `workdir` holds a workflow of other settings.
+    ValueError: `config` has no workflow section or an unknown rule (checked before anything runs), or
+      `workdir` holds a workflow of other settings.
   """
   config = config_lib.get_config("workflow") if config is None else config
   if config.workflow is None:
     raise ValueError(f"config {config.name!r} has no workflow section; start from get_config('workflow')")
+  if config.workflow.rule not in SUGGESTION_RULES:
+    raise ValueError(f"workflow.rule must be one of {SUGGESTION_RULES}, got {config.workflow.rule!r}")
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   check_workdir(workdir, config)

@@ -137,6 +137,21 @@ class TrainConfig:
   # Show a tqdm progress bar.
   progress: bool = True
 
+  def __post_init__(self):
+    """Checks the numbers at once, naming the field and the value (not deep inside a run)."""
+    for name in ("batch_size", "eval_batch_size", "log_every", "max_checkpoints"):
+      value = getattr(self, name)
+      if isinstance(value, int) and value < 1:
+        raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
+    if isinstance(self.num_devices, int) and self.num_devices < 1:
+      raise ValueError(f"train.num_devices must be a positive integer or None (all), got {self.num_devices!r}")
+    for name in ("num_steps", "eval_every", "checkpoint_every"):
+      value = getattr(self, name)
+      if Duration(value, f"train.{name}").amount == 0:
+        raise ValueError(f"train.{name} must be a positive duration, got {value!r}")
+    if Duration(self.num_steps).unit == "percent":
+      raise ValueError(f"train.num_steps must be steps or epochs (not a percentage of itself), got {self.num_steps!r}")
+
 
 @dataclasses.dataclass(frozen=True)
 class WorkflowConfig:

@@ -51,6 +51,11 @@ class Duration(str):
     return super().__new__(cls, str(spec))
 
   @property
+  def amount(self) -> float:
+    """The number, in `unit`s."""
+    return _parse_duration(self, "duration")[0]
+
+  @property
   def unit(self) -> str:
     """"steps", "epochs" or "percent"."""
     return _parse_duration(self, "duration")[1]
