@@ -20,7 +20,7 @@ def _trajectory_pmap(config, ds, num_devices, steps):
   spe = len(ds.train_labels) // gb
   schedule = setup.build_schedule(config.schedule, steps_per_epoch=spe, total_steps=steps)
   p_step = parallel.make_pmapped_train_step(schedule, global_batch=gb, local_batch=gb // num_devices,
-                                         steps_per_epoch=spe, devices=devices)
+                                            steps_per_epoch=spe, devices=devices)
   p_shuffle = parallel.make_pmapped_shuffle(len(ds.train_labels), devices)
   state_r = parallel.replicate(initial_state(config, ds, axis_name=parallel.AXIS), devices)
   images, labels = parallel.replicate((ds.train_images, ds.train_labels), devices)

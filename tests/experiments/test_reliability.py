@@ -29,6 +29,10 @@ def test_numeric_trainer_fields_fail_at_once_naming_field_and_value(field, value
     configs.override(configs.get_config("table1_fixed"), {field: value})
 
 
+def _logged(directory):
+  return [(r["step"], r["split"], r["loss"]) for r in rundir.read_rows(directory / rundir.METRICS_JSONL)]
+
+
 def test_resume_tolerates_a_torn_last_line_of_metrics_jsonl(tmp_path):
   """Item 4: a kill during a metrics write left a partial last line, and --resume then failed with a
   JSONDecodeError, so the run could never resume. The partial line is dropped; every complete row is kept."""
@@ -43,8 +47,7 @@ def test_resume_tolerates_a_torn_last_line_of_metrics_jsonl(tmp_path):
   (run / rundir.METRICS_JSONL).write_text("\n".join(kept) + "\n" + rows[len(kept)][:25])
   assert rundir.read_rows(run / rundir.METRICS_JSONL) == [json.loads(r) for r in kept]
   summary = train.train_and_evaluate(config, run, dataset=ds, resume=True)
-  logged = lambda d: [(r["step"], r["split"], r["loss"]) for r in rundir.read_rows(d / rundir.METRICS_JSONL)]  # noqa: E731
-  assert logged(run) == logged(tmp_path / "whole")
+  assert _logged(run) == _logged(tmp_path / "whole")
   assert summary["test_accuracy"] is not None
   # Only the last line may be cut short: a bad line elsewhere is an error naming it.
   (run / "broken.jsonl").write_text(kept[0] + "\n{not json\n" + kept[1] + "\n")

@@ -59,9 +59,9 @@ def test_claims_report_failures_honestly():
   # Swap: make decay the best and exp_range the worst.
   by["table1_decay"], by["table1_exp_range"] = (
       results.ConfigSummary("table1_decay", tuple(dataclasses.replace(r, accuracies=(0.7, 0.9)) for r in
-                                                    by["table1_decay"].runs), (None, None)),
+                                                  by["table1_decay"].runs), (None, None)),
       results.ConfigSummary("table1_exp_range", tuple(dataclasses.replace(r, accuracies=(0.1, 0.2)) for r in
-                                                        by["table1_exp_range"].runs), (None, None)))
+                                                      by["table1_exp_range"].runs), (None, None)))
   text = "\n".join(report.CLAIMS["table1"](by, 50))
   assert "exp_range beats exp** (paper: 82.2% at 42,000 vs 79.1% at 70,000): did not hold" in text
   assert "decay ends below triangular2** (paper: 78.5% vs 81.4%, both 25,000 iterations): did not hold" in text

@@ -128,7 +128,7 @@ def test_cli_report_only_from_run_directories(tmp_path):
     (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (directory / "config.json").write_text(json.dumps(configs.to_dict(config)))
     (directory / rundir.SUMMARY).write_text(json.dumps({"steps": total, "wall_time": 30.0,
-                                                           "train_images_per_sec": 400.0}))
+                                                        "train_images_per_sec": 400.0}))
   reproduce.main(["table1", "--shrink", "80", "--seeds", "0,1", "--workdir", str(tmp_path / "runs"),
                   "--set", "data.test_size=2000", "--report-only", "--report-dir", str(tmp_path / "reports"),
                   "--command", "the command"])
