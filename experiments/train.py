@@ -105,7 +105,7 @@ class Meter:
       self.paused += time.perf_counter() - t0
 
   def update(self) -> float:
-    """Updates and returns `rate` (the training images/s so far); returns the wall time."""
+    """Updates `rate` (the training images/s so far) and returns the seconds since the start."""
     now = time.perf_counter()
     if self.first_done is not None and self.images:
       self.rate = self.images / max(now - self.first_done - self.paused, 1e-9)
