@@ -807,7 +807,7 @@ def range_test(
       compiler_options=...)``. On jaxlib 0.10's XLA:CPU, ``{"xla_cpu_experimental_ynn_fusion_type":
       "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}`` runs convolutions on XLA's own kernels instead of YNNPACK's,
       which took the Caffe ``cifar10_full`` training step from 406 to 632-804 images/s on the 2-core CPU we
-      measured (README, "Benchmarks"); `experiments.train.compiler_options` gives what the project's
+      measured (README, "Benchmarks"); `experiments.parallel.compiler_options` gives what the project's
       trainer uses.
 
   Returns:

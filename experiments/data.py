@@ -13,6 +13,10 @@ Two sources give the same `Dataset` of uint8 arrays:
 
 The whole training set then lives on the device(s); `random_crop_flip` and `normalize` run inside
 the compiled train step as batched `jnp` ops, and `epoch_permutation` shuffles on device.
+
+(Longer than the project's ~400 lines a module: its archive reading, decoding and caching were being
+hardened (issue 13) while the rest of experiments/ was split; the subsets and on-device ops at its end
+are the part to move to a module of their own next.)
 """
 
 from __future__ import annotations
@@ -620,6 +624,48 @@ def stratified_subset(ds: Dataset, *, train_size: int | None, test_size: int | N
     arrays[f"{split}_labels"] = labels[idx]
   return Dataset(**arrays, class_names=ds.class_names,
                  source=f"{ds.source} [stratified subset {train_size=} {test_size=} {seed=}]")
+
+
+def training_subsets(ds: Dataset, *, train_size: int | None, test_size: int | None, val_size: int = 0,
+                     seed: int) -> tuple[Dataset, tuple[np.ndarray, np.ndarray]]:
+  """A run's data: stratified subsets of `ds` and, disjoint from its training set, held-out training images.
+
+  With no size set and nothing held out, `ds` itself. Otherwise one `stratified_subset` of
+  ``train_size + val_size`` training images (all of them when `train_size` is None) and `test_size` test
+  images (all when None), whose first `val_size` training images (a random, stratified-subset order) are
+  held out.
+
+  Args:
+    ds: the dataset.
+    train_size: training images to train on (None: all but the held-out ones).
+    test_size: test images (None: all).
+    val_size: training images to hold out (the workflow's range test measures accuracy on them).
+    seed: seed of the subsets.
+
+  Returns:
+    ``(dataset, (held_out_images, held_out_labels))``; the dataset's ``source`` says what was held out.
+
+  Raises:
+    ValueError: a size is not positive, or ``train_size + val_size`` exceeds the training images.
+  """
+  if train_size is not None and train_size <= 0:
+    raise ValueError(f"train_size must be positive (or None for all), got {train_size=}")
+  if val_size < 0:
+    raise ValueError(f"val_size must be non-negative, got {val_size=}")
+  n_train = len(ds.train_labels)
+  held_out = (ds.train_images[:0], ds.train_labels[:0])
+  if train_size is None and test_size is None and not val_size:
+    return ds, held_out
+  want = n_train if train_size is None else train_size + val_size
+  if want > n_train:
+    raise ValueError(f"train_size + val_size ({want}) exceeds the {n_train} training images of {ds.source}")
+  sub = stratified_subset(ds, train_size=want, test_size=len(ds.test_labels) if test_size is None else test_size,
+                          seed=seed)
+  if not val_size:
+    return sub, held_out
+  train = dataclasses.replace(sub, train_images=sub.train_images[val_size:], train_labels=sub.train_labels[val_size:],
+                              source=f"{sub.source}; {val_size} held out for the range test")
+  return train, (sub.train_images[:val_size], sub.train_labels[:val_size])
 
 
 # ----------------------------------------------------------------------------------------------

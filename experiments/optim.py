@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = ["CaffeSGDState", "Multiplier", "caffe_sgd", "path_names"]
+__all__ = ["CaffeSGDState", "Multiplier", "caffe_regularize", "caffe_sgd", "path_names", "scale_by_lr_mult"]
 
 # A pytree of floats matching the parameters, or a function (path, param) -> float where path is the
 # parameter's key path as a tuple of strings, e.g. ("params", "conv1", "bias").
@@ -66,6 +66,36 @@ def _resolve(mult: Multiplier | None, updates: Any, params: Any, what: str) -> A
     return jax.tree.map(lambda _, m: m, updates, mult)
   except ValueError as e:
     raise ValueError(f"{what} must be a function or a pytree with the parameters' structure: {e}") from None
+
+
+def _regularized(updates: Any, params: Any, weight_decay: float, decay_mult: Multiplier | None, what: str) -> Any:
+  """Caffe's Regularize: ``g + weight_decay * decay_mult * w`` per parameter."""
+  if params is None:
+    raise ValueError(f"{what} with weight decay needs the params in update(updates, state, params)")
+  decay_mults = _resolve(decay_mult, updates, params, "decay_mult")
+  return jax.tree.map(lambda g, w, m: g + (weight_decay * m) * w, updates, params, decay_mults)
+
+
+def caffe_regularize(weight_decay: float, decay_mult: Multiplier | None = None) -> optax.GradientTransformation:
+  """Caffe's Regularize for any solver, as a transformation: ``g + weight_decay * decay_mult * w``.
+
+  Caffe applies it before every solver's update (`caffe_sgd` has it built in); chain it before an optax
+  optimizer to give Adam, RMSprop, ... Caffe's L2 decay with its per-layer multipliers.
+  """
+  return optax.GradientTransformation(
+      lambda params: optax.EmptyState(),
+      lambda updates, state, params=None: (_regularized(updates, params, weight_decay, decay_mult,
+                                                        "caffe_regularize"), state))
+
+
+def scale_by_lr_mult(lr_mult: Multiplier | None) -> optax.GradientTransformation:
+  """Caffe's per-blob local rate for any solver: the update times ``lr_mult`` (chained after an optimizer)."""
+
+  def update(updates, state, params=None):
+    mults = _resolve(lr_mult, updates, params, "lr_mult")
+    return jax.tree.map(lambda u, m: u * m, updates, mults), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def caffe_sgd(
@@ -125,10 +155,7 @@ def caffe_sgd(
     lr_mults = _resolve(lr_mult, updates, params, "lr_mult")
     diff = updates
     if decay_mult is not None or not (isinstance(weight_decay, (int, float)) and weight_decay == 0):
-      if params is None:
-        raise ValueError("caffe_sgd with weight decay needs the params in update(updates, state, params)")
-      decay_mults = _resolve(decay_mult, updates, params, "decay_mult")
-      diff = jax.tree.map(lambda g, w, m: g + (weight_decay * m) * w, updates, params, decay_mults)
+      diff = _regularized(updates, params, weight_decay, decay_mult, "caffe_sgd")
     velocity = jax.tree.map(
       lambda v, d, m: (momentum * v + (rate * m) * d).astype(v.dtype), state.velocity, diff, lr_mults)
     new_updates = jax.tree.map(lambda v: -v, velocity)

@@ -3,7 +3,7 @@
   python -m experiments.workflow --workdir workdirs/workflow --data cifar10
 
 1. An LR range test (Smith 2017, section 3.3) on the chosen network: `clr_optax.range_test` driving
-   `experiments.train.train_step` while the learning rate rises linearly, with the accuracy on a held-out
+   `experiments.step.train_step` while the learning rate rises linearly, with the accuracy on a held-out
    slice of the training images measured along the way.
 2. Suggested bounds (`clr_optax.suggest_bounds`), printed with the reason for each.
 3. Two training runs with the same seed, data and number of steps: a fixed learning rate (the network's
@@ -12,10 +12,13 @@
    accuracy against learning rate, the bounds marked) and test accuracy against iteration for both runs
    (Fig. 1 style), as PNG files beside it.
 
-The defaults (cifar10_quick on a stratified 5,000-image subset, 1,600 steps per run) finish in minutes on a
-laptop CPU; every size is a flag (``--train-size 0`` uses the whole training set). A notebook calls the
-same function: ``run_workflow(workdir, data=...)``. Running the command again in the same work directory
-reuses what is finished (the range test, completed runs) and resumes an interrupted run.
+Its settings are a config like every other (`experiments.configs.workflow`: the network's config plus a
+``workflow`` section), recorded in the work directory's ``config.json``; every flag sets a field of it and
+``--set`` any other. The defaults (cifar10_quick on a stratified 5,000-image subset, 1,600 steps per run)
+finish in minutes on a laptop CPU; ``--train-size 0`` uses the whole training set. A notebook calls the
+same function: ``run_workflow(workdir, configs.get_config("workflow"))``. Running the command again in the
+same work directory reuses what is finished (the range test, completed runs) and resumes an interrupted
+run; with settings that train differently it refuses, naming them.
 """
 
 from __future__ import annotations
@@ -23,19 +26,33 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import pathlib
+import shlex
 import sys
 import time
 from typing import Any, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+import clr_optax
+from clr_optax.suggest import RULES as SUGGESTION_RULES
 from experiments import configs as config_lib
+from experiments import parallel
+from experiments import report
 from experiments import reproduce
+from experiments import results
+from experiments import rundir
+from experiments import setup
+from experiments import step
+from experiments import train
+from experiments.configs import workflow as workflow_config
 
 RANGE_TEST_FILE = "range_test.npz"
+RANGE_TEST_PLOT = "range_test.png"
 SUGGESTION_FILE = "suggestion.json"
+RUNS = ("fixed", "triangular2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +63,7 @@ class WorkflowResult:
     base_lr, max_lr: the suggested bounds (used by the triangular2 run).
     base_reason, max_reason: why, in words.
     fixed_lr: the fixed run's learning rate.
-    fixed, clr: the two runs (`experiments.reproduce.RunResult`).
+    fixed, clr: the two runs (`experiments.results.RunResult`).
     clr_reached: the first step at which the triangular2 run reached the fixed run's final accuracy (None:
       never).
     report: path of report.md.
@@ -57,8 +74,8 @@ class WorkflowResult:
   base_reason: str
   max_reason: str
   fixed_lr: float
-  fixed: reproduce.RunResult
-  clr: reproduce.RunResult
+  fixed: results.RunResult
+  clr: results.RunResult
   clr_reached: int | None
   report: pathlib.Path
   timings: dict[str, float]
@@ -68,85 +85,31 @@ def _say(text: str) -> None:
   print(text, file=sys.stderr, flush=True)
 
 
-def _atomic_write(path: pathlib.Path, text: str) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)
-
-
-def prepare_data(spec: str, *, train_size: int | None, val_size: int, test_size: int | None, seed: int,
-                 dataset: Any = None):
-  """The workflow's three disjoint sets: training, held-out (for the range test), test.
-
-  Args:
-    spec: `experiments.data.load` spec (``"cifar10"`` or an image-folder path).
-    train_size: training images (stratified random subset; None: all but the held-out ones).
-    val_size: held-out training images the range test measures accuracy on (drawn at random, disjoint
-      from the training set).
-    test_size: test images (stratified random subset; None: all).
-    seed: seed of the subsets.
-    dataset: an `experiments.data.Dataset` already in memory (then `spec` is not loaded).
-
-  Returns:
-    ``(train_ds, (val_images, val_labels))``: `train_ds` is a `Dataset` with the training and test sets.
-  """
-  from experiments import data as data_lib  # pylint: disable=g-import-not-at-top
-  ds = data_lib.load(spec) if dataset is None else dataset
-  n_train = len(ds.train_labels)
-  want = n_train if train_size is None else train_size + val_size
-  if want > n_train:
-    raise ValueError(f"train_size + val_size ({want}) exceeds the {n_train} training images of {spec}")
-  if train_size is not None and train_size <= 0:
-    raise ValueError(f"train_size must be positive (or None for all), got {train_size=}")
-  sub = data_lib.stratified_subset(ds, train_size=want, test_size=test_size, seed=seed)
-  # The subset is shuffled: its first val_size images are a random held-out slice.
-  train = dataclasses.replace(sub, train_images=sub.train_images[val_size:], train_labels=sub.train_labels[val_size:],
-                              source=f"{sub.source}; {val_size} held out for the range test")
-  return train, (sub.train_images[:val_size], sub.train_labels[:val_size])
-
-
-def base_config(*, config: str, model: str | None, data: str, batch_size: int, steps: int, seed: int,
-                eval_every: int, progress: bool, num_devices: int | None = None) -> config_lib.Config:
-  """The network's config (`config`, e.g. "default" = Caffe cifar10_full) with the workflow's sizes."""
-  updates: dict[str, Any] = {"data.dataset": data, "train.batch_size": batch_size, "train.num_steps": str(steps),
-                             "train.seed": seed, "train.eval_every": str(eval_every),
-                             "train.checkpoint_every": str(max(1, steps // 2)), "train.progress": progress,
-                             "train.num_devices": num_devices,
-                             "train.log_every": max(1, min(100, steps // 50)),
-                             "data.train_size": None, "data.test_size": None,
-                             "schedule.drop_at": ()}
-  if model:
-    updates["model.name"] = model
-  return config_lib.override(config_lib.get_config(config), updates)
-
-
-def run_range_test(config: config_lib.Config, train_ds, val, *, num_steps: int, min_lr: float, max_lr: float,
-                   mode: str = "linear", eval_points: int = 25, seed: int = 0):
+def run_range_test(config: config_lib.Config, train_ds, val, *, num_steps: int):
   """The LR range test of `config`'s network and optimizer on `train_ds`, accuracy measured on `val`.
+
+  The sweep's settings are ``config.workflow``'s; its key is ``train.seed``.
 
   Returns:
     The `clr_optax.RangeTestResult`.
   """
-  import clr_optax  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from experiments import train  # pylint: disable=g-import-not-at-top
-
-  mean, std = train.normalization_constants(config, train_ds.train_images)
-  state = train.create_train_state(config, num_classes=train_ds.num_classes, mean=mean, std=std,
+  w = config.workflow
+  mean, std = setup.normalization_constants(config, train_ds.train_images)
+  state = setup.create_train_state(config, num_classes=train_ds.num_classes, mean=mean, std=std,
                                    image_shape=train_ds.train_images.shape[1:])
   val_images, val_labels = jnp.asarray(val[0]), jnp.asarray(val[1], jnp.int32)
 
   def eval_fn(s):
-    logits = train.eval_logits(s, val_images)
+    logits = step.eval_logits(s, val_images)
     return {"accuracy": jnp.mean(jnp.argmax(logits, -1) == val_labels)}
 
   data = {"image": train_ds.train_images, "label": np.asarray(train_ds.train_labels, np.int32)}
-  eval_every = max(1, num_steps // eval_points) if len(val_labels) else None
-  return clr_optax.range_test(data, batch_size=config.train.batch_size, num_steps=num_steps, min_lr=min_lr,
-                              max_lr=max_lr, mode=mode, key=jax.random.key(seed), train_step=train.train_step,
-                              state=state, eval_fn=eval_fn if eval_every else None, eval_every=eval_every,
-                              compiler_options=train.compiler_options(jax.local_devices()))
+  eval_every = max(1, num_steps // w.range_eval_points) if len(val_labels) else None
+  return clr_optax.range_test(data, batch_size=config.train.batch_size, num_steps=num_steps,
+                              min_lr=w.range_min_lr, max_lr=w.range_max_lr, mode=w.range_mode,
+                              key=jax.random.key(config.train.seed), train_step=step.train_step, state=state,
+                              eval_fn=eval_fn if eval_every else None, eval_every=eval_every,
+                              compiler_options=parallel.compiler_options(jax.local_devices()))
 
 
 def _save_range_test(workdir: pathlib.Path, result, suggestion) -> None:
@@ -154,37 +117,86 @@ def _save_range_test(workdir: pathlib.Path, result, suggestion) -> None:
             "smooth_loss": np.asarray(result.smooth_loss), "eval_step": np.asarray(result.eval_step)}
   arrays.update({f"train_{k}": np.asarray(v) for k, v in result.metrics.items()})
   arrays.update({f"eval_{k}": np.asarray(v) for k, v in result.eval_metrics.items()})
-  tmp = workdir / (RANGE_TEST_FILE + ".tmp.npz")
-  np.savez(tmp, **arrays)
-  os.replace(tmp, workdir / RANGE_TEST_FILE)
-  _atomic_write(workdir / SUGGESTION_FILE, json.dumps({
+  with rundir.atomic_path(workdir / RANGE_TEST_FILE) as tmp:
+    np.savez(tmp, **arrays)
+  rundir.write_text(workdir / SUGGESTION_FILE, json.dumps({
       "base_lr": suggestion.base_lr, "max_lr": suggestion.max_lr, "base_reason": suggestion.base_reason,
       "max_reason": suggestion.max_reason,
       "candidates": {k: list(v) for k, v in suggestion.candidates.items()}}, indent=2))
 
 
-def _range_test_table(workdir: pathlib.Path) -> str:
-  """Every rule's candidate, as a markdown list."""
-  s = json.loads((workdir / SUGGESTION_FILE).read_text())
-  return "\n".join(f"- `{name}`: {lr:.4g} ({reason})" for name, (lr, reason) in s["candidates"].items())
+def _bounds(workdir: pathlib.Path, config: config_lib.Config, train_ds, val, *, num_steps: int, spe: int,
+            timings: dict[str, float]) -> dict[str, Any]:
+  """Phases 1-2: the range test (or the saved one) and its suggested bounds, as saved in suggestion.json."""
+  w = config.workflow
+  if (workdir / SUGGESTION_FILE).exists() and (workdir / RANGE_TEST_PLOT).exists():
+    _say(f"[1/4] range test: reusing {workdir / SUGGESTION_FILE}")
+  else:
+    _say(f"[1/4] range test: {config.model.name}, {num_steps} steps ({num_steps / spe:g} epochs), lr "
+         f"{w.range_min_lr:g} -> {w.range_max_lr:g} ({w.range_mode}), held-out accuracy every "
+         f"{max(1, num_steps // w.range_eval_points)} steps; one compiled sweep, no progress bar ...")
+    t0 = time.perf_counter()
+    result = run_range_test(config, train_ds, val, num_steps=num_steps)
+    suggestion = clr_optax.suggest_bounds(result, rule=w.rule)
+    timings["range_test"] = time.perf_counter() - t0
+    fig = clr_optax.plot_range_test(result, suggestion=suggestion,
+                                    title=f"LR range test, {config.model.name} (paper Fig. 3 style)")
+    _save_range_test(workdir, result, suggestion)
+    report.save_figure(fig, workdir / RANGE_TEST_PLOT)
+    _say(f"      done in {timings['range_test']:.0f} s")
+  saved = rundir.read_json(workdir / SUGGESTION_FILE)
+  _say(f"[2/4] suggested bounds:\n      base_lr = {saved['base_lr']:.4g}: {saved['base_reason']}\n      max_lr  = "
+       f"{saved['max_lr']:.4g}: {saved['max_reason']}")
+  return saved
 
 
-def write_workflow_report(workdir: pathlib.Path, *, fixed: reproduce.RunResult, clr: reproduce.RunResult,
+def _run_configs(config: config_lib.Config, bounds: dict[str, Any], *, step_size: int) -> dict[str, config_lib.Config]:
+  """The two runs: the fixed rate, and triangular2 between the suggested bounds."""
+  return {
+      "fixed": config_lib.override(config, {"name": "workflow_fixed", "schedule.name": "fixed",
+                                            "schedule.base_lr": fixed_rate(config)}),
+      "triangular2": config_lib.override(config, {
+          "name": "workflow_triangular2", "schedule.name": "triangular2", "schedule.base_lr": bounds["base_lr"],
+          "schedule.max_lr": bounds["max_lr"], "schedule.step_size": str(step_size)}),
+  }
+
+
+def fixed_rate(config: config_lib.Config) -> float:
+  """The fixed run's learning rate: ``workflow.fixed_lr``, else the config's ``schedule.base_lr``."""
+  return config.schedule.base_lr if config.workflow.fixed_lr is None else config.workflow.fixed_lr
+
+
+def _train(workdir: pathlib.Path, run_configs: dict[str, config_lib.Config], train_ds, *,
+           timings: dict[str, float]) -> dict[str, results.RunResult]:
+  """Phase 3: both runs (or the finished ones read back), each in ``<workdir>/<run>/``."""
+  runs = {}
+  for i, (name, cfg) in enumerate(run_configs.items()):
+    if (workdir / name / rundir.SUMMARY).exists():
+      _say(f"[3/4] training {name} ({i + 1}/2): reusing the finished run in {workdir / name}")
+      reproduce.run_one(cfg, workdir / name)  # checks that it is the same config
+    else:
+      what = (f"lr {cfg.schedule.base_lr:.4g}" if name == "fixed" else
+              f"{cfg.schedule.base_lr:.4g} to {cfg.schedule.max_lr:.4g}, step size {cfg.schedule.step_size}")
+      _say(f"[3/4] training {name} ({i + 1}/2): {what}, {cfg.train.num_steps} steps, seed {cfg.train.seed}")
+      t0 = time.perf_counter()
+      reproduce.run_one(cfg, workdir / name, dataset=train_ds)
+      timings[name] = time.perf_counter() - t0
+    runs[name] = results.load_run(workdir / name, name, cfg.train.seed)
+  return runs
+
+
+def write_workflow_report(workdir: pathlib.Path, *, fixed: results.RunResult, clr: results.RunResult,
                           fixed_lr: float, base_lr: float, max_lr: float, base_reason: str, max_reason: str,
                           step_size: int, setup: dict[str, str], command: str,
                           timings: dict[str, float], lr_curves=None) -> tuple[pathlib.Path, int | None]:
   """Writes report.md and accuracy_curves.png in `workdir`; returns the report's path and the step at which
   the triangular2 run first reached the fixed run's final accuracy."""
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  reached = reproduce.first_reached(clr.steps, clr.accuracies, fixed.final)
-  fixed_own = reproduce.first_reached(fixed.steps, fixed.accuracies, fixed.final)
-  fig = reproduce.plot_accuracy_curves({f"fixed lr={fixed_lr:.3g}": [fixed],
-                                        f"triangular2 {base_lr:.3g}-{max_lr:.3g}": [clr]},
-                                       title="Test accuracy (paper Fig. 1 style)", lr_curves=lr_curves)
-  tmp = workdir / "accuracy_curves.tmp.png"
-  fig.savefig(tmp, dpi=120)
-  os.replace(tmp, workdir / "accuracy_curves.png")
-  plt.close(fig)
+  reached = results.first_reached(clr.steps, clr.accuracies, fixed.final)
+  fixed_own = results.first_reached(fixed.steps, fixed.accuracies, fixed.final)
+  fig = report.plot_accuracy_curves({f"fixed lr={fixed_lr:.3g}": [fixed],
+                                     f"triangular2 {base_lr:.3g}-{max_lr:.3g}": [clr]},
+                                    title="Test accuracy (paper Fig. 1 style)", lr_curves=lr_curves)
+  report.save_figure(fig, workdir / "accuracy_curves.png")
 
   def row(name, lr, r, first):
     return (f"| {name} | {lr} | {r.total_steps:,} | {100 * r.final:.2f} | {100 * r.best:.2f} (step {r.best_step:,}) | "
@@ -204,150 +216,109 @@ def write_workflow_report(workdir: pathlib.Path, *, fixed: reproduce.RunResult, 
   else:
     lines += [f"triangular2 did not reach the fixed run's final accuracy ({100 * fixed.final:.2f}%) within "
               f"{clr.total_steps:,} steps (its best: {100 * clr.best:.2f}%).", ""]
-  lines += ["## 1. LR range test (paper Fig. 3 style)", "", "![range test](range_test.png)", "",
+  candidates = rundir.read_json(workdir / SUGGESTION_FILE)["candidates"]
+  lines += ["## 1. LR range test (paper Fig. 3 style)", "", f"![range test]({RANGE_TEST_PLOT})", "",
             "## 2. Suggested bounds", "", f"- **base_lr = {base_lr:.4g}**: {base_reason}",
             f"- **max_lr = {max_lr:.4g}**: {max_reason}", "", "Every rule's value:", "",
-            _range_test_table(workdir), "",
+            *(f"- `{name}`: {lr:.4g} ({why})" for name, (lr, why) in candidates.items()), "",
             "## 3. Fixed LR vs triangular2 (paper Fig. 1 style)", "", "![accuracy curves](accuracy_curves.png)", "",
             "Metrics of each run (JSONL/CSV, every evaluation): `fixed/`, `triangular2/`.", "",
             "## Setup", ""]
   lines += [f"- **{k}**: {v}" for k, v in setup.items()]
   lines += [f"- **time**: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
             + " (wall clock, compilation and evaluation included)", "", "```", command, "```", ""]
-  _atomic_write(workdir / "report.md", "\n".join(lines))
+  rundir.write_text(workdir / "report.md", "\n".join(lines))
   return workdir / "report.md", reached
 
 
-def run_workflow(workdir: str | os.PathLike, *, data: str = "cifar10", config: str = "default",
-                 model: str | None = "cifar10_quick", train_size: int | None = 5000, val_size: int = 500,
-                 test_size: int | None = 2000, batch_size: int = 100, steps: int = 1600,
-                 step_size: str = "4ep", fixed_lr: float | None = None, eval_every: int | None = None,
-                 range_steps: str = "8ep", range_min_lr: float = 0.0, range_max_lr: float = 0.02,
-                 range_mode: str = "linear", rule: str = "auto", seed: int = 0, num_devices: int | None = None,
-                 progress: bool = True, dataset: Any = None, command: str | None = None) -> WorkflowResult:
+def _setup_lines(config: config_lib.Config, train_ds, val, *, range_steps: int) -> dict[str, str]:
+  """The report's Setup section."""
+  w = config.workflow
+  return {
+      "network": config.model.name,
+      "config": f"`{config.name}` (optimizer {config.optim.name}, momentum {config.optim.momentum}, weight decay "
+                f"{config.optim.weight_decay}, normalisation {config.data.normalization}, augmentation "
+                f"{'on' if config.data.augment else 'off'})",
+      "data": f"`{config.data.dataset}`: {len(train_ds.train_labels):,} training images, {len(val[1]):,} held out "
+              f"from the training split (the range test's accuracy), {len(train_ds.test_labels):,} test images "
+              f"(stratified random subsets, seed {config.data.subset_seed})",
+      "batch": str(config.train.batch_size), "seed": str(config.train.seed),
+      "range test": f"{range_steps} steps, lr {w.range_min_lr:g} to {w.range_max_lr:g} ({w.range_mode}), rule "
+                    f"`{w.rule}`",
+      "evaluation": f"every {config.train.eval_every} steps on the test images",
+  }
+
+
+def check_workdir(workdir: pathlib.Path, config: config_lib.Config) -> None:
+  """Refuses a work directory whose saved workflow (``config.json``) trains differently from `config`;
+  records `config` there otherwise.
+
+  Raises:
+    ValueError: naming the fields that differ (`rundir.run_differences`).
+  """
+  if (workdir / rundir.CONFIG).exists():
+    diffs = rundir.run_differences(rundir.read_json(workdir / rundir.CONFIG), config)
+    if diffs:
+      raise ValueError(f"{workdir} holds a workflow run with other settings ({', '.join(diffs)}); run it with "
+                       "its own settings, or use another --workdir (or delete it)")
+  rundir.write_config(workdir, config)
+
+
+def run_workflow(workdir: str | pathlib.Path, config: config_lib.Config | None = None, *, dataset: Any = None,
+                 command: str | None = None) -> WorkflowResult:
   """Runs the whole workflow (range test, bounds, fixed vs triangular2, report) in `workdir`.
 
   Args:
-    workdir: where everything goes (report.md, PNGs, the range test's records, one directory per run).
-    data: ``"cifar10"`` (tensorflow-datasets) or an image-folder directory/archive.
-    config: the experiment config giving the network, optimizer and preprocessing ("default": Caffe's
-      cifar10_full solver; "table4_resnet:0.1" for a ResNet with its recipe).
-    model: the network, overriding the config's (None keeps it).
-    train_size: training images (stratified subset; None: all but the held-out ones).
-    val_size: held-out training images the range test measures accuracy on.
-    test_size: test images (stratified subset; None: all 10,000).
-    batch_size: the batch of every step.
-    steps: steps of each training run.
-    step_size: triangular2's half cycle, a Duration ("4ep": 4 epochs of the training set; "200": steps).
-    fixed_lr: the fixed run's rate (default: the config's base rate, 0.001 for the Caffe networks).
-    eval_every: steps between test evaluations (default: steps / 32).
-    range_steps: length of the range test (Duration; the paper: 8 epochs).
-    range_min_lr, range_max_lr: the sweep's first and last learning rate.
-    range_mode: "linear" (the paper) or "exponential".
-    rule: `clr_optax.suggest_bounds`'s rule ("auto": the paper's accuracy rule when it applies).
-    seed: the seed of the subsets, the initialisation and the shuffles (the same for both runs).
-    num_devices: local devices the training runs use, data-parallel (None: all).
-    progress: show progress bars.
-    dataset: an `experiments.data.Dataset` already in memory (instead of loading `data`).
+    workdir: where everything goes (config.json, report.md, PNGs, the range test's records, one directory
+      per run).
+    config: the workflow's config (`experiments.configs.workflow`; default ``get_config("workflow")``).
+    dataset: an `experiments.data.Dataset` already in memory, instead of loading ``config.data.dataset``
+      (the config's subsets and held-out images are drawn from it).
     command: the command line to print in the report.
 
   Returns:
     A `WorkflowResult`.
+
+  Raises:
+    ValueError: `config` has no workflow section or an unknown rule (checked before anything runs), or
+      `workdir` holds a workflow of other settings.
   """
-  import clr_optax  # pylint: disable=g-import-not-at-top
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  config = config_lib.get_config("workflow") if config is None else config
+  if config.workflow is None:
+    raise ValueError(f"config {config.name!r} has no workflow section; start from get_config('workflow')")
+  if config.workflow.rule not in SUGGESTION_RULES:
+    raise ValueError(f"workflow.rule must be one of {SUGGESTION_RULES}, got {config.workflow.rule!r}")
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  check_workdir(workdir, config)
   timings: dict[str, float] = {}
-
-  _say(f"[0/4] data: {data} (train {train_size or 'all'}, held out {val_size}, test {test_size or 'all'})")
-  train_ds, val = prepare_data(data, train_size=train_size, val_size=val_size, test_size=test_size, seed=seed,
-                               dataset=dataset)
-  spe = len(train_ds.train_labels) // batch_size
-  if spe < 1:
-    raise ValueError(f"the training set ({len(train_ds.train_labels)} images) is smaller than {batch_size=}")
-  eval_every = eval_every or max(1, steps // 32)
-  cfg = base_config(config=config, model=model, data=data, batch_size=batch_size, steps=steps, seed=seed,
-                    eval_every=eval_every, progress=progress, num_devices=num_devices)
-  n_range = config_lib.resolve_duration(range_steps, steps_per_epoch=spe, name="range_steps")
-  n_step = config_lib.resolve_duration(step_size, steps_per_epoch=spe, total_steps=steps, name="step_size")
+  _say(f"[0/4] data: {config.data.dataset} (train {config.data.train_size or 'all'}, held out "
+       f"{config.workflow.val_size}, test {config.data.test_size or 'all'})")
+  train_ds, val = setup.load_data(config, dataset=dataset)
+  plan = train.plan_run(config, num_train=len(train_ds.train_labels), num_global_devices=1)
+  n_range = config_lib.resolve_duration(config.workflow.range_steps, steps_per_epoch=plan.steps_per_epoch,
+                                        name="workflow.range_steps")
+  n_step = config_lib.resolve_duration(config.workflow.step_size, steps_per_epoch=plan.steps_per_epoch,
+                                       total_steps=plan.total_steps, name="workflow.step_size")
   if n_step < 1:
-    raise ValueError(f"step_size must be at least one step, got {step_size=}")
-  fixed_lr = cfg.schedule.base_lr if fixed_lr is None else fixed_lr
+    raise ValueError(f"workflow.step_size must be at least one step, got {config.workflow.step_size=}")
 
-  # 1-2. Range test and bounds.
-  if (workdir / SUGGESTION_FILE).exists() and (workdir / "range_test.png").exists():
-    _say(f"[1/4] range test: reusing {workdir / SUGGESTION_FILE}")
-    saved = json.loads((workdir / SUGGESTION_FILE).read_text())
-    base_lr, max_lr, base_reason, max_reason = (saved["base_lr"], saved["max_lr"], saved["base_reason"],
-                                                saved["max_reason"])
-  else:
-    _say(f"[1/4] range test: {cfg.model.name}, {n_range} steps ({n_range / spe:g} epochs), lr {range_min_lr:g} -> "
-         f"{range_max_lr:g} ({range_mode}), held-out accuracy every {max(1, n_range // 25)} steps; one compiled "
-         "sweep, no progress bar ...")
-    t0 = time.perf_counter()
-    result = run_range_test(cfg, train_ds, val, num_steps=n_range, min_lr=range_min_lr, max_lr=range_max_lr,
-                            mode=range_mode, seed=seed)
-    suggestion = clr_optax.suggest_bounds(result, rule=rule)
-    timings["range_test"] = time.perf_counter() - t0
-    fig = clr_optax.plot_range_test(result, suggestion=suggestion,
-                                    title=f"LR range test, {cfg.model.name} (paper Fig. 3 style)")
-    tmp = workdir / "range_test.tmp.png"
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    _save_range_test(workdir, result, suggestion)
-    os.replace(tmp, workdir / "range_test.png")
-    base_lr, max_lr = suggestion.base_lr, suggestion.max_lr
-    base_reason, max_reason = suggestion.base_reason, suggestion.max_reason
-    _say(f"      done in {timings['range_test']:.0f} s")
-  _say(f"[2/4] suggested bounds:\n      base_lr = {base_lr:.4g}: {base_reason}\n      max_lr  = {max_lr:.4g}: "
-       f"{max_reason}")
-
-  # 3. The two runs.
-  runs = {}
-  for i, (name, updates) in enumerate((
-      ("fixed", {"name": "workflow_fixed", "schedule.name": "fixed", "schedule.base_lr": fixed_lr}),
-      ("triangular2", {"name": "workflow_triangular2", "schedule.name": "triangular2",
-                       "schedule.base_lr": base_lr, "schedule.max_lr": max_lr,
-                       "schedule.step_size": str(n_step)}))):
-    run_cfg = config_lib.override(cfg, updates)
-    what = f"lr {fixed_lr:.4g}" if name == "fixed" else f"{base_lr:.4g} to {max_lr:.4g}, step size {n_step}"
-    if (workdir / name / reproduce.SUMMARY).exists():
-      _say(f"[3/4] training {name} ({i + 1}/2): reusing the finished run in {workdir / name}")
-      reproduce.run_one(run_cfg, workdir / name)  # checks that it is the same config
-    else:
-      _say(f"[3/4] training {name} ({i + 1}/2): {what}, {steps} steps, seed {seed}")
-      t0 = time.perf_counter()
-      reproduce.run_one(run_cfg, workdir / name, dataset=train_ds)
-      timings[name] = time.perf_counter() - t0
-    runs[name] = reproduce.load_run(workdir / name, name, seed)
-
-  # 4. Report.
-  lr_steps = np.arange(steps)
-  lr_curves = {
-      f"fixed {fixed_lr:.3g}": (lr_steps, np.full(steps, fixed_lr)),
-      "triangular2": (lr_steps, np.asarray(clr_optax.triangular2(base_lr, max_lr, n_step)(lr_steps))),
-  }
-  setup = {
-      "network": cfg.model.name, "config": f"`{config}` (optimizer {cfg.optim.name}, momentum {cfg.optim.momentum}, "
-      f"weight decay {cfg.optim.weight_decay}, normalisation {cfg.data.normalization}, augmentation "
-      f"{'on' if cfg.data.augment else 'off'})",
-      "data": f"`{data}`: {len(train_ds.train_labels):,} training images, {len(val[1]):,} held out from the "
-              f"training split (the range test's accuracy), {len(train_ds.test_labels):,} test images (stratified "
-              f"random subsets, seed {seed})",
-      "batch": str(batch_size), "seed": str(seed),
-      "range test": f"{n_range} steps, lr {range_min_lr:g} to {range_max_lr:g} ({range_mode}), rule `{rule}`",
-      "evaluation": f"every {eval_every} steps on the test images",
-  }
-  report, reached = write_workflow_report(
-      workdir, fixed=runs["fixed"], clr=runs["triangular2"], fixed_lr=fixed_lr, base_lr=base_lr, max_lr=max_lr,
-      base_reason=base_reason, max_reason=max_reason, step_size=n_step, setup=setup,
+  bounds = _bounds(workdir, config, train_ds, val, num_steps=n_range, spe=plan.steps_per_epoch, timings=timings)
+  run_configs = _run_configs(config, bounds, step_size=n_step)
+  runs = _train(workdir, run_configs, train_ds, timings=timings)
+  fixed_lr = fixed_rate(config)
+  lr_curves = {f"fixed {fixed_lr:.3g}": results.lr_curve(workdir / "fixed"),
+               "triangular2": results.lr_curve(workdir / "triangular2")}
+  path, reached = write_workflow_report(
+      workdir, fixed=runs["fixed"], clr=runs["triangular2"], fixed_lr=fixed_lr, base_lr=bounds["base_lr"],
+      max_lr=bounds["max_lr"], base_reason=bounds["base_reason"], max_reason=bounds["max_reason"],
+      step_size=n_step, setup=_setup_lines(config, train_ds, val, range_steps=n_range),
       command=command or "run_workflow(...)", timings=timings, lr_curves=lr_curves)
-  _say(f"[4/4] report: {report}\n      fixed {100 * runs['fixed'].final:.2f}%, triangular2 "
+  _say(f"[4/4] report: {path}\n      fixed {100 * runs['fixed'].final:.2f}%, triangular2 "
        f"{100 * runs['triangular2'].final:.2f}% (final test accuracy)")
-  return WorkflowResult(base_lr=base_lr, max_lr=max_lr, base_reason=base_reason, max_reason=max_reason,
-                        fixed_lr=fixed_lr, fixed=runs["fixed"], clr=runs["triangular2"], clr_reached=reached,
-                        report=report, timings=timings)
+  return WorkflowResult(base_lr=bounds["base_lr"], max_lr=bounds["max_lr"], base_reason=bounds["base_reason"],
+                        max_reason=bounds["max_reason"], fixed_lr=fixed_lr, fixed=runs["fixed"],
+                        clr=runs["triangular2"], clr_reached=reached, report=path, timings=timings)
 
 
 def _optional_int(text: str) -> int | None:
@@ -355,44 +326,60 @@ def _optional_int(text: str) -> int | None:
   return None if value == 0 else value
 
 
+# Flag -> the config field it sets (flags whose value is the field's, converted by the field's type).
+FLAG_FIELDS = {"data": "data.dataset", "model": "model.name", "train_size": "data.train_size",
+               "val_size": "workflow.val_size", "test_size": "data.test_size", "batch_size": "train.batch_size",
+               "step_size": "workflow.step_size", "fixed_lr": "workflow.fixed_lr", "eval_every": "train.eval_every",
+               "range_steps": "workflow.range_steps", "range_min_lr": "workflow.range_min_lr",
+               "range_max_lr": "workflow.range_max_lr", "range_mode": "workflow.range_mode",
+               "rule": "workflow.rule", "num_devices": "train.num_devices"}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-  """Parses the command line of ``python -m experiments.workflow``."""
+  """Parses the command line of ``python -m experiments.workflow``; a flag left out keeps the config's value."""
   p = argparse.ArgumentParser(prog="python -m experiments.workflow", description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  w = config_lib.WorkflowConfig()
   p.add_argument("--workdir", required=True, help="where the report, plots and runs go")
-  p.add_argument("--data", default="cifar10", help="cifar10 (tensorflow-datasets) or an image-folder dir/archive")
   p.add_argument("--config", default="default", help="config giving optimizer and preprocessing")
+  p.add_argument("--data", default="cifar10", help="cifar10 (tensorflow-datasets) or an image-folder dir/archive")
   p.add_argument("--model", default="cifar10_quick", help="network (experiments.models name)")
   p.add_argument("--train-size", type=_optional_int, default=5000, help="training images (0: all)")
-  p.add_argument("--val-size", type=int, default=500, help="held-out training images for the range test")
+  p.add_argument("--val-size", type=int, default=w.val_size, help="held-out training images for the range test")
   p.add_argument("--test-size", type=_optional_int, default=2000, help="test images (0: all)")
   p.add_argument("--batch-size", type=int, default=100)
-  p.add_argument("--steps", type=int, default=1600, help="steps of each training run")
-  p.add_argument("--step-size", default="4ep", help="triangular2 half cycle ('4ep' epochs or '200' steps)")
+  p.add_argument("--steps", type=int, default=workflow_config.STEPS, help="steps of each training run")
+  p.add_argument("--step-size", default=w.step_size, help="triangular2 half cycle ('4ep' epochs or '200' steps)")
   p.add_argument("--fixed-lr", type=float, default=None, help="the fixed run's rate (default: the config's)")
   p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default steps/32)")
-  p.add_argument("--range-steps", default="8ep", help="range test length ('8ep' or steps)")
-  p.add_argument("--range-min-lr", type=float, default=0.0)
-  p.add_argument("--range-max-lr", type=float, default=0.02)
-  p.add_argument("--range-mode", default="linear", choices=("linear", "exponential"))
-  p.add_argument("--rule", default="auto", help="bounds rule: auto, accuracy, valley, steepest")
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--range-steps", default=w.range_steps, help="range test length ('8ep' or steps)")
+  p.add_argument("--range-min-lr", type=float, default=w.range_min_lr)
+  p.add_argument("--range-max-lr", type=float, default=w.range_max_lr)
+  p.add_argument("--range-mode", default=w.range_mode, choices=("linear", "exponential"))
+  p.add_argument("--rule", default=w.rule, help="bounds rule: auto, accuracy, valley, steepest")
+  p.add_argument("--seed", type=int, default=0, help="seed of the subsets, the initialisation and the shuffles")
   p.add_argument("--num-devices", type=int, default=None, help="devices for training (default: all local ones)")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="override any other config field (after the flags)")
   return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> config_lib.Config:
+  """The workflow config the flags describe: ``workflow:<--config>``, the flags' fields, then ``--set``."""
+  updates: dict[str, Any] = dict(workflow_config.intervals(args.steps))
+  updates.update({field: getattr(args, flag) for flag, field in FLAG_FIELDS.items()
+                  if getattr(args, flag) is not None or flag in ("train_size", "test_size", "fixed_lr")})
+  updates.update({"train.seed": args.seed, "data.subset_seed": args.seed, "train.progress": not args.no_progress})
+  updates.update(config_lib.parse_overrides(args.set))
+  return config_lib.override(config_lib.get_config(f"workflow:{args.config}"), updates)
 
 
 def main(argv: Sequence[str] | None = None) -> WorkflowResult:
   """Command-line entry point."""
-  import shlex  # pylint: disable=g-import-not-at-top
   argv = list(sys.argv[1:] if argv is None else argv)
-  a = parse_args(argv)
-  return run_workflow(a.workdir, data=a.data, config=a.config, model=a.model, train_size=a.train_size,
-                      val_size=a.val_size, test_size=a.test_size, batch_size=a.batch_size, steps=a.steps,
-                      step_size=a.step_size, fixed_lr=a.fixed_lr, eval_every=a.eval_every,
-                      range_steps=a.range_steps, range_min_lr=a.range_min_lr, range_max_lr=a.range_max_lr,
-                      range_mode=a.range_mode, rule=a.rule, seed=a.seed, num_devices=a.num_devices,
-                      progress=not a.no_progress,
+  args = parse_args(argv)
+  return run_workflow(args.workdir, config_from_args(args),
                       command="python -m experiments.workflow " + shlex.join(argv))
 
 

@@ -33,7 +33,11 @@ from typing import Sequence
 import numpy as np
 
 from experiments import configs as config_lib
+from experiments import data as data_lib
+from experiments import report
 from experiments import reproduce
+from experiments import rundir
+from experiments import setup
 
 NAME = "port_check"
 FRAMEWORKS = ("jax", "pytorch")
@@ -61,7 +65,7 @@ def torch_args(policy: str, seed: int, steps: int, eval_every: int) -> dict[str,
 
 def _torch_finished(directory: pathlib.Path, args: dict[str, str]) -> bool:
   """Whether `directory` holds a finished PyTorch run made with `args` (a different one raises)."""
-  if not (directory / reproduce.SUMMARY).exists():
+  if not (directory / rundir.SUMMARY).exists():
     return False
   saved = json.loads((directory / "config.json").read_text())
   differ = {k: (saved.get(k.lstrip("-").replace("-", "_")), v) for k, v in args.items()
@@ -81,14 +85,13 @@ def run_all(*, data: str, torch_python: str | None, seeds: Sequence[int], polici
     for policy in policies:
       for framework in frameworks:
         name = f"{framework}_{policy}"
-        directory = reproduce.run_dir(workdir, name, seed)
+        directory = rundir.run_dir(workdir, name, seed)
         kept = reproduce.results_dir(report_dir, NAME, name, seed)
         print(f"port check: {name} seed {seed} -> {directory}", file=sys.stderr, flush=True)
         if framework == "jax":
           config = jax_config(policy, seed, data, steps, eval_every)
           if reproduce.finished_dir(config, directory, kept) is None and dataset is None:
-            from experiments import train  # pylint: disable=g-import-not-at-top
-            dataset = train.load_dataset(config)
+            dataset = setup.load_data(config)[0]
           reproduce.run_one(config, directory, dataset=dataset, archive=kept)
         else:
           args = torch_args(policy, seed, steps, eval_every)
@@ -105,15 +108,13 @@ def run_all(*, data: str, torch_python: str | None, seeds: Sequence[int], polici
 
 def _export_npz(data: str, workdir: pathlib.Path) -> pathlib.Path:
   """The dataset as the uint8 arrays the PyTorch script reads (decoded by the project's own loader)."""
-  from experiments import data as data_lib  # pylint: disable=g-import-not-at-top
   path = workdir / "data.npz"
   if not path.exists():
     ds = data_lib.load(data)
     workdir.mkdir(parents=True, exist_ok=True)
-    tmp = workdir / "data.tmp.npz"
-    np.savez(tmp, train_images=ds.train_images, train_labels=ds.train_labels, test_images=ds.test_images,
-             test_labels=ds.test_labels)
-    tmp.replace(path)
+    with rundir.atomic_path(path) as tmp:
+      np.savez(tmp, train_images=ds.train_images, train_labels=ds.train_labels, test_images=ds.test_images,
+               test_labels=ds.test_labels)
   return path
 
 
@@ -124,8 +125,8 @@ def load_curves(report_dir: pathlib.Path | None, seeds: Sequence[int]) -> dict[s
     for policy in POLICIES:
       for seed in seeds:
         directory = reproduce.results_dir(report_dir, NAME, f"{framework}_{policy}", seed)
-        if (directory / reproduce.SUMMARY).exists():
-          test = reproduce.read_metrics(directory)["test"]
+        if (directory / rundir.SUMMARY).exists():
+          test = rundir.read_metrics(directory)["test"]
           out.setdefault(f"{framework}_{policy}", {})[seed] = {int(r["step"]): float(r["accuracy"]) for r in test}
   return out
 
@@ -181,10 +182,9 @@ def _plot(curves, path: pathlib.Path) -> None:
   axes[0].set_ylabel("test accuracy (%)")
   fig.suptitle("cifar10_full with Caffe's solver: JAX (this project) vs PyTorch (written from Caffe's definitions)")
   fig.tight_layout()
-  tmp = path.with_name("curves.tmp.png")
-  fig.savefig(tmp, dpi=110)
+  with rundir.atomic_path(path) as tmp:
+    fig.savefig(tmp, dpi=110)
   plt.close(fig)
-  tmp.replace(path)
 
 
 def write_report(*, report_dir: pathlib.Path | None, seeds: Sequence[int], steps: int,
@@ -198,7 +198,7 @@ def write_report(*, report_dir: pathlib.Path | None, seeds: Sequence[int], steps
   for key, runs in sorted(curves.items()):
     framework, policy = key.split("_", 1)
     rows += [f"{framework},{policy},{s},{t},{a:.4f}" for s, run in sorted(runs.items()) for t, a in sorted(run.items())]
-  reproduce._write_text(out_dir / "curves.csv", "\n".join(rows) + "\n")  # pylint: disable=protected-access
+  rundir.write_text(out_dir / "curves.csv", "\n".join(rows) + "\n")
   if curves:
     _plot(curves, out_dir / "curves.png")
 
@@ -246,7 +246,7 @@ def write_report(*, report_dir: pathlib.Path | None, seeds: Sequence[int], steps
             "Every evaluation: [port_check/curves.csv](port_check/curves.csv); each run's metrics, config and "
             "summary: `port_check/runs/`.", ""]
   speeds = _speeds(report_dir, seeds)
-  hw = reproduce.hardware_description()
+  hw = report.hardware_description()
   lines += ["## Where it ran", "", f"- **Hardware**: {hw['cpu']}, {hw['cores']} cores, CPU only; JAX {hw['jax']}."]
   if speeds:
     lines.append("- **Training throughput** (images/s, compilation and evaluation excluded, one run at a time "
@@ -254,7 +254,7 @@ def write_report(*, report_dir: pathlib.Path | None, seeds: Sequence[int], steps
   lines += ["- **Data**: CIFAR-10 as JPEG re-encodings (`cifar10-jpeg.tar.xz`), decoded once by "
             "`experiments.data`; both frameworks read the same uint8 arrays.", ""]
   path = root / f"{NAME}.md"
-  reproduce._write_text(path, "\n".join(lines))  # pylint: disable=protected-access
+  rundir.write_text(path, "\n".join(lines))
   return path
 
 
@@ -264,7 +264,7 @@ def _speeds(report_dir, seeds) -> dict[str, str]:
     rates = []
     for policy in POLICIES:
       for seed in seeds:
-        f = reproduce.results_dir(report_dir, NAME, f"{framework}_{policy}", seed) / reproduce.SUMMARY
+        f = reproduce.results_dir(report_dir, NAME, f"{framework}_{policy}", seed) / rundir.SUMMARY
         if f.exists():
           rate = json.loads(f.read_text()).get("train_images_per_sec")
           rates += [rate] if rate else []

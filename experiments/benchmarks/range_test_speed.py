@@ -16,7 +16,7 @@ All three draw their batches the same way: a fresh on-device permutation of the 
 (with 5,000 examples an epoch is 50 steps, and on XLA:CPU each permutation costs about a millisecond).
 The learning rate rises exponentially from 1e-4 to 0.1, where neither model diverges, so every runner
 executes every step.
-Every program is compiled with the trainer's XLA options (`experiments.train.compiler_options`; on
+Every program is compiled with the trainer's XLA options (`experiments.parallel.compiler_options`; on
 XLA:CPU convolutions run on XLA's Eigen kernels instead of YNNPACK).
 
 Each is then run again with new seeds, ``--repeats`` rounds that interleave the three runners: compiled
@@ -45,7 +45,9 @@ import optax
 from flax import linen as nn
 
 import clr_optax
-from experiments import train
+from experiments import data as data_lib
+from experiments import parallel
+from experiments import step as step_lib
 from experiments.models import create_model
 
 BATCH = 100
@@ -53,7 +55,7 @@ BATCH = 100
 # divergence and the loop breaks there: over a diverging range they would do different amounts of work).
 MIN_LR, MAX_LR = 1e-4, 0.1
 # Every program is compiled as the trainer compiles it (on XLA:CPU: convolutions on XLA's Eigen kernels).
-COMPILER_OPTIONS = train.compiler_options(jax.local_devices())
+COMPILER_OPTIONS = parallel.compiler_options(jax.local_devices())
 _jit = functools.partial(jax.jit, compiler_options=COMPILER_OPTIONS)
 
 
@@ -94,7 +96,7 @@ def _make(name):
       return optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean(), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-    opt = state["opt"]._replace(hyperparams={**state["opt"].hyperparams, "learning_rate": lr})
+    opt = step_lib.set_learning_rate(state["opt"], lr)
     updates, opt = tx.update(grads, opt, state["params"])
     return ({"params": optax.apply_updates(state["params"], updates), "opt": opt},
             {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])})
@@ -128,7 +130,7 @@ def sweep_runner(name, data, steps, **kw):
 def _epoch_permutation(n):
   """A jitted ``(key, epoch) -> permutation of n``: the fresh shuffle per epoch every runner makes (with
   XLA's default options: the plain loop calls it inside its own jit, and a nested jit takes none)."""
-  return jax.jit(lambda key, epoch: jax.random.permutation(jax.random.fold_in(key, epoch), n))
+  return jax.jit(lambda key, epoch: data_lib.epoch_permutation(jax.random.fold_in(key, epoch), n))
 
 
 def loop_runner(name, data, steps):
@@ -217,7 +219,6 @@ def main(argv=None) -> dict:
   seeds = args.seeds or (4 if args.quick else 8)
 
   if args.data:
-    from experiments import data as data_lib  # pylint: disable=g-import-not-at-top
     ds = data_lib.stratified_subset(data_lib.load(args.data), train_size=args.examples, test_size=10, seed=0)
     images, labels = ds.train_images, ds.train_labels
   else:

@@ -3,7 +3,7 @@
 A jitted SGD-with-momentum step on the paper's Caffe ``cifar10_full`` network (batch 100) with a constant
 learning rate, against the same step with ``clr_optax.triangular2``. Steps alternate between the two in
 short blocks so that machine noise hits both alike; the ratio is of median step times. Both are compiled
-with the trainer's XLA options (`experiments.train.compiler_options`).
+with the trainer's XLA options (`experiments.parallel.compiler_options`).
 
   python -m experiments.benchmarks.schedule_overhead            # about a minute on 2 CPU cores
   python -m experiments.benchmarks.schedule_overhead --quick
@@ -18,11 +18,10 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 import optax
 
 import clr_optax
-from experiments import train
+from experiments import parallel
 from experiments.models import create_model
 
 
@@ -31,7 +30,7 @@ def _make_step(model, optimizer):
     logits = model.apply({"params": params}, images, train=True)
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
-  @functools.partial(jax.jit, compiler_options=train.compiler_options(jax.local_devices()))
+  @functools.partial(jax.jit, compiler_options=parallel.compiler_options(jax.local_devices()))
   def step(params, opt_state, images, labels):
     grads = jax.grad(loss_fn)(params, images, labels)
     updates, opt_state = optimizer.update(grads, opt_state, params)

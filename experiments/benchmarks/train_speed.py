@@ -1,4 +1,4 @@
-"""Training throughput on this machine: JAX (experiments.train.train_step) vs PyTorch CPU.
+"""Training throughput on this machine: JAX (experiments.step_lib.train_step) vs PyTorch CPU.
 
   flock /tmp/clr_cpu.lock python -m experiments.benchmarks.train_speed --quick
   flock /tmp/clr_cpu.lock python -m experiments.benchmarks.train_speed --torch-python /tmp/torchenv/bin/python
@@ -10,7 +10,7 @@ The PyTorch half (experiments/benchmarks/torch_cifar10_full.py: the same cifar10
 SGD step) runs as a subprocess with `--torch-python` (torch is not a dependency of this project) and the
 script prints the JAX/PyTorch ratio.
 
-Every JAX step is compiled as the trainer compiles it, with `experiments.train.compiler_options` (on
+Every JAX step is compiled as the trainer compiles it, with `experiments.parallel.compiler_options` (on
 XLA:CPU: YNNPACK for dots only, convolutions on XLA's Eigen kernels).
 
 `--variants` also times the cifar10_full step under other XLA flags and implementations, each in a
@@ -33,12 +33,25 @@ fresh subprocess (XLA flags are read once per process), to find where the time g
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import pathlib
 import subprocess
 import sys
 import time
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import configs
+from experiments import data as data_lib
+from experiments import parallel
+from experiments import setup
+from experiments import step as step_lib
+from experiments.models import caffe
 
 TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_cifar10_full.py")
 DEFAULT_VARIANTS = ("ynnpack_convs", "conv1_im2col", "conv_nchw", "bf16", "maxpool_slices", "maxpool_reduce_window",
@@ -53,8 +66,6 @@ DEFAULT_VARIANTS = ("ynnpack_convs", "conv1_im2col", "conv_nchw", "bf16", "maxpo
 
 def _maxpool_slices(x, kernel, stride, pad=0):
   """Caffe ceil-mode max pooling as the maximum of kernel*kernel strided slices (cheap gradient on CPU)."""
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from experiments.models import caffe  # pylint: disable=g-import-not-at-top
   _, h, w, _ = x.shape
   out_h, pad_h = caffe._pool_padding(h, kernel, stride, pad)  # pylint: disable=protected-access
   out_w, pad_w = caffe._pool_padding(w, kernel, stride, pad)  # pylint: disable=protected-access
@@ -69,9 +80,6 @@ def _maxpool_slices(x, kernel, stride, pad=0):
 
 def _maxpool_reduce_window(x, kernel, stride, pad=0):
   """Caffe ceil-mode max pooling as one `lax.reduce_window` (gradient: select_and_scatter)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from experiments.models import caffe  # pylint: disable=g-import-not-at-top
   _, h, w, _ = x.shape
   pads = [caffe._pool_padding(n, kernel, stride, pad)[1] for n in (h, w)]  # pylint: disable=protected-access
   return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, kernel, kernel, 1), (1, stride, stride, 1),
@@ -80,8 +88,6 @@ def _maxpool_reduce_window(x, kernel, stride, pad=0):
 
 def _conv1_im2col(lhs, rhs, window_strides, padding, *args, **kwargs):
   """conv1 (3 input channels) as one dot over its 5x5 patches; the other convolutions unchanged."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   if lhs.shape[-1] > 3:
     return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, *args, **kwargs)
   n, h, w, c = lhs.shape
@@ -94,8 +100,6 @@ def _conv1_im2col(lhs, rhs, window_strides, padding, *args, **kwargs):
 def _conv_nchw(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None, dimension_numbers=None,
                feature_group_count=1, precision=None):
   """The NHWC convolution computed in NCHW/OIHW dimension numbers, transposing in and out."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   y = jax.lax.conv_general_dilated(jnp.transpose(lhs, (0, 3, 1, 2)), jnp.transpose(rhs, (3, 2, 0, 1)),
                                    window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
                                    dimension_numbers=("NCHW", "OIHW", "NCHW"),
@@ -106,8 +110,6 @@ def _conv_nchw(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilatio
 def _patch_layers(caffe, **layers) -> None:
   """Gives experiments.models.caffe a linen namespace whose `layers` (name -> keyword arguments) are
   `functools.partial`s of its current ones: caffe.py builds its layers as ``nn.Conv`` / ``nn.Dense``."""
-  import functools  # pylint: disable=g-import-not-at-top
-  import types  # pylint: disable=g-import-not-at-top
   patched = types.SimpleNamespace(**{k: getattr(caffe.nn, k) for k in dir(caffe.nn) if not k.startswith("__")})
   for name, kwargs in layers.items():
     setattr(patched, name, functools.partial(getattr(caffe.nn, name), **kwargs))
@@ -118,10 +120,7 @@ def _patch_model(variants: str) -> dict | None:
   """Replaces parts of experiments.models.caffe for implementation variants joined by "+" (in this process
   only); returns the compiler options to jit the step with: the trainer's, or XLA's defaults (None) for
   `ynnpack_convs`."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from experiments import train  # pylint: disable=g-import-not-at-top
-  from experiments.models import caffe  # pylint: disable=g-import-not-at-top
-  options = train.compiler_options(jax.local_devices())
+  options = parallel.compiler_options(jax.local_devices())
   for variant in variants.split("+"):
     if variant == "ynnpack_convs":
       options = None
@@ -134,7 +133,6 @@ def _patch_model(variants: str) -> dict | None:
     elif variant == "conv_nchw":
       _patch_layers(caffe, Conv={"conv_general_dilated": _conv_nchw})
     elif variant == "bf16":
-      import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
       _patch_layers(caffe, Conv={"dtype": jnp.bfloat16}, Dense={"dtype": jnp.bfloat16})
     elif variant not in ("default", "fwd_only", "fwd_bwd"):
       raise ValueError(f"unknown variant {variant!r}")
@@ -143,10 +141,6 @@ def _patch_model(variants: str) -> dict | None:
 
 def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "default") -> dict:
   """Median images/s of the jitted train_step (or a part of it, per `variant`) for `model` at `batch`."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from experiments import configs, train  # pylint: disable=g-import-not-at-top
 
   options = _patch_model(variant)
   if model == "cifar10_full":
@@ -156,13 +150,12 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
   labels = rng.integers(0, 10, batch).astype(np.int32)
-  mean, std = train.normalization_constants(config, images)
-  state = train.create_train_state(config, num_classes=10, mean=mean, std=std)
+  mean, std = setup.normalization_constants(config, images)
+  state = setup.create_train_state(config, num_classes=10, mean=mean, std=std)
   data = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
   lr = jnp.float32(0.001)
 
   if variant.split("+")[-1] in ("fwd_only", "fwd_bwd"):
-    from experiments import data as data_lib  # pylint: disable=g-import-not-at-top
 
     def loss_fn(params, batch_stats):
       variables = {"params": params}
@@ -177,7 +170,7 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
     fn = jax.jit(loss_fn if variant.endswith("fwd_only") else jax.grad(loss_fn), compiler_options=options)
     run = lambda: fn(state.params, state.batch_stats)
   else:
-    step = jax.jit(train.train_step, donate_argnums=0, compiler_options=options)
+    step = jax.jit(step_lib.train_step, donate_argnums=0, compiler_options=options)
     holder = [state]
 
     def run():
@@ -208,17 +201,12 @@ def breakdown(steps: int, batch: int = 100) -> dict[str, float]:
   affects them alike: "no_lrn" (LRN -> identity), "no_maxpool" / "no_avgpool" (pooling -> strided
   subsampling), "convs_only" (all three). The differences attribute the step time to the layer kinds.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from experiments import configs, train  # pylint: disable=g-import-not-at-top
-  from experiments.models import caffe  # pylint: disable=g-import-not-at-top
 
   config = configs.get_config("table1_triangular2")
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
   data = {"image": jnp.asarray(images), "label": jnp.asarray(rng.integers(0, 10, batch).astype(np.int32))}
-  mean, std = train.normalization_constants(config, images)
+  mean, std = setup.normalization_constants(config, images)
   originals = {k: getattr(caffe, k) for k in ("caffe_max_pool", "caffe_avg_pool", "lrn_within_channel")}
 
   def subsample(x, kernel, stride, pad=0):
@@ -235,8 +223,8 @@ def breakdown(steps: int, batch: int = 100) -> dict[str, float]:
     for name, patch in patches.items():
       for key, value in {**originals, **patch}.items():
         setattr(caffe, key, value)
-      state = train.create_train_state(config, num_classes=10, mean=mean, std=std)
-      fn = jax.jit(train.train_step, compiler_options=train.compiler_options(jax.local_devices()))
+      state = setup.create_train_state(config, num_classes=10, mean=mean, std=std)
+      fn = jax.jit(step_lib.train_step, compiler_options=parallel.compiler_options(jax.local_devices()))
       jax.block_until_ready(fn(state, data, 0.001))
       compiled[name] = (fn, state)
   finally:
@@ -269,6 +257,29 @@ def _variant_in_subprocess(variant: str, steps: int, warmup: int) -> dict:
   result = _subprocess_json(cmd, env=env)
   result["variant"] = variant
   return result
+
+
+def _compare_with_torch(torch_python: str, results: dict, *, steps: int, warmup: int, repeats: int) -> None:
+  """Times cifar10_full in PyTorch (`TORCH_SCRIPT`, run by `torch_python`) against JAX; adds to `results`."""
+  # JAX and PyTorch alternate, `--repeats` pairs, so that load from other programs hits both alike; the
+  # ratio reported is the median over pairs.
+  ratios = []
+  for repeat in range(repeats):
+    if repeat:
+      r = _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
+                            "cifar10_full,100,default", "--steps", str(steps), "--warmup", str(warmup)])
+      results["runs"].append(r)
+      jax_full = r["images_per_sec"]
+    else:
+      jax_full = next(r["images_per_sec"] for r in results["runs"] if (r["model"], r["batch"]) == ("cifar10_full", 100))
+    t = _subprocess_json([torch_python, str(TORCH_SCRIPT), "--batch", "100", "--steps", str(steps)])
+    results["runs"].append(t)
+    ratios.append(jax_full / t["images_per_sec"])
+    print(f"torch cifar10_full  batch 100: {t['images_per_sec']:8.0f} images/s ({t['ms_per_step_median']:.1f} "
+          f"ms/step, {t['threads']} threads, torch {t['version']}); JAX/PyTorch {ratios[-1]:.2f}x", flush=True)
+  results["jax_over_torch_cifar10_full"] = float(sorted(ratios)[len(ratios) // 2])
+  print(f"JAX / PyTorch (cifar10_full, batch 100, median of {len(ratios)} alternating pairs): "
+        f"{results['jax_over_torch_cifar10_full']:.2f}x")
 
 
 def main(argv=None) -> dict:
@@ -304,31 +315,11 @@ def main(argv=None) -> dict:
     results["runs"].append(r)
     print(f"jax   {model:13s} batch {batch:3d}: {r['images_per_sec']:8.0f} images/s "
           f"({r['ms_per_step_median']:.1f} ms/step; first call {r['first_call_s']:.1f} s)", flush=True)
-  torch_python = args.torch_python
-  if torch_python and not any((r["model"], r["batch"]) == ("cifar10_full", 100) for r in results["runs"]):
-    torch_python = None  # the PyTorch half is cifar10_full at batch 100 only
-  if torch_python and pathlib.Path(torch_python).exists():
-    # JAX and PyTorch alternate, `--repeats` pairs, so that load from other programs hits both alike; the
-    # ratio reported is the median over pairs.
-    ratios = []
-    for repeat in range(args.repeats):
-      if repeat:
-        r = _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
-                              "cifar10_full,100,default", "--steps", str(steps), "--warmup", str(args.warmup)])
-        results["runs"].append(r)
-        jax_full = r["images_per_sec"]
-      else:
-        jax_full = next(r["images_per_sec"] for r in results["runs"] if (r["model"], r["batch"]) == ("cifar10_full", 100))
-      t = _subprocess_json([torch_python, str(TORCH_SCRIPT), "--batch", "100", "--steps", str(steps)])
-      results["runs"].append(t)
-      ratios.append(jax_full / t["images_per_sec"])
-      print(f"torch cifar10_full  batch 100: {t['images_per_sec']:8.0f} images/s ({t['ms_per_step_median']:.1f} "
-            f"ms/step, {t['threads']} threads, torch {t['version']}); JAX/PyTorch {ratios[-1]:.2f}x", flush=True)
-    results["jax_over_torch_cifar10_full"] = float(sorted(ratios)[len(ratios) // 2])
-    print(f"JAX / PyTorch (cifar10_full, batch 100, median of {len(ratios)} alternating pairs): "
-          f"{results['jax_over_torch_cifar10_full']:.2f}x")
-  elif torch_python:
-    print(f"(no PyTorch comparison: {torch_python} not found; python3 -m venv /tmp/torchenv && "
+  has_full = any((r["model"], r["batch"]) == ("cifar10_full", 100) for r in results["runs"])
+  if args.torch_python and has_full and pathlib.Path(args.torch_python).exists():  # PyTorch's half: cifar10_full
+    _compare_with_torch(args.torch_python, results, steps=steps, warmup=args.warmup, repeats=args.repeats)
+  elif args.torch_python and has_full:
+    print(f"(no PyTorch comparison: {args.torch_python} not found; python3 -m venv /tmp/torchenv && "
           "/tmp/torchenv/bin/pip install torch==2.13.0 numpy)")
   variants = args.variants if args.variants is not None else (DEFAULT_VARIANTS if args.profile else ())
   for variant in variants:

@@ -6,7 +6,7 @@ RMSprop, 70,000); the text says "Just the lower bound was used for base_lr for t
 that every method was run "by invoking the respective option in Caffe".
 
 Caffe applies every solver after its Regularize step with the layers' lr_mult / decay_mult, which
-experiments.train.build_optimizer reproduces for the Caffe networks. "fixed" rows start at the lower
+experiments.setup.build_optimizer reproduces for the Caffe networks. "fixed" rows start at the lower
 bound and use Caffe's cifar10_full step-down (x0.1 at 60,000 and 65,000 iterations); "clr" rows a
 triangular cycle between the bounds for 25,000 iterations ("clr70k": 70,000). The paper states neither
 the step-down of the fixed rows nor the stepsize of the CLR rows: the step-down is Caffe's cifar10_full
@@ -15,17 +15,19 @@ solver (Table 1's fixed row) and stepsize 2,000 is the one Section 4.1.1 recomme
 
 from experiments.configs import config_lib
 from experiments.configs import default
+from experiments.configs import paper_results
 
 ARGS = ("fixed", "clr")
 
 
 def build(module: str, arg: str | None, *, optimizer: str, fixed_lr: float, base_lr: float, max_lr: float,
-          paper: dict[str, str], extra: dict | None = None) -> config_lib.Config:
-  """The Table 3 row `arg` ("fixed", "clr" or "clr70k") of `optimizer`; `paper` maps arg -> the paper's result."""
+          label: str, args: tuple[str, ...] = ARGS, extra: dict | None = None) -> config_lib.Config:
+  """The Table 3 row `arg` (one of `args`: "fixed", "clr", "clr70k") of `optimizer`, which the paper calls `label`."""
   arg = arg or "clr"
-  if arg not in paper:
-    raise ValueError(f"{module} takes one of {tuple(paper)}, got {arg=}")
-  updates = {"name": f"{module}:{arg}", "paper": paper[arg], "optim.name": optimizer, **(extra or {})}
+  if arg not in args:
+    raise ValueError(f"{module} takes one of {args}, got {arg=}")
+  paper = paper_results.quote(f"{module}:{arg}", f"{label} fixed" if arg == "fixed" else f"{label} + CLR")
+  updates = {"name": f"{module}:{arg}", "paper": paper, "optim.name": optimizer, **(extra or {})}
   if arg == "fixed":
     updates.update({"schedule.name": "fixed", "schedule.base_lr": fixed_lr,
                     "schedule.drop_at": ("60000", "65000"), "train.num_steps": "70000"})

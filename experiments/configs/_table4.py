@@ -17,18 +17,20 @@ read them, not checked here.
 
 from experiments.configs import config_lib
 from experiments.configs import default
+from experiments.configs import paper_results
 
 ARGS = ("0.1", "0.2", "0.3", "clr")
 
 
 def build(module: str, arg: str | None, *, model: str, batch_size: int, num_steps: str, drop_at: tuple[str, ...],
-          optimizer: str, clr_bounds: tuple[float, float], paper: dict[str, str]) -> config_lib.Config:
-  """The Table 4 row `arg` ("0.1", "0.2", "0.3" or "clr") for `model`; `paper` maps arg -> the paper's result."""
+          optimizer: str, clr_bounds: tuple[float, float], label: str) -> config_lib.Config:
+  """The Table 4 row `arg` ("0.1", "0.2", "0.3" or "clr") for `model`, the network the paper calls `label`."""
   arg = arg or "clr"
   if arg not in ARGS:
     raise ValueError(f"{module} takes one of {ARGS}, got {arg=}")
+  row = f"{label} + CLR {clr_bounds[0]:g}-{clr_bounds[1]:g}" if arg == "clr" else f"{label}, LR {arg}"
   updates = {
-      "name": f"{module}:{arg}", "paper": paper[arg], "model.name": model,
+      "name": f"{module}:{arg}", "paper": paper_results.quote(f"{module}:{arg}", row), "model.name": model,
       "data.normalization": "channel", "data.augment": True,
       "optim.name": optimizer, "optim.momentum": 0.9, "optim.weight_decay": 1e-4,
       "train.batch_size": batch_size, "train.num_steps": num_steps, "train.eval_every": "1ep",

@@ -14,23 +14,22 @@ experiment module in this package has a `get_config(arg=None) -> Config` that st
 Values given as strings (from the command line) are converted to the type the field is declared with
 (`int`, `float`, `bool`, `str`, an optional of those, or a tuple of them written comma-separated).
 
-Durations (`train.num_steps`, `schedule.step_size`, ...) are strings in one of three units, resolved by
-`resolve_duration` once the number of steps per epoch is known: ``"2000"`` (steps), ``"8ep"`` (epochs) or
-``"5%"`` (a percentage of the whole run).
+Durations (`train.num_steps`, `schedule.step_size`, ...) are `Duration` strings in one of three units,
+resolved by `resolve_duration` once the number of steps per epoch is known: ``"2000"`` (steps), ``"8ep"``
+(epochs) or ``"5%"`` (a percentage of the whole run). `duration_fields` finds them by their type.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import math
+import pathlib
 import pkgutil
 import types
 import typing
 from typing import Any, Mapping
 
-Duration = str  # "2000" steps, "8ep" epochs, "5%" of the run; see resolve_duration.
-
+from experiments.configs.duration import Duration
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -92,19 +91,19 @@ class ScheduleConfig:
   # Upper bound of the cycle (one_cycle: its peak).
   max_lr: float = 0.006
   # Half a cycle (Duration): iterations from base_lr to max_lr.
-  step_size: Duration = "2000"
+  step_size: Duration = Duration("2000")
   # exp / exp_range: the per-iteration decay factor.
   gamma: float = 0.99994
   # Step drops applied on top of any policy (Durations): the learning rate is multiplied by
   # drop_factor at each of these points (Caffe's "multistep", the ResNet/DenseNet schedules).
-  drop_at: tuple[str, ...] = ()
+  drop_at: tuple[Duration, ...] = ()
   # Factor of each drop.
   drop_factor: float = 0.1
   # staged: per stage (same length each) the start (Duration), bounds and step size.
-  stage_starts: tuple[str, ...] = ()
+  stage_starts: tuple[Duration, ...] = ()
   stage_base_lrs: tuple[float, ...] = ()
   stage_max_lrs: tuple[float, ...] = ()
-  stage_step_sizes: tuple[str, ...] = ()
+  stage_step_sizes: tuple[Duration, ...] = ()
   # one_cycle: fraction of the run spent rising, initial lr = max_lr/div_factor, final
   # lr = initial/final_div_factor, the shape of the ramps, and whether to add a final annihilation phase.
   pct_start: float = 0.3
@@ -120,13 +119,13 @@ class TrainConfig:
   # Global batch, split evenly across all devices of all hosts.
   batch_size: int = 100
   # Length of the run (Duration; "%" is not allowed here).
-  num_steps: Duration = "70000"
+  num_steps: Duration = Duration("70000")
   # Evaluate on the test set every this many steps (Duration) and at the end.
-  eval_every: Duration = "1000"
+  eval_every: Duration = Duration("1000")
   # Fetch, check and write the training metrics every this many steps.
   log_every: int = 100
   # Write a checkpoint every this many steps (Duration) and at the end.
-  checkpoint_every: Duration = "5000"
+  checkpoint_every: Duration = Duration("5000")
   # How many checkpoints to keep.
   max_checkpoints: int = 2
   # Seed of the initialisation, the per-epoch shuffles and the augmentation.
@@ -137,6 +136,45 @@ class TrainConfig:
   eval_batch_size: int = 1000
   # Show a tqdm progress bar.
   progress: bool = True
+
+  def __post_init__(self):
+    """Checks the numbers at once, naming the field and the value (not deep inside a run)."""
+    for name in ("batch_size", "eval_batch_size", "log_every", "max_checkpoints"):
+      value = getattr(self, name)
+      if isinstance(value, int) and value < 1:
+        raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
+    if isinstance(self.num_devices, int) and self.num_devices < 1:
+      raise ValueError(f"train.num_devices must be a positive integer or None (all), got {self.num_devices!r}")
+    for name in ("num_steps", "eval_every", "checkpoint_every"):
+      value = getattr(self, name)
+      if Duration(value, f"train.{name}").amount == 0:
+        raise ValueError(f"train.{name} must be a positive duration, got {value!r}")
+    if Duration(self.num_steps).unit == "percent":
+      raise ValueError(f"train.num_steps must be steps or epochs (not a percentage of itself), got {self.num_steps!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowConfig:
+  """The one-command workflow (`experiments.workflow`): range test, bounds, fixed LR vs triangular2."""
+  # Training images held out (drawn at random, disjoint from the training set) on which the range test
+  # measures accuracy; data.train_size counts the images trained on, without these.
+  val_size: int = 500
+  # Length of the range test (Duration; the paper: 8 epochs).
+  range_steps: Duration = Duration("8ep")
+  # The range test's first and last learning rate.
+  range_min_lr: float = 0.0
+  range_max_lr: float = 0.02
+  # "linear" (the paper) or "exponential" rise of the range test's learning rate.
+  range_mode: str = "linear"
+  # Held-out evaluations along the range test.
+  range_eval_points: int = 25
+  # clr_optax.suggest_bounds's rule: "auto" (the paper's accuracy rule when it applies), "accuracy",
+  # "valley", "steepest".
+  rule: str = "auto"
+  # triangular2's half cycle (Duration) between the suggested bounds.
+  step_size: Duration = Duration("4ep")
+  # The fixed run's learning rate (None: schedule.base_lr).
+  fixed_lr: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +189,9 @@ class Config:
   optim: OptimConfig = OptimConfig()
   schedule: ScheduleConfig = ScheduleConfig()
   train: TrainConfig = TrainConfig()
+  # The workflow's settings, only in the workflow's configs (experiments/configs/workflow.py); None is left
+  # out of config.json, so the files of every other run read as they did before this section existed.
+  workflow: WorkflowConfig | None = None
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -169,6 +210,8 @@ def _convert(text: str, tp: Any, path: str) -> Any:
   if origin is tuple:
     parts = [p.strip() for p in text.split(",") if p.strip()]
     return tuple(_convert(p, args[0], path) for p in parts)
+  if tp is Duration:
+    return Duration(text, path)
   if tp is bool:
     low = text.strip().lower()
     if low in ("1", "true", "yes", "on"):
@@ -193,6 +236,8 @@ def _convert(text: str, tp: Any, path: str) -> Any:
 
 def _check_type(value: Any, tp: Any, path: str) -> Any:
   """Accepts a Python value for a field of type `tp`, converting ints to floats and lists to tuples."""
+  if tp is Duration:
+    return Duration(value, path)
   origin = typing.get_origin(tp)
   if isinstance(value, str) and tp is not str and not (
       origin in (typing.Union, types.UnionType) and str in typing.get_args(tp)):
@@ -208,8 +253,6 @@ def _check_type(value: Any, tp: Any, path: str) -> Any:
     return tuple(_check_type(v, typing.get_args(tp)[0], path) for v in value)
   if tp is float and isinstance(value, int) and not isinstance(value, bool):
     return float(value)
-  if tp is str and isinstance(value, int) and not isinstance(value, bool):
-    return str(value)  # a Duration given as a number of steps
   if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
     raise TypeError(f"{path} takes a {tp.__name__}, got {value=}")
   return value
@@ -245,6 +288,8 @@ def _replace_path(node: Any, keys: list[str], value: Any, path: str) -> Any:
       raise KeyError(f"{path!r} is a section; set one of its fields, e.g. {path}.{dataclasses.fields(current)[0].name}")
     new = _check_type(value, _field_types(type(node))[keys[0]], path)
   else:
+    if current is None and _is_optional_section(_field_types(type(node))[keys[0]]):
+      raise KeyError(f"no config field {path!r}: this config has no {keys[0]!r} section")
     if not dataclasses.is_dataclass(current):
       raise KeyError(f"no config field {path!r}: {keys[0]!r} is not a section")
     new = _replace_path(current, keys[1:], value, path)
@@ -268,71 +313,54 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
 
 def flat_fields(config: Any, prefix: str = "") -> dict[str, Any]:
   """All leaf fields of `config` (a config, or its nested dicts as in ``config.json``) as
-  ``{"section.field": value}``."""
-  items = (config.items() if isinstance(config, dict)
-           else ((f.name, getattr(config, f.name)) for f in dataclasses.fields(config)))
+  ``{"section.field": value}``; a section that is None is left out (as in `to_dict`)."""
+  items = (config if isinstance(config, dict) else to_dict(config)).items()
   out = {}
   for name, value in items:
-    if dataclasses.is_dataclass(value) or isinstance(value, dict):
+    if isinstance(value, dict):
       out.update(flat_fields(value, prefix + name + "."))
     else:
       out[prefix + name] = value
   return out
 
 
-def to_dict(config: Config) -> dict[str, Any]:
-  """The config as nested plain dicts (JSON-serialisable)."""
-  return dataclasses.asdict(config)
+def to_dict(config: Any) -> dict[str, Any]:
+  """The config (or a section) as nested plain dicts (JSON-serialisable); a section that is None is left out."""
+  hints = _field_types(type(config))
+  out = {}
+  for f in dataclasses.fields(config):
+    value = getattr(config, f.name)
+    if dataclasses.is_dataclass(value):
+      out[f.name] = to_dict(value)
+    elif value is not None or not _is_optional_section(hints[f.name]):
+      out[f.name] = value
+  return out
 
 
-def resolve_duration(spec: str | int, *, steps_per_epoch: int, total_steps: int | None = None,
-                     name: str = "duration") -> int:
-  """Converts a Duration to a number of steps.
+def _is_optional_section(tp: Any) -> bool:
+  return any(dataclasses.is_dataclass(a) for a in typing.get_args(tp))
 
-  Args:
-    spec: ``2000`` or ``"2000"`` (steps), ``"8ep"`` (epochs; fractional allowed, rounded to the nearest
-      step), ``"5%"`` (of `total_steps`).
-    steps_per_epoch: optimizer steps in one epoch of the training set.
-    total_steps: length of the run, for percentages.
-    name: the config field, for error messages.
 
-  Returns:
-    A non-negative number of steps.
-
-  Examples:
-    >>> resolve_duration("8ep", steps_per_epoch=500)
-    4000
-    >>> resolve_duration("5%", steps_per_epoch=500, total_steps=64000)
-    3200
-  """
-  text = str(spec).strip().lower().replace("_", "")
-  try:
-    if text.endswith("%"):
-      if total_steps is None:
-        raise ValueError(f"{name} cannot be a percentage of the run, got {spec=}")
-      value = float(text[:-1]) / 100 * total_steps
-    elif text.endswith("epochs") or text.endswith("ep"):
-      value = float(text.removesuffix("epochs").removesuffix("ep")) * steps_per_epoch
-    else:
-      value = float(text.removesuffix("steps"))
-  except ValueError as e:
-    if "percentage" in str(e):
-      raise
-    raise ValueError(f"{name} must be steps ('2000'), epochs ('8ep') or a percentage ('5%'), got {spec=}") from None
-  if not math.isfinite(value) or value < 0:
-    raise ValueError(f"{name} must be a non-negative duration, got {spec=}")
-  return int(round(value))
+def duration_fields(config: Any, prefix: str = "") -> dict[str, Any]:
+  """The fields of `config` declared as a `Duration` or a tuple of them, ``{"section.field": value}``."""
+  out = {}
+  for f in dataclasses.fields(config):
+    value, tp = getattr(config, f.name), _field_types(type(config))[f.name]
+    if dataclasses.is_dataclass(value):
+      out.update(duration_fields(value, prefix + f.name + "."))
+    elif tp is Duration or typing.get_args(tp)[:1] == (Duration,):
+      out[prefix + f.name] = value
+  return out
 
 
 def list_configs() -> list[str]:
   """Names of the experiment modules in experiments.configs (those with a get_config)."""
-  import experiments.configs as pkg
   names = []
-  for info in pkgutil.iter_modules(pkg.__path__):
+  for info in pkgutil.iter_modules([str(pathlib.Path(__file__).parent)]):
     if info.name == "config_lib" or info.name.startswith("_"):
       continue
     if not hasattr(importlib.import_module(f"experiments.configs.{info.name}"), "get_config"):
-      continue  # a data module such as paper_results, not an experiment
+      continue  # a module such as paper_results or tables, not an experiment
     names.append(info.name)
   return sorted(names)
 

@@ -14,6 +14,7 @@ cifar10_full ones, our choice, unverified for this figure.
 
 from experiments.configs import config_lib
 from experiments.configs import default
+from experiments.configs import paper_results
 
 ARGS = ("fixed", "clr")
 
@@ -22,8 +23,7 @@ def get_config(arg: str | None = None) -> config_lib.Config:
   arg = arg or "clr"
   if arg not in ARGS:
     raise ValueError(f"fig6_bn_sigmoid takes one of {ARGS}, got {arg=}")
-  paper = {"fixed": "Figure 6 (text of Sec. 4.1.1), fixed LR: 60.8% final accuracy",
-           "clr": "Figure 6 (text of Sec. 4.1.1), CLR: 72.2% final accuracy"}[arg]
+  paper = paper_results.quote(f"fig6_bn_sigmoid:{arg}", {"fixed": "fixed LR", "clr": "CLR"}[arg])
   updates = {"name": f"fig6_bn_sigmoid:{arg}", "paper": paper,
              "model.name": "cifar10_bn_sigmoid", "optim.weight_decay": 0.0, "train.num_steps": "60000"}
   if arg == "fixed":

@@ -121,6 +121,27 @@ PAPER_RESULTS: dict[str, PaperResult] = {
 }
 
 
+# How a config's ``paper`` line quotes its row, by the row's source ({label}: the row's name in words).
+_QUOTES = {
+    "Table 1": "{source}, CIFAR-10 {label}: {accuracy}% at {iterations:,} iterations",
+    "Table 2 / Figure 1": "{source}, CIFAR-10 {label}: {accuracy}% at {iterations:,} iterations",
+    "Table 3": "{source}, {label}: {accuracy}% at {iterations:,}",
+    "Table 4": "{source}, {label}: {accuracy}% (CIFAR-10; CIFAR-100 {cifar100_accuracy}%)",
+    "Figure 6 (text)": "Figure 6 (text of Sec. 4.1.1), {label}: {accuracy}% final accuracy",
+}
+
+
+def quote(config_name: str, label: str) -> str:
+  """The config's ``paper`` line: its row's result as the paper reports it, from `PAPER_RESULTS`.
+
+  Examples:
+    >>> quote("table1_triangular2", "triangular2")
+    'Table 1, CIFAR-10 triangular2: 81.4% at 25,000 iterations'
+  """
+  r = PAPER_RESULTS[config_name]
+  return _QUOTES[r.source].format(label=label, **dataclasses.asdict(r))
+
+
 def get(config_name: str) -> PaperResult | None:
   """The paper's result for `config_name` (None when the paper has no row for it)."""
   return PAPER_RESULTS.get(config_name)

@@ -9,12 +9,13 @@ stepsize = 4000" (checked against the text of arXiv 1506.01186v6).
 
 from experiments.configs import config_lib
 from experiments.configs import default
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return config_lib.override(default.get_config(), {
       "name": "table1_decay",
-      "paper": "Table 1, CIFAR-10 decay: 78.5% at 25,000 iterations",
+      "paper": paper_results.quote("table1_decay", "decay"),
       "schedule.name": "decay",
       "schedule.base_lr": 0.001,
       "schedule.max_lr": 0.007,  # Sec. 4.1.1 of 1506.01186v6

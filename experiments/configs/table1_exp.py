@@ -9,12 +9,13 @@ does not restate base_lr for this run: 0.001 is Caffe's cifar10_full rate.
 
 from experiments.configs import config_lib
 from experiments.configs import default
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return config_lib.override(default.get_config(), {
       "name": "table1_exp",
-      "paper": "Table 1, CIFAR-10 exp: 79.1% at 70,000 iterations",
+      "paper": paper_results.quote("table1_exp", "exp"),
       "schedule.name": "exp",
       "schedule.base_lr": 0.001,
       "schedule.gamma": 0.99994,

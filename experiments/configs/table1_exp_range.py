@@ -10,12 +10,13 @@ stepsize 2,000 (Sec. 4.1.1): our choice, unverified.
 
 from experiments.configs import config_lib
 from experiments.configs import default
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return config_lib.override(default.get_config(), {
       "name": "table1_exp_range",
-      "paper": "Table 1, CIFAR-10 exp_range: 82.2% at 42,000 iterations",
+      "paper": paper_results.quote("table1_exp_range", "exp_range"),
       "schedule.name": "exp_range",
       "schedule.base_lr": 0.001,  # bounds and step size not stated by the paper for this run (ours)
       "schedule.max_lr": 0.006,

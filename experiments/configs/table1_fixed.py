@@ -8,12 +8,13 @@ cifar10_full_solver: LR 0.001 for 60,000 iterations, then 1e-4 and 1e-5 for 5,00
 
 from experiments.configs import config_lib
 from experiments.configs import default
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return config_lib.override(default.get_config(), {
       "name": "table1_fixed",
-      "paper": "Table 1, CIFAR-10 fixed: 81.4% at 70,000 iterations",
+      "paper": paper_results.quote("table1_fixed", "fixed"),
       "schedule.name": "fixed",
       "schedule.base_lr": 0.001,
       "schedule.drop_at": ("60000", "65000"),  # Caffe's solver steps the rate down x0.1 twice

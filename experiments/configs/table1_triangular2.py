@@ -11,12 +11,13 @@ table2_staged.
 
 from experiments.configs import config_lib
 from experiments.configs import default
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return config_lib.override(default.get_config(), {
       "name": "table1_triangular2",
-      "paper": "Table 1, CIFAR-10 triangular2: 81.4% at 25,000 iterations",
+      "paper": paper_results.quote("table1_triangular2", "triangular2"),
       "schedule.name": "triangular2",
       "schedule.base_lr": 0.001,
       "schedule.max_lr": 0.006,

@@ -16,12 +16,13 @@ its own triangular2 cycle count at its start (Caffe's start_lr_policy), joined w
 
 from experiments.configs import config_lib
 from experiments.configs import default
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return config_lib.override(default.get_config(), {
       "name": "table2_staged",
-      "paper": "Table 2 / Figure 1, CIFAR-10 staged triangular2: 81.4% at 25,000 iterations",
+      "paper": paper_results.quote("table2_staged", "staged triangular2"),
       "schedule.name": "staged",
       "schedule.stage_starts": ("0", "16000", "22000"),
       "schedule.stage_base_lrs": (0.001, 0.0001, 0.00001),

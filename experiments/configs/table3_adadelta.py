@@ -17,5 +17,4 @@ ARGS = ("fixed", "clr")
 def get_config(arg: str | None = None):
   return _table3.build("table3_adadelta", arg, optimizer="adadelta", fixed_lr=0.01, base_lr=0.01, max_lr=0.1,
                        extra={"optim.rms_decay": 0.95, "optim.eps": 1e-6},
-                       paper={"fixed": "Table 3, AdaDelta fixed: 67.3% at 70,000",
-                              "clr": "Table 3, AdaDelta + CLR: 67.3% at 25,000"})
+                       label="AdaDelta")

@@ -15,5 +15,4 @@ ARGS = ("fixed", "clr")
 
 def get_config(arg: str | None = None):
   return _table3.build("table3_adagrad", arg, optimizer="adagrad", fixed_lr=0.003, base_lr=0.003, max_lr=0.035,
-                       paper={"fixed": "Table 3, AdaGrad fixed: 74.6% at 70,000",
-                              "clr": "Table 3, AdaGrad + CLR: 76.0% at 25,000"})
+                       label="AdaGrad")

@@ -16,6 +16,4 @@ ARGS = ("fixed", "clr", "clr70k")
 
 def get_config(arg: str | None = None):
   return _table3.build("table3_adam", arg, optimizer="adam", fixed_lr=0.0005, base_lr=0.0005, max_lr=0.002,
-                       paper={"fixed": "Table 3, Adam fixed: 81.4% at 70,000",
-                              "clr": "Table 3, Adam + CLR: 79.8% at 25,000",
-                              "clr70k": "Table 3, Adam + CLR: 81.1% at 70,000"})
+                       label="Adam", args=ARGS)

@@ -15,5 +15,4 @@ ARGS = ("fixed", "clr")
 
 def get_config(arg: str | None = None):
   return _table3.build("table3_nesterov", arg, optimizer="nesterov", fixed_lr=0.001, base_lr=0.001, max_lr=0.006,
-                       paper={"fixed": "Table 3, Nesterov fixed: 82.1% at 70,000",
-                              "clr": "Table 3, Nesterov + CLR: 81.3% at 25,000"})
+                       label="Nesterov")

@@ -18,6 +18,4 @@ ARGS = ("fixed", "clr", "clr70k")
 def get_config(arg: str | None = None):
   return _table3.build("table3_rmsprop", arg, optimizer="rmsprop", fixed_lr=0.0001, base_lr=0.0001,
                        max_lr=0.0003, extra={"optim.rms_decay": 0.98},
-                       paper={"fixed": "Table 3, RMSprop fixed: 75.2% at 70,000",
-                              "clr": "Table 3, RMSprop + CLR: 72.8% at 25,000",
-                              "clr70k": "Table 3, RMSprop + CLR: 75.1% at 70,000"})
+                       label="RMSprop", args=ARGS)

@@ -17,8 +17,4 @@ ARGS = _table4.ARGS
 
 def get_config(arg: str | None = None):
   return _table4.build("table4_densenet", arg, model="densenet40", batch_size=64, num_steps="300ep",
-                       drop_at=("150ep", "225ep"), optimizer="nesterov", clr_bounds=(0.1, 0.2),
-                       paper={"0.1": "Table 4, DenseNet, LR 0.1: 94.5% (CIFAR-10; CIFAR-100 75.2%)",
-                              "0.2": "Table 4, DenseNet, LR 0.2: 94.5% (CIFAR-10; CIFAR-100 75.3%)",
-                              "0.3": "Table 4, DenseNet, LR 0.3: 94.2% (CIFAR-10; CIFAR-100 74.5%)",
-                              "clr": "Table 4, DenseNet + CLR 0.1-0.2: 94.9% (CIFAR-10; CIFAR-100 75.9%)"})
+                       drop_at=("150ep", "225ep"), optimizer="nesterov", clr_bounds=(0.1, 0.2), label="DenseNet")

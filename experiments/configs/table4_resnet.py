@@ -17,8 +17,4 @@ ARGS = _table4.ARGS
 
 def get_config(arg: str | None = None):
   return _table4.build("table4_resnet", arg, model="resnet56", batch_size=128, num_steps="64000",
-                       drop_at=("32000", "48000"), optimizer="sgd", clr_bounds=(0.1, 0.3),
-                       paper={"0.1": "Table 4, ResNet, LR 0.1: 92.8% (CIFAR-10; CIFAR-100 71.2%)",
-                              "0.2": "Table 4, ResNet, LR 0.2: 93.3% (CIFAR-10; CIFAR-100 71.6%)",
-                              "0.3": "Table 4, ResNet, LR 0.3: 91.8% (CIFAR-10; CIFAR-100 71.9%)",
-                              "clr": "Table 4, ResNet + CLR 0.1-0.3: 93.6% (CIFAR-10; CIFAR-100 72.5%)"})
+                       drop_at=("32000", "48000"), optimizer="sgd", clr_bounds=(0.1, 0.3), label="ResNet")

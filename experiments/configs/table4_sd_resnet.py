@@ -17,8 +17,4 @@ ARGS = _table4.ARGS
 
 def get_config(arg: str | None = None):
   return _table4.build("table4_sd_resnet", arg, model="sd_resnet110", batch_size=128, num_steps="500ep",
-                       drop_at=("250ep", "375ep"), optimizer="nesterov", clr_bounds=(0.1, 0.3),
-                       paper={"0.1": "Table 4, SD, LR 0.1: 94.6% (CIFAR-10; CIFAR-100 75.2%)",
-                              "0.2": "Table 4, SD, LR 0.2: 94.5% (CIFAR-10; CIFAR-100 75.2%)",
-                              "0.3": "Table 4, SD, LR 0.3: 94.2% (CIFAR-10; CIFAR-100 74.6%)",
-                              "clr": "Table 4, SD + CLR 0.1-0.3: 94.5% (CIFAR-10; CIFAR-100 75.4%)"})
+                       drop_at=("250ep", "375ep"), optimizer="nesterov", clr_bounds=(0.1, 0.3), label="SD")

@@ -23,7 +23,7 @@ from experiments.models.caffe import caffe_multipliers
 from experiments.models.densenet import DenseNet
 from experiments.models.resnet import CifarResNet
 
-__all__ = ["MODELS", "caffe_multipliers", "create_model", "uses_batch_norm"]
+__all__ = ["CAFFE_NETS", "MODELS", "caffe_multipliers", "create_model", "is_caffe_net", "uses_batch_norm"]
 
 # name -> constructor taking (num_classes=..., **kw).
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -39,6 +39,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 _BATCH_NORM = frozenset(MODELS) - {"cifar10_full", "cifar10_quick"}
+# The Caffe networks: every solver trains them with the prototxt's per-layer lr_mult and decay_mult
+# (`caffe_multipliers`), as Caffe's solvers do; the others use one weight decay for all parameters.
+CAFFE_NETS = frozenset({"cifar10_full", "cifar10_quick", "cifar10_bn_sigmoid"})
 
 
 def create_model(name: str, num_classes: int = 10, **kw: Any) -> nn.Module:
@@ -69,3 +72,10 @@ def uses_batch_norm(name: str) -> bool:
   if name not in MODELS:
     raise ValueError(f"unknown model {name=}; choose one of {sorted(MODELS)}")
   return name in _BATCH_NORM
+
+
+def is_caffe_net(name: str) -> bool:
+  """Whether model ``name`` is one of the Caffe networks (:data:`CAFFE_NETS`), trained with Caffe's multipliers."""
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name=}; choose one of {sorted(MODELS)}")
+  return name in CAFFE_NETS

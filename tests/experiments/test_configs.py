@@ -1,12 +1,14 @@
 """Configs: every paper row builds, its schedule matches the paper's formulas, overrides are typed."""
 
 import dataclasses
+import inspect
 
 import numpy as np
 import pytest
 
 from experiments import configs
 from experiments import models
+from experiments import setup
 from experiments import train
 
 ALL = [name + (f":{arg}" if arg else "") for name in configs.list_configs()
@@ -16,7 +18,7 @@ ALL = [name + (f":{arg}" if arg else "") for name in configs.list_configs()
 def _schedule(name, num_train=50_000, **updates):
   config = configs.override(configs.get_config(name), updates)
   plan = train.plan_run(config, num_train=num_train, num_global_devices=1)
-  return train.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch,
+  return setup.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch,
                               total_steps=plan.total_steps), plan
 
 
@@ -40,7 +42,7 @@ def test_config_builds_schedule_optimizer_and_names_a_model(name):
   schedule, plan = _schedule(name)
   values = _at(schedule, [0, plan.total_steps // 3, plan.total_steps - 1])
   assert np.all(np.isfinite(values)) and np.all(values > 0)
-  tx = train.build_optimizer(config.optim, config.model.name)
+  tx = setup.build_optimizer(config.optim, config.model.name)
   params = {"conv1": {"kernel": np.ones((3, 3, 3, 2), np.float32), "bias": np.zeros(2, np.float32)}}
   state = tx.init(params)
   assert "learning_rate" in state.hyperparams
@@ -163,12 +165,27 @@ def test_plan_run_checks_batch_and_devices():
 
 
 def test_every_field_is_commented():
-  import inspect
   for cls in (configs.DataConfig, configs.ModelConfig, configs.OptimConfig, configs.ScheduleConfig,
-              configs.TrainConfig, configs.Config):
+              configs.TrainConfig, configs.WorkflowConfig, configs.Config):
     lines = inspect.getsource(cls).splitlines()
     for field in dataclasses.fields(cls):
       index = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{field.name}:"))
       above = lines[index - 1].strip()
       # A comment right above, or the field continues a commented group (e.g. b1/b2).
       assert above.startswith("#") or lines[index - 1].strip().split(":")[0].isidentifier(), field.name
+
+
+def test_durations_are_checked_strings_found_by_their_type():
+  config = configs.get_config("table2_staged")
+  assert isinstance(config.train.num_steps, configs.Duration) and config.train.num_steps == "25000"
+  assert set(configs.duration_fields(config)) == {
+      "train.num_steps", "train.eval_every", "train.checkpoint_every", "schedule.step_size", "schedule.drop_at",
+      "schedule.stage_starts", "schedule.stage_step_sizes"}
+  assert "workflow.range_steps" in configs.duration_fields(configs.get_config("workflow"))
+  assert configs.override(config, {"train.num_steps": 300}).train.num_steps == "300"
+  with pytest.raises(ValueError, match="train.num_steps must be steps"):
+    configs.override(config, {"train.num_steps": "soon"})
+  with pytest.raises(ValueError, match="schedule.drop_at must be a non-negative duration"):
+    configs.override(config, {"schedule.drop_at": "10,-5"})
+  with pytest.raises(KeyError, match="this config has no 'workflow' section"):
+    configs.override(config, {"workflow.rule": "valley"})

@@ -3,18 +3,21 @@
 import json
 
 import numpy as np
-import pytest
 
-from experiments import reproduce
+from experiments import configs
+from experiments import results
 from experiments import workflow
+
+
+def _flags(workdir, archive, *extra):
+  return ["--workdir", str(workdir), "--data", str(archive), "--train-size", "200", "--val-size", "50", "--test-size",
+          "100", "--batch-size", "40", "--steps", "8", "--step-size", "2", "--eval-every", "4", "--range-steps", "12",
+          "--range-max-lr", "0.05", "--num-devices", "1", "--no-progress", *extra]
 
 
 def test_workflow_end_to_end_tiny(cifar10_archive, tmp_path, capsys):
   """Range test, bounds, both runs and the report, on 200 training images and a few steps."""
-  result = workflow.run_workflow(
-      tmp_path, data=str(cifar10_archive), train_size=200, val_size=50, test_size=100, batch_size=40, steps=8,
-      step_size="2", eval_every=4, range_steps="12", range_max_lr=0.05, num_devices=1, progress=False,
-      command="python -m experiments.workflow --workdir X")
+  result = workflow.main(_flags(tmp_path, cifar10_archive))
   err = capsys.readouterr().err
   for phase in ("[0/4]", "[1/4]", "[2/4]", "[3/4]", "[4/4]"):  # one line per phase
     assert phase in err
@@ -37,31 +40,29 @@ def test_workflow_end_to_end_tiny(cifar10_archive, tmp_path, capsys):
   clr = json.loads((tmp_path / "triangular2" / "config.json").read_text())
   assert fixed["train"] == clr["train"] and fixed["data"] == clr["data"]
   assert clr["schedule"]["name"] == "triangular2" and clr["schedule"]["base_lr"] == result.base_lr
+  # Their config.json says what they trained on: the subsets and the images held out for the range test.
+  assert (fixed["data"]["train_size"], fixed["data"]["test_size"], fixed["workflow"]["val_size"]) == (200, 100, 50)
+  assert json.loads((tmp_path / "config.json").read_text())["workflow"]["range_max_lr"] == 0.05
 
   # Running again reuses the range test and the finished runs.
-  again = workflow.run_workflow(
-      tmp_path, data=str(cifar10_archive), train_size=200, val_size=50, test_size=100, batch_size=40, steps=8,
-      step_size="2", eval_every=4, range_steps="12", range_max_lr=0.05, num_devices=1, progress=False)
+  again = workflow.main(_flags(tmp_path, cifar10_archive))
   assert "reusing" in capsys.readouterr().err
   assert again.clr.accuracies == result.clr.accuracies and again.timings == {}
 
 
-def test_prepare_data_disjoint_stratified():
-  from experiments import data  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(0)
-  labels = np.repeat(np.arange(10, dtype=np.int32), 30)
-  images = rng.integers(0, 255, (300, 8, 8, 3)).astype(np.uint8)
-  images[:, 0, 0, 0] = np.arange(300) % 256  # an id in each image
-  images[:, 0, 0, 1] = np.arange(300) // 256
-  ds = data.Dataset(images, labels, images[::6], labels[::6], tuple(str(i) for i in range(10)), "synthetic")
-  train_ds, (val_images, val_labels) = workflow.prepare_data("unused", train_size=100, val_size=40, test_size=20,
-                                                             seed=0, dataset=ds)
-  ids = lambda im: set((im[:, 0, 0, 0].astype(int) + 256 * im[:, 0, 0, 1].astype(int)).tolist())  # noqa: E731
-  assert len(train_ds.train_labels) == 100 and len(val_labels) == 40 and len(train_ds.test_labels) == 20
-  assert not ids(train_ds.train_images) & ids(val_images)  # disjoint
-  assert len(ids(train_ds.train_images) | ids(val_images)) == 140
-  with pytest.raises(ValueError, match="exceeds"):
-    workflow.prepare_data("unused", train_size=290, val_size=40, test_size=20, seed=0, dataset=ds)
+def test_flags_set_config_fields():
+  """Every flag sets one config field; a flag left out keeps the workflow config's value; --set sets any field."""
+  config = workflow.config_from_args(workflow.parse_args([
+      "--workdir", "w", "--config", "table4_resnet:0.1", "--model", "resnet20", "--train-size", "0", "--steps", "640",
+      "--range-mode", "exponential", "--seed", "3", "--set", "optim.momentum=0.8", "--set", "workflow.range_eval_points=5"]))
+  assert config.name == "workflow:table4_resnet:0.1" and config.optim.name == "sgd" and config.optim.momentum == 0.8
+  assert (config.model.name, config.data.train_size, config.data.test_size) == ("resnet20", None, 2000)
+  assert (config.train.num_steps, config.train.eval_every, config.train.checkpoint_every) == ("640", "20", "320")
+  assert (config.train.seed, config.data.subset_seed, config.workflow.range_mode) == (3, 3, "exponential")
+  assert config.workflow.range_eval_points == 5 and config.workflow.val_size == 500
+  assert config.schedule.drop_at == ()
+  default = workflow.config_from_args(workflow.parse_args(["--workdir", "w"]))
+  assert default == configs.override(configs.get_config("workflow:default"), {"data.dataset": "cifar10"})
 
 
 def test_workflow_report_first_reached(tmp_path):
@@ -69,8 +70,8 @@ def test_workflow_report_first_reached(tmp_path):
   (tmp_path / "suggestion.json").write_text(json.dumps(
       {"base_lr": 0.002, "max_lr": 0.008, "base_reason": "b", "max_reason": "m",
        "candidates": {"steepest": [0.005, "why"]}}))
-  fixed = reproduce.RunResult("fixed", 0, (100, 200, 300, 400), (0.40, 0.50, 0.55, 0.56), 400)
-  clr = reproduce.RunResult("triangular2", 0, (100, 200, 300, 400), (0.45, 0.57, 0.52, 0.60), 400)
+  fixed = results.RunResult("fixed", 0, (100, 200, 300, 400), (0.40, 0.50, 0.55, 0.56), 400)
+  clr = results.RunResult("triangular2", 0, (100, 200, 300, 400), (0.45, 0.57, 0.52, 0.60), 400)
   path, reached = workflow.write_workflow_report(
       tmp_path, fixed=fixed, clr=clr, fixed_lr=0.001, base_lr=0.002, max_lr=0.008, base_reason="b",
       max_reason="m", step_size=50, setup={"network": "n"}, command="cmd", timings={"fixed": 1.0})

@@ -1,0 +1,79 @@
+"""The named groups of configs the paper compares: one `Experiment` per table, figure or headline pair.
+
+>>> from experiments.configs import tables
+>>> tables.get_experiment("table1").reference
+'table1_fixed'
+>>> tables.get_experiment("table4_resnet:clr").configs
+('table4_resnet:clr',)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from experiments.configs import config_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """A named reproduction: the configs it runs and the fixed-LR run the others are measured against.
+
+  Attributes:
+    name: the name on the command line and of the report (``experiments/reports/<name>.md``).
+    title: what the paper calls it.
+    configs: config names (`experiments.configs.get_config`) run for every seed.
+    reference: the config whose final accuracy the "first reached" iteration refers to (the fixed-LR run),
+      or None where the experiment has none.
+  """
+  name: str
+  title: str
+  configs: tuple[str, ...]
+  reference: str | None
+
+
+def _table3(opt: str, title: str, extra: tuple[str, ...] = ()) -> Experiment:
+  return Experiment(f"table3_{opt}", title, (f"table3_{opt}:fixed", f"table3_{opt}:clr", *extra),
+                    f"table3_{opt}:fixed")
+
+
+def _table4(net: str, title: str) -> Experiment:
+  return Experiment(f"table4_{net}", title, tuple(f"table4_{net}:{a}" for a in ("0.1", "0.2", "0.3", "clr")),
+                    f"table4_{net}:0.1")
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    Experiment("table1", "Table 1, CIFAR-10 with cifar10_full: five learning-rate policies",
+               ("table1_fixed", "table1_triangular2", "table1_decay", "table1_exp", "table1_exp_range"),
+               "table1_fixed"),
+    Experiment("table1_full", "Table 1's headline pair at full length: triangular2 (25,000 iterations) against "
+               "fixed (70,000)", ("table1_triangular2", "table1_fixed"), "table1_fixed"),
+    Experiment("table2", "Table 2 / Figure 1, the staged triangular2 run against the fixed policy",
+               ("table1_fixed", "table2_staged"), "table1_fixed"),
+    _table3("nesterov", "Table 3, Nesterov momentum with and without CLR"),
+    _table3("adam", "Table 3, Adam with and without CLR", ("table3_adam:clr70k",)),
+    _table3("rmsprop", "Table 3, RMSprop with and without CLR"),
+    _table3("adagrad", "Table 3, AdaGrad with and without CLR"),
+    _table3("adadelta", "Table 3, AdaDelta with and without CLR"),
+    Experiment("fig6", "Figure 6, batch-normalised sigmoid network: fixed LR vs CLR",
+               ("fig6_bn_sigmoid:fixed", "fig6_bn_sigmoid:clr"), "fig6_bn_sigmoid:fixed"),
+    _table4("resnet", "Table 4, ResNet-56: fixed 0.1/0.2/0.3 vs CLR 0.1-0.3"),
+    _table4("sd_resnet", "Table 4, Stochastic Depth ResNet-110: fixed 0.1/0.2/0.3 vs CLR 0.1-0.3"),
+    _table4("densenet", "Table 4, DenseNet-40: fixed 0.1/0.2/0.3 vs CLR 0.1-0.2"),
+    Experiment("one_cycle_resnet56", "One-cycle ResNet-56 (super-convergence)", ("one_cycle_resnet56",), None),
+)}
+
+
+def get_experiment(name: str) -> Experiment:
+  """The named experiment, or a single config (any `experiments.configs` name) run on its own.
+
+  Raises:
+    ValueError: `name` is neither (the message lists the experiments).
+  """
+  if name in EXPERIMENTS:
+    return EXPERIMENTS[name]
+  try:
+    config = config_lib.get_config(name)
+  except ValueError:
+    raise ValueError(f"unknown experiment {name!r}; one of {', '.join(EXPERIMENTS)} or a config name "
+                     f"({', '.join(config_lib.list_configs())})") from None
+  return Experiment(name.replace(":", "_"), config.paper or name, (name,), None)

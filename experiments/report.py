@@ -1,0 +1,359 @@
+"""Reports of finished runs: the markdown table beside the paper's numbers, the claims checked, CSV files and
+the accuracy and learning-rate curves (`write_report`), from `experiments.results`' summaries.
+
+The paper's numbers come from `experiments.configs.paper_results` alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import pathlib
+import platform
+import re
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from experiments import configs as config_lib
+from experiments import rundir
+from experiments.configs import paper_results
+from experiments.configs.tables import Experiment
+from experiments.results import ConfigSummary
+from experiments.results import RunResult
+from experiments.results import mean_std
+
+def hardware_description() -> dict[str, str]:
+  """CPU model, core count, JAX version and devices of this machine."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    cpu = models[0] if models else cpu
+  except OSError:
+    pass
+  return {"cpu": cpu, "cores": str(os.cpu_count()), "jax": jax.__version__,
+          "devices": ", ".join(str(d) for d in jax.devices()), "python": platform.python_version(),
+          "platform": platform.platform()}
+
+
+def _pm(mean_and_std: tuple[float, float]) -> str:
+  return f"{100 * mean_and_std[0]:.1f} ± {100 * mean_and_std[1]:.1f}"
+
+
+def paper_dataset(spec: str | os.PathLike) -> str | None:
+  """Which of the paper's datasets a data spec (``data.dataset``) is: "cifar10", "cifar100" or None.
+
+  The tfds names are themselves; an image folder or archive is identified by the last component of its path
+  that names CIFAR-10 or CIFAR-100 (``cifar100-jpeg.tar.xz``, ``data/CIFAR-100/``); None when none does.
+
+  Examples:
+    >>> paper_dataset("cifar100"), paper_dataset("data/cifar10-jpeg.tar.xz"), paper_dataset("/d/cifar_100/jpeg")
+    ('cifar100', 'cifar10', 'cifar100')
+    >>> paper_dataset("data/imagenette") is None
+    True
+  """
+  for part in reversed(pathlib.PurePath(str(spec).strip()).parts):
+    found = re.search(r"cifar10(0)?(?!\d)", re.sub(r"[-_ ]", "", part.lower()))
+    if found:
+      return "cifar100" if found.group(1) else "cifar10"
+  return None
+
+
+def _paper_column(dataset: str | None) -> str:
+  """The paper's column a report shows for runs on `dataset` (None: not identified, CIFAR-10 shown)."""
+  return "cifar100" if dataset == "cifar100" else "cifar10"
+
+
+def _paper_cell(config: str, shrink: float, dataset: str | None = "cifar10") -> tuple[str, str]:
+  """The paper's accuracy (in `dataset`'s column; None: the CIFAR-10 one) and iterations for `config`.
+
+  "-" where the paper has no row for `config` or no number in that column; "see the paper" where the row
+  gives no accuracy.
+  """
+  r = paper_results.get(config)
+  if r is None:
+    return "-", "-"
+  column = _paper_column(dataset)
+  value = r.accuracy_on(column)
+  if value is None:
+    acc = "see the paper" if column == "cifar10" else "-"
+  else:
+    acc = f"{value:.1f}" + ("" if r.verified else " (unverified)")
+  if r.iterations is None:
+    return acc, "-"
+  ours = r.iterations / shrink
+  return acc, f"{r.iterations:,}" + (f" (= {ours:g} here)" if shrink != 1 else "")
+
+
+def results_table(summaries: Sequence[ConfigSummary], *, shrink: float, reference: str | None,
+                  dataset: str | None = "cifar10") -> str:
+  """The markdown table of a report: ours (mean ± std over seeds) beside the paper's number.
+
+  Args:
+    dataset: the runs' data as `paper_dataset` names it; the paper's column shown is this dataset's, the
+      CIFAR-10 one where it is None (not identified), and the column's header says which.
+  """
+  column = paper_results.DATASETS[_paper_column(dataset)]
+  head = ["config", "seeds", "iterations (ours)", "final test acc. % (ours)", "best test acc. % (ours)",
+          f"paper acc. % ({column})", "paper iterations"]
+  if reference:
+    head[5:5] = [f"first reached {reference} final acc. (iteration, per seed)",
+                 f"{reference} at the same iteration, acc. %"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for s in summaries:
+    steps = sorted({r.total_steps for r in s.runs})
+    cells = [f"`{s.config}`", str(len(s.runs)), "/".join(f"{n:,}" for n in steps), _pm(s.final), _pm(s.best)]
+    if reference:
+      cells.append(", ".join("never" if x is None else f"{x:,}" for x in s.reached) if s.reached else "-")
+      at_end = [x for x in s.reference_at_end if x is not None]
+      cells.append(_pm(mean_std(at_end)) if at_end else "-")
+    cells.extend(_paper_cell(s.config, shrink, dataset))
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def per_run_csv(summaries: Sequence[ConfigSummary]) -> str:
+  """One row per run: config, seed, steps, final, best, best step, first reached, wall time, images/s."""
+  buf = io.StringIO()
+  w = csv.writer(buf, lineterminator="\n")
+  w.writerow(["config", "seed", "total_steps", "final_accuracy", "best_accuracy", "best_step",
+              "first_reached_reference", "wall_time_s", "train_images_per_sec"])
+  for s in summaries:
+    for i, r in enumerate(s.runs):
+      reached = s.reached[i] if s.reached else None
+      w.writerow([s.config, r.seed, r.total_steps, f"{r.final:.4f}", f"{r.best:.4f}", r.best_step,
+                  "" if reached is None else reached, "" if r.wall_time is None else f"{r.wall_time:.1f}",
+                  "" if r.images_per_sec is None else f"{r.images_per_sec:.1f}"])
+  return buf.getvalue()
+
+
+def curves_csv(summaries: Sequence[ConfigSummary]) -> str:
+  """Every test evaluation of every run: config, seed, step, accuracy."""
+  lines = ["config,seed,step,test_accuracy"]
+  for s in summaries:
+    for r in s.runs:
+      lines += [f"{s.config},{r.seed},{step},{acc:.4f}" for step, acc in zip(r.steps, r.accuracies)]
+  return "\n".join(lines) + "\n"
+
+
+def plot_accuracy_curves(curves: dict[str, Sequence[RunResult]], *, title: str = "", shrink: float = 1.0,
+                         lr_curves: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None):
+  """Test accuracy against iteration, one line per config (mean over seeds, band of ± one std).
+
+  Args:
+    curves: config (label) -> its runs.
+    title: the figure's title.
+    shrink: the shrink factor (the x label then says how to read paper iterations).
+    lr_curves: optional label -> (steps, learning rates), drawn in a lower panel.
+
+  Returns:
+    The matplotlib Figure (paper Figure 1 style).
+  """
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  rows = 2 if lr_curves else 1
+  fig, axes = plt.subplots(rows, 1, figsize=(7.5, 4.2 if rows == 1 else 6.4), sharex=True, squeeze=False,
+                           layout="constrained", height_ratios=[3, 1][:rows])
+  ax = axes[0, 0]
+  for label, runs in curves.items():
+    common = sorted(set.intersection(*(set(r.steps) for r in runs)))
+    acc = np.array([[dict(zip(r.steps, r.accuracies))[s] for s in common] for r in runs]) * 100
+    mean = acc.mean(0)
+    line, = ax.plot(common, mean, label=f"{label}" + (f" (mean of {len(runs)})" if len(runs) > 1 else ""))
+    if len(runs) > 1:
+      std = acc.std(0, ddof=1)
+      ax.fill_between(common, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+  ax.set_ylabel("test accuracy (%)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize="small", loc="lower right")
+  if title:
+    ax.set_title(title)
+  if lr_curves:
+    lax_ = axes[1, 0]
+    for label, (steps, lrs) in lr_curves.items():
+      lax_.plot(steps, lrs, label=label, linewidth=1)
+    lax_.set_ylabel("learning rate")
+    lax_.grid(alpha=0.3)
+  xlabel = "iteration" + (f" (x {shrink:g} = the paper's iteration)" if shrink != 1 else "")
+  axes[-1, 0].set_xlabel(xlabel)
+  return fig
+
+
+def _quoted(config: str, *, iterations: bool = True) -> str:
+  """The paper's result for a config as prose, e.g. ``82.2% at 42,000``, from paper_results."""
+  r = paper_results.get(config)
+  text = f"{r.accuracy:.1f}%"
+  return text + (f" at {r.iterations:,}" if iterations else "")
+
+
+def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
+  """The paper's Table 1 claims, each checked against our numbers (the paper's from paper_results)."""
+  iters = {name: f"{paper_results.get(name).iterations:,}" for name in ("table1_fixed", "table1_triangular2")}
+  out = []
+  fixed, tri = by.get("table1_fixed"), by.get("table1_triangular2")
+  if fixed and tri:
+    reached = [x for x in tri.reached if x is not None]
+    fixed_len = max(r.total_steps for r in fixed.runs)
+    held = len(reached) == len(tri.runs) and max(reached) < fixed_len
+    out.append(
+        f"- **triangular2 reaches the fixed policy's final accuracy in fewer iterations** (paper: {iters['table1_triangular2']} vs "
+        f"{iters['table1_fixed']}): {'held' if held else 'did not hold'} here. triangular2 reached the same-seed fixed run's "
+        f"final accuracy in {len(reached)} of {len(tri.runs)} seeds"
+        + (f", at iterations {', '.join(f'{x:,}' for x in reached)} (fixed: {fixed_len:,})" if reached else "")
+        + f"; final accuracy {_pm(tri.final)}% after {max(r.total_steps for r in tri.runs):,} iterations vs "
+        f"fixed {_pm(fixed.final)}% after {fixed_len:,}"
+        + (f"; at the same iteration ({max(r.total_steps for r in tri.runs):,}) the fixed runs stood at "
+           f"{_pm(mean_std(tri.reference_at_end))}%." if tri.reference_at_end and None not in tri.reference_at_end
+           else "."))
+  exp, expr = by.get("table1_exp"), by.get("table1_exp_range")
+  if exp and expr:
+    d = expr.final[0] - exp.final[0]
+    out.append(
+        f"- **exp_range beats exp** (paper: {_quoted('table1_exp_range')} vs {_quoted('table1_exp')}): "
+        f"{'held' if d > 0 else 'did not hold'} here: exp_range {_pm(expr.final)}% vs exp {_pm(exp.final)}% "
+        f"(difference {100 * d:+.1f} points; seed std about {100 * max(exp.final[1], expr.final[1]):.1f}).")
+  decay = by.get("table1_decay")
+  if decay and tri:
+    d = tri.final[0] - decay.final[0]
+    out.append(
+        f"- **decay ends below triangular2** (paper: {_quoted('table1_decay', iterations=False)} vs "
+        f"{_quoted('table1_triangular2', iterations=False)}, both {iters['table1_triangular2']} iterations): "
+        f"{'held' if d > 0 else 'did not hold'} here: decay {_pm(decay.final)}% vs triangular2 "
+        f"{_pm(tri.final)}% (difference {100 * d:+.1f} points).")
+  return out
+
+
+CLAIMS = {"table1": _claims_table1, "table1_full": _claims_table1}
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> None:
+  """Saves a matplotlib figure as a PNG atomically (`rundir.atomic_path`) and closes it."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top  (optional: only to draw)
+  with rundir.atomic_path(path) as tmp:
+    fig.savefig(tmp, dpi=120)
+  plt.close(fig)
+
+
+def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, path: str | os.PathLike,
+                 shrink: float, seeds: Sequence[int], command: str, data: str, hardware: dict[str, str],
+                 elapsed: str, overrides: dict[str, str] | None = None, notes: str = "",
+                 dataset: str | None = None,
+                 gpu_note: str = "No GPU was available: the full-length GPU runs were not done here.",
+                 lr_curves: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None) -> pathlib.Path:
+  """Writes ``<path>`` (markdown) and, beside it in ``<stem>/``, results.csv, curves.csv and accuracy.png.
+
+  Args:
+    experiment: what was run.
+    summaries: `summarize` of its runs.
+    path: the report's path (``experiments/reports/<name>.md``).
+    shrink: the shrink factor of the runs.
+    seeds: the seeds.
+    command: the exact command that produced the runs.
+    data: what data the runs used, in words.
+    dataset: which of the paper's datasets the runs used (`paper_dataset`: "cifar10", "cifar100"), which
+      picks the paper's column; None: not identified, the CIFAR-10 column is shown and the report says so.
+    hardware: `hardware_description`.
+    elapsed: the wall time, in words (what it includes).
+    overrides: config fields set on every run.
+    notes: hand-written discussion appended to the report.
+    gpu_note: a line on accelerator runs.
+    lr_curves: config -> (steps, learning rates), drawn under the accuracy curves.
+
+  Returns:
+    The report's path. Files are written atomically (a temporary name, then a rename).
+  """
+  path = pathlib.Path(path)
+  data_dir = path.with_suffix("")
+  data_dir.mkdir(parents=True, exist_ok=True)
+  rundir.write_text(data_dir / "results.csv", per_run_csv(summaries))
+  rundir.write_text(data_dir / "curves.csv", curves_csv(summaries))
+  save_figure(plot_accuracy_curves({s.config: s.runs for s in summaries}, title=experiment.title, shrink=shrink,
+                                   lr_curves=lr_curves), data_dir / "accuracy.png")
+  lines = _results_lines(experiment, summaries, shrink=shrink, seeds=seeds, dataset=dataset, rel=data_dir.name)
+  if notes:
+    lines += ["## Discussion", "", notes.strip(), ""]
+  lines += _how_lines(command=command, overrides=overrides, shrink=shrink)
+  lines += [f"- **Data**: {data}", f"- **Hardware**: {hardware.get('cpu')}, {hardware.get('cores')} cores; "
+            f"JAX {hardware.get('jax')}, devices: {hardware.get('devices')}; Python {hardware.get('python')}, "
+            f"{hardware.get('platform')}.", f"- **Wall time**: {elapsed}", f"- {gpu_note}", ""]
+  rundir.write_text(path, "\n".join(lines))
+  return path
+
+
+def _results_lines(experiment: Experiment, summaries: Sequence[ConfigSummary], *, shrink: float,
+                   seeds: Sequence[int], dataset: str | None, rel: str) -> list[str]:
+  """The report's title, table, figure and claims."""
+  lines = [f"# {experiment.title}", ""]
+  length = "full length" if shrink == 1 else f"shrunk {shrink:g}x (every iteration count divided by {shrink:g})"
+  lines += [f"Experiment `{experiment.name}`, {length}, seeds {', '.join(map(str, seeds))}; test accuracies "
+            "are mean ± sample std over the seeds.", ""]
+  if dataset is None:
+    lines += ["The data of these runs is not identified as CIFAR-10 or CIFAR-100 (see Data below): the "
+              "paper's numbers shown are its CIFAR-10 column.", ""]
+  else:
+    lines += [f"The paper's numbers shown are its {paper_results.DATASETS[dataset]} column, the data of "
+              "these runs.", ""]
+  lines += [results_table(summaries, shrink=shrink, reference=experiment.reference, dataset=dataset), ""]
+  if experiment.reference:
+    lines += [f"\"First reached\": the first evaluation at which a run's test accuracy was at least the final "
+              f"accuracy of the `{experiment.reference}` run with the same seed (resolution: the evaluation "
+              "interval).", ""]
+  lines += [f"![test accuracy against iteration]({rel}/accuracy.png)", "",
+            f"Per-run numbers: [{rel}/results.csv]({rel}/results.csv); every evaluation: "
+            f"[{rel}/curves.csv]({rel}/curves.csv).", ""]
+  claims = CLAIMS.get(experiment.name)
+  if claims:
+    lines += ["## The paper's claims, checked", "", *claims({s.config: s for s in summaries}, shrink), ""]
+  return lines
+
+
+def _how_lines(*, command: str, overrides: dict[str, str] | None, shrink: float) -> list[str]:
+  """The report's "How this was run": the command, the overrides, what shrinking did."""
+  lines = ["## How this was run", "", "```", command, "```", ""]
+  if overrides:
+    lines += ["Overrides applied to every run (after shrinking): "
+              + ", ".join(f"`{k}={v}`" for k, v in overrides.items()) + ".", ""]
+  if shrink != 1:
+    lines += [f"Shrinking by {shrink:g} (`experiments.configs.shrink.shrink_config`) divides the iteration counts "
+              "(run length, step size, step-down points, evaluation and checkpoint intervals) by the factor, "
+              f"rounded to whole iterations, and replaces the `exp`/`exp_range` gamma by gamma**{shrink:g}: "
+              "each shrunk run follows the full run's learning-rate curve compressed along the iteration "
+              f"axis. Batch size, bounds, network, optimizer and data are unchanged, so a run sees {shrink:g} "
+              "times fewer examples and its step size is that many times fewer epochs: accuracies are far "
+              "below the paper's, and only the comparison between policies is meaningful.", ""]
+  return lines
+
+
+def describe_data(config: config_lib.Config) -> str:
+  """The data of a run, in words, for a report."""
+  spec = str(config.data.dataset)
+  if spec in ("cifar10", "cifar100"):
+    text = f"{spec.upper()} from tensorflow-datasets"
+  elif "cifar10-jpeg" in pathlib.Path(spec).name:
+    text = (f"CIFAR-10 as JPEG re-encodings (`{pathlib.Path(spec).name}`: quality about 75, 4:2:0 chroma, "
+            "about 30 dB PSNR against the original pixels; labels and class balance exact), so expect "
+            "accuracies a little below the original CIFAR-10's")
+  else:
+    text = f"the image-folder dataset `{spec}`"
+  train = "all 50,000 training images" if config.data.train_size is None else \
+      f"a stratified subset of {config.data.train_size:,} training images"
+  test = "all test images" if config.data.test_size is None else \
+      f"a stratified subset of {config.data.test_size:,} test images (the same for every run)"
+  return (f"{text}; {train}; evaluated on {test}; normalisation {config.data.normalization}, "
+          f"augmentation {'on' if config.data.augment else 'off'}.")
+
+
+def describe_elapsed(results: Sequence[RunResult]) -> str:
+  """The runs' wall and throughput, from their summaries (file times are not kept by a clone of committed runs)."""
+  walls = [r.wall_time for r in results if r.wall_time is not None]
+  rates = [r.images_per_sec for r in results if r.images_per_sec]
+  text = (f"{sum(walls) / 60:.1f} min summed over the {len(walls)} runs (each run's wall time includes "
+          "its compilation, evaluations and checkpoints; a resumed run counts only its last segment)")
+  if rates:
+    text += (f"; training throughput {min(rates):.0f}-{max(rates):.0f} images/s per run (compilation and "
+             "evaluation excluded)")
+  return text + "."
+
+

@@ -1,0 +1,97 @@
+"""Reliability of the trainer and the workflow under bad input and interrupted runs (issue 13, items 2-6).
+
+Each test names the defect it guards against; each failed on the code before its fix (commit cfadd11) and
+passes after.
+"""
+
+import json
+import shutil
+
+import pytest
+
+from experiments import configs
+from experiments import rundir
+from experiments import train
+from experiments import workflow
+from tests.experiments.synthetic import small_config
+from tests.experiments.synthetic import synthetic_dataset
+
+
+@pytest.mark.parametrize("field, value", [
+    ("train.batch_size", 0), ("train.batch_size", -100), ("train.eval_batch_size", 0), ("train.log_every", 0),
+    ("train.max_checkpoints", 0), ("train.num_devices", 0), ("train.eval_every", "0"),
+    ("train.checkpoint_every", "0ep"), ("train.num_steps", "0"), ("train.num_steps", "5%"),
+])
+def test_numeric_trainer_fields_fail_at_once_naming_field_and_value(field, value):
+  """Item 5 (and 2, max_checkpoints=0): these used to fail deep inside the run (ZeroDivisionError, a JAX
+  slice error, range()) after the data load, or silently meant "every step" or "keep nothing"."""
+  with pytest.raises(ValueError, match=rf"{field} must be .*got {value!r}"):
+    configs.override(configs.get_config("table1_fixed"), {field: value})
+
+
+def _logged(directory):
+  return [(r["step"], r["split"], r["loss"]) for r in rundir.read_rows(directory / rundir.METRICS_JSONL)]
+
+
+def test_resume_tolerates_a_torn_last_line_of_metrics_jsonl(tmp_path):
+  """Item 4: a kill during a metrics write left a partial last line, and --resume then failed with a
+  JSONDecodeError, so the run could never resume. The partial line is dropped; every complete row is kept."""
+  ds = synthetic_dataset()
+  config = small_config("table1_triangular2")  # 6 steps, checkpoints at 3 and 6
+  train.train_and_evaluate(config, tmp_path / "whole", dataset=ds)
+  run = tmp_path / "killed"
+  shutil.copytree(tmp_path / "whole", run)
+  shutil.rmtree(run / "checkpoints" / "6")  # killed while writing step 5's row, after the step-3 checkpoint
+  rows = (run / rundir.METRICS_JSONL).read_text().splitlines()
+  kept = [r for r in rows if json.loads(r)["step"] <= 4]
+  (run / rundir.METRICS_JSONL).write_text("\n".join(kept) + "\n" + rows[len(kept)][:25])
+  assert rundir.read_rows(run / rundir.METRICS_JSONL) == [json.loads(r) for r in kept]
+  summary = train.train_and_evaluate(config, run, dataset=ds, resume=True)
+  assert _logged(run) == _logged(tmp_path / "whole")
+  assert summary["test_accuracy"] is not None
+  # Only the last line may be cut short: a bad line elsewhere is an error naming it.
+  (run / "broken.jsonl").write_text(kept[0] + "\n{not json\n" + kept[1] + "\n")
+  with pytest.raises(ValueError, match="line 2 of .*broken.jsonl is not a metrics row"):
+    rundir.read_rows(run / "broken.jsonl")
+
+
+def test_resume_of_a_finished_run_returns_its_test_accuracy(tmp_path):
+  """Item 6: --resume on a finished run trained nothing and returned test_accuracy null."""
+  ds = synthetic_dataset()
+  config = small_config("table1_triangular2")
+  first = train.train_and_evaluate(config, tmp_path, dataset=ds)
+  again = train.train_and_evaluate(config, tmp_path, dataset=ds, resume=True)
+  assert again["test_accuracy"] == first["test_accuracy"] and again["test_loss"] == first["test_loss"]
+  assert again["steps"] == first["steps"] == 6
+
+
+def test_a_leftover_orbax_tmp_directory_does_not_keep_a_checkpoint_too_many(tmp_path):
+  """Item 6: a write killed inside orbax left ``<step>.orbax-checkpoint-tmp-*``, and the resumed run then
+  kept max_checkpoints + 1 checkpoints. The leftover (never a complete checkpoint) is removed on start."""
+  ds = synthetic_dataset()
+  config = small_config("table1_triangular2", **{"train.num_steps": "12", "train.max_checkpoints": 2})
+  train.train_and_evaluate(config, tmp_path, dataset=ds)  # checkpoints 9 and 12 kept
+  shutil.rmtree(tmp_path / "checkpoints" / "12")
+  shutil.copytree(tmp_path / "checkpoints" / "9", tmp_path / "checkpoints" / f"12{rundir.TMP_CHECKPOINT}1765000000")
+  train.train_and_evaluate(config, tmp_path, dataset=ds, resume=True)
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["12", "9"]
+
+
+def test_workflow_checks_its_rule_before_the_range_test(tmp_path, monkeypatch):
+  """Item 6: an unknown --rule failed only after the range test had run (minutes)."""
+  monkeypatch.setattr(workflow.setup, "load_data", lambda *a, **k: pytest.fail("loaded data before checking"))
+  with pytest.raises(ValueError, match="workflow.rule must be one of .*got 'fastest'"):
+    workflow.main(["--workdir", str(tmp_path), "--rule", "fastest"])
+
+
+def test_workflow_refuses_a_work_directory_of_other_settings(tmp_path, monkeypatch):
+  """Item 3: a second workflow in the same directory with another --range-max-lr, --range-mode or --rule
+  reused the old range test and runs while its report described the new flags."""
+  monkeypatch.setattr(workflow.setup, "load_data", lambda *a, **k: pytest.fail("the settings were not compared"))
+  (tmp_path / rundir.CONFIG).write_text(json.dumps(configs.to_dict(
+      workflow.config_from_args(workflow.parse_args(["--workdir", str(tmp_path)])))))
+  with pytest.raises(ValueError, match=r"other settings \(workflow.range_max_lr: 0.02 -> 0.05, "
+                                       r"workflow.range_mode: 'linear' -> 'exponential', "
+                                       r"workflow.rule: 'auto' -> 'valley'\)"):
+    workflow.main(["--workdir", str(tmp_path), "--range-max-lr", "0.05", "--range-mode", "exponential",
+                   "--rule", "valley"])
