@@ -2,7 +2,7 @@
 
   python -m experiments.train --config fig11_googlenet_range --workdir /tmp/fig11_googlenet_range --data imagenet2012
 
-Paper (Fig. 11): the rate rises linearly from 0.001 to 0.065 over 4 epochs (40,037 iterations at batch 128);
+Paper (Fig. 11): the rate rises linearly from 0.001 to 0.065 over 4 epochs (40,036 iterations at batch 128);
 the curve suggested the bounds 0.01 - 0.026 of the triangular2 and exp_range rows. The rate rises as a
 triangular half-cycle whose step size is the whole run; the validation accuracy is measured every 0.1 epoch
 (our choice: 40 points along the sweep).
