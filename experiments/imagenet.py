@@ -45,14 +45,14 @@ from typing import Any
 
 import grain.python as grain
 import jax
-from absl import flags
 import numpy as np
 import tqdm
+from absl import flags
 from PIL import Image
 
 __all__ = [
-  "CAFFE_RESIZE", "IMAGE_SUFFIXES", "ImageFolderSource", "TfdsSource", "batches", "image_folder", "mean_image",
-  "host_shard", "open_source", "prefetch_to_device", "preprocess", "steps_per_epoch", "tfds_source",
+  "CAFFE_RESIZE", "IMAGE_SUFFIXES", "ImageFolderSource", "TfdsSource", "batches", "decode_and_resize", "host_shard",
+  "image_folder", "mean_image", "open_source", "prefetch_to_device", "preprocess", "tfds_source",
 ]
 
 # Caffe's convert_imageset --resize_height / --resize_width for ImageNet (examples/imagenet/create_imagenet.sh).
@@ -294,7 +294,7 @@ class _Transform(grain.RandomMapTransform):
 
 
 class _Resize(grain.MapTransform):
-  """Decode and resize one record, in float64 for the mean image."""
+  """Decode and resize one record (for the mean image)."""
 
   def __init__(self, resize: int):
     self.resize = resize
@@ -305,13 +305,6 @@ class _Resize(grain.MapTransform):
 
 # ----------------------------------------------------------------------------------------------------------
 # Batches.
-
-
-def steps_per_epoch(num_records: int, global_batch: int) -> int:
-  """Training steps in one epoch: ``num_records // global_batch`` (Caffe counts iterations the same way)."""
-  if global_batch < 1:
-    raise ValueError(f"global_batch must be positive, got {global_batch=}")
-  return max(1, num_records // global_batch)
 
 
 def _start_workers(worker_count: int) -> None:
@@ -345,8 +338,9 @@ def batches(source: Sequence[dict[str, Any]], *, batch_size: int, crop_size: int
 
   Training shuffles this host's shard of the records anew every epoch (grain's ``IndexSampler`` with
   ``seed``); the epochs run on into each other (a batch may hold the end of one and the start of the next,
-  as Caffe's data layer cycles through its LMDB) and only the stream's last partial batch is dropped. Evaluation (``train=False``) reads this host's shard
-  once in order and pads it to the same number of batches on every host, marking the padding in ``"mask"``.
+  as Caffe's data layer cycles through its LMDB) and only the stream's last partial batch is dropped.
+  Evaluation (``train=False``) reads this host's shard once in order and pads it to the same number of
+  batches on every host, marking the padding in ``"mask"``.
 
   Args:
     source: an `ImageFolderSource`, a `TfdsSource` or any random-access sequence of such records.

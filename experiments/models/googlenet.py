@@ -37,7 +37,8 @@ from flax import linen as nn
 
 from experiments.models.caffe import caffe_avg_pool, caffe_max_pool, lrn_across_channels
 
-__all__ = ["AUX_LOSS_WEIGHT", "GoogLeNet", "GoogLeNetOutput", "INCEPTION_WIDTHS", "softmax_loss"]
+__all__ = ["AUX_LOSS_WEIGHT", "AuxClassifier", "GoogLeNet", "GoogLeNetOutput", "INCEPTION_WIDTHS", "Inception",
+           "softmax_loss"]
 
 # Caffe's loss_weight of loss1/loss and loss2/loss (loss3/loss3 has 1).
 AUX_LOSS_WEIGHT = 0.3

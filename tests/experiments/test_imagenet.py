@@ -76,7 +76,8 @@ def test_bad_layouts_name_the_folder_or_file(tmp_path, folder):
   note.unlink()
   other = make_folder(tmp_path / "other", per_class={"train": 1, "val": 1})
   (other / "val" / CLASSES[2]).rename(other / "val" / "n02000000")
-  with pytest.raises(ValueError, match=r"different classes: only in train/ \['n01484850'\], only in val/ \['n02000000'\]"):
+  want = r"different classes: only in train/ \['n01484850'\], only in val/ \['n02000000'\]"
+  with pytest.raises(ValueError, match=want):
     imagenet.image_folder(other, "val")
   with pytest.raises(FileNotFoundError, match="missing"):
     imagenet.image_folder(tmp_path / "missing", "train")
@@ -164,7 +165,8 @@ def _batches(source, **kw):
 def test_training_batches_shapes_and_epochs(folder):
   source = imagenet.image_folder(folder, "train")
   batches = _all(_batches(source, num_epochs=2))
-  assert len(batches) == 2 * 27 // 4  # epochs run on into each other, as Caffe's data layer; the last partial batch is dropped
+  # The epochs run on into each other, as in Caffe's data layer; only the last partial batch is dropped.
+  assert len(batches) == 2 * 27 // 4
   for b in batches:
     assert set(b) == {"image", "label"}
     assert b["image"].shape == (4, CROP, CROP, 3) and b["image"].dtype == np.uint8

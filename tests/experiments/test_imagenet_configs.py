@@ -152,7 +152,8 @@ def test_googlenet_schedules_follow_the_paper():
                              rtol=1e-4)
 
 
-@pytest.mark.parametrize("name,low,high", [("fig11_googlenet_range", 0.001, 0.065), ("fig7_alexnet_range", 0.001, 0.02)])
+@pytest.mark.parametrize("name,low,high", [("fig11_googlenet_range", 0.001, 0.065),
+                                           ("fig7_alexnet_range", 0.001, 0.02)])
 def test_range_tests_rise_linearly_over_four_epochs(name, low, high):
   schedule, plan = _schedule(name)
   assert plan.total_steps == 4 * plan.steps_per_epoch

@@ -5,7 +5,6 @@ auxiliary classifiers' loss, and a few training steps at reduced resolution."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import traverse_util
 
@@ -186,8 +185,8 @@ def _check_googlenet_fillers(params):
 ], ids=["inception_4e", "loss1"])
 def test_googlenet_xavier_and_constant_fillers(module, shape):
   # Block by block (compiling the whole network's init takes half a minute here; the slow test below does).
-  variables = jax.jit(lambda x: module.init(key(4), x, **({"train": False} if isinstance(module, AuxClassifier) else {})))(
-    jnp.zeros(shape))
+  kw = {"train": False} if isinstance(module, AuxClassifier) else {}
+  variables = jax.jit(lambda x: module.init(key(4), x, **kw))(jnp.zeros(shape))
   _check_googlenet_fillers(variables["params"])
 
 
@@ -227,7 +226,8 @@ def test_softmax_loss_weights_the_auxiliary_classifiers():
     z = z - z.max(-1, keepdims=True)
     return float(np.mean(np.log(np.exp(z).sum(-1)) - z[np.arange(4), labels]))
 
-  out = GoogLeNetOutput(jnp.asarray(logits, jnp.float32), (jnp.asarray(aux1, jnp.float32), jnp.asarray(aux2, jnp.float32)))
+  f32 = lambda z: jnp.asarray(z, jnp.float32)  # noqa: E731
+  out = GoogLeNetOutput(f32(logits), (f32(aux1), f32(aux2)))
   loss, scored = jax.jit(softmax_loss)(out, labels)
   assert AUX_LOSS_WEIGHT == 0.3
   np.testing.assert_allclose(float(loss), ce(logits) + 0.3 * ce(aux1) + 0.3 * ce(aux2), rtol=1e-5)
