@@ -21,6 +21,7 @@ resolved by `resolve_duration` once the number of steps per epoch is known: ``"2
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import pathlib
@@ -31,11 +32,23 @@ from typing import Any, Mapping
 
 from experiments.configs.duration import Duration
 
+_OMIT_DEFAULT = "omit_default"
+
+
+def _added_field(default: Any) -> Any:
+  """A field added after runs were saved: `to_dict` leaves it out while it holds its default, so that every
+  earlier config (and the ``config.json`` of every saved run, which resuming and reports match against)
+  serialises exactly as before the field existed."""
+  return dataclasses.field(default=default, metadata={_OMIT_DEFAULT: True})
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
   """Where the images come from and how they enter the network."""
   # experiments.data.load spec: "cifar10", "cifar100" (tensorflow-datasets) or a path to an
-  # image-folder directory / .tar[.gz|.xz] archive. The CLI's --data replaces it.
+  # image-folder directory / .tar[.gz|.xz] archive. With crop_size set (ImageNet) the experiments.imagenet
+  # stream reads it instead: "imagenet2012" (tensorflow-datasets, a manual download) or the path of a
+  # {train,val}/<wnid>/*.JPEG folder. The CLI's --data replaces it.
   dataset: str = "cifar10"
   # Train on a stratified random subset of this many training images (None: all). Shrinks a run.
   train_size: int | None = None
@@ -44,7 +57,9 @@ class DataConfig:
   # Seed of the stratified subsets.
   subset_seed: int = 0
   # "channel": per-channel mean/std of the training set (ResNet, DenseNet);
-  # "mean_image": subtract Caffe's mean image, no scaling (the Caffe networks).
+  # "mean_image": subtract Caffe's mean image, no scaling (the Caffe networks; ImageNet: the mean of the
+  # training images resized to 256x256, cropped with each image, as Caffe's mean_file);
+  # "mean_value": subtract the per-channel mean_value below, no scaling (Caffe's bvlc_googlenet).
   normalization: str = "channel"
   # 4-pixel pad + random crop and horizontal flip inside the compiled step (off for the Caffe nets).
   augment: bool = True
@@ -52,6 +67,14 @@ class DataConfig:
   pad: int = 4
   # Where decoded image-folder datasets are cached as .npz (None: experiments.data's default).
   cache_dir: str | None = None
+  # ImageNet, streamed from the host by experiments.imagenet: the side of the random training crop and of
+  # the centre evaluation crop, cut from the image resized to 256x256 as Caffe does (227 AlexNet, 224
+  # GoogLeNet; mirrored at random in training). None: a dataset held on the device (CIFAR).
+  crop_size: int | None = _added_field(None)
+  # normalization "mean_value": Caffe's per-channel mean_value in RGB order (Caffe lists BGR: 104, 117, 123).
+  mean_value: tuple[float, ...] = _added_field(())
+  # Worker processes decoding the ImageNet stream on each host (None: one per CPU core of the host).
+  workers: int | None = _added_field(None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,15 +348,18 @@ def flat_fields(config: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-  """The config (or a section) as nested plain dicts (JSON-serialisable); a section that is None is left out."""
+  """The config (or a section) as nested plain dicts (JSON-serialisable); a section that is None is left out,
+  and so is an added field (`_added_field`) that holds its default."""
   hints = _field_types(type(config))
   out = {}
   for f in dataclasses.fields(config):
     value = getattr(config, f.name)
+    if f.metadata.get(_OMIT_DEFAULT) and value == f.default:
+      continue
     if dataclasses.is_dataclass(value):
       out[f.name] = to_dict(value)
     elif value is not None or not _is_optional_section(hints[f.name]):
-      out[f.name] = value
+      out[f.name] = copy.deepcopy(value)
   return out
 
 

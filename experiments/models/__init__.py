@@ -16,14 +16,18 @@ from typing import Any
 
 from flax import linen as nn
 
+from experiments.models.alexnet import AlexNet
 from experiments.models.caffe import Cifar10BNSigmoid
 from experiments.models.caffe import Cifar10Full
 from experiments.models.caffe import Cifar10Quick
 from experiments.models.caffe import caffe_multipliers
 from experiments.models.densenet import DenseNet
+from experiments.models.googlenet import GoogLeNet
+from experiments.models.googlenet import softmax_loss
 from experiments.models.resnet import CifarResNet
 
-__all__ = ["CAFFE_NETS", "MODELS", "caffe_multipliers", "create_model", "is_caffe_net", "uses_batch_norm"]
+__all__ = ["CAFFE_NETS", "IMAGENET_MODELS", "MODELS", "caffe_multipliers", "create_model", "is_caffe_net",
+           "softmax_loss", "uses_batch_norm"]
 
 # name -> constructor taking (num_classes=..., **kw).
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -36,12 +40,20 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
   "sd_resnet110": functools.partial(CifarResNet, depth=110, final_survival=0.5),
   "densenet40": functools.partial(DenseNet, depth=40, growth_rate=12),
   "densenet_bc100": functools.partial(DenseNet, depth=100, growth_rate=12, bottleneck=True, compression=0.5),
+  # ImageNet (227x227 / 224x224 input). GoogLeNet's training output carries its auxiliary classifiers: score
+  # and differentiate any model's training output with `softmax_loss`.
+  "alexnet": functools.partial(AlexNet, variant="alexnet"),
+  "caffenet": functools.partial(AlexNet, variant="caffenet"),
+  "googlenet": GoogLeNet,
 }
 
-_BATCH_NORM = frozenset(MODELS) - {"cifar10_full", "cifar10_quick"}
+# The networks of the paper's ImageNet experiments, and the input side (pixels) of each.
+IMAGENET_MODELS = {"alexnet": 227, "caffenet": 227, "googlenet": 224}
+
+_BATCH_NORM = frozenset(MODELS) - {"cifar10_full", "cifar10_quick"} - set(IMAGENET_MODELS)
 # The Caffe networks: every solver trains them with the prototxt's per-layer lr_mult and decay_mult
 # (`caffe_multipliers`), as Caffe's solvers do; the others use one weight decay for all parameters.
-CAFFE_NETS = frozenset({"cifar10_full", "cifar10_quick", "cifar10_bn_sigmoid"})
+CAFFE_NETS = frozenset({"cifar10_full", "cifar10_quick", "cifar10_bn_sigmoid", *IMAGENET_MODELS})
 
 
 def create_model(name: str, num_classes: int = 10, **kw: Any) -> nn.Module:
@@ -49,7 +61,8 @@ def create_model(name: str, num_classes: int = 10, **kw: Any) -> nn.Module:
 
   Args:
     name: one of :data:`MODELS` (``cifar10_full``, ``cifar10_quick``, ``cifar10_bn_sigmoid``,
-      ``resnet20``, ``resnet56``, ``resnet110``, ``sd_resnet110``, ``densenet40``, ``densenet_bc100``).
+      ``resnet20``, ``resnet56``, ``resnet110``, ``sd_resnet110``, ``densenet40``, ``densenet_bc100``,
+      ``alexnet``, ``caffenet``, ``googlenet``).
     num_classes: number of outputs.
     **kw: further module attributes, e.g. ``bn_axis_name="batch"`` to average BatchNorm statistics
       across pmap devices, ``final_survival`` for ``sd_resnet110``, ``dropout_rate`` for DenseNets.
@@ -57,8 +70,9 @@ def create_model(name: str, num_classes: int = 10, **kw: Any) -> nn.Module:
   Returns:
     A ``flax.linen.Module`` called as ``model.apply(variables, x, train=...)`` on float32 NHWC input;
     with BatchNorm (see :func:`uses_batch_norm`) training needs ``mutable=["batch_stats"]``,
-    ``sd_resnet110`` needs ``rngs={"stochastic_depth": key}`` and a DenseNet with dropout
-    ``rngs={"dropout": key}`` when ``train=True``.
+    ``sd_resnet110`` needs ``rngs={"stochastic_depth": key}`` and a DenseNet with dropout, AlexNet, CaffeNet
+    and GoogLeNet ``rngs={"dropout": key}`` when ``train=True``; GoogLeNet then returns a
+    ``GoogLeNetOutput`` (logits and auxiliary logits) for :func:`softmax_loss`.
   """
   if name not in MODELS:
     raise ValueError(f"unknown model {name=}; choose one of {sorted(MODELS)}")

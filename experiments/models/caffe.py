@@ -14,6 +14,9 @@ look-alikes:
   0.999, bias-corrected by a running scale factor, the variance with the ``m / (m - 1)`` correction) and
   has no learnable scale or shift, as Caffe's ``BatchNorm`` layer without a following ``Scale`` layer.
 
+The ImageNet networks (`experiments.models.alexnet`, `experiments.models.googlenet`) use the same pooling
+and Caffe's default across-channel LRN, :func:`lrn_across_channels`.
+
 Layer and parameter names follow the prototxt (``conv1``, ``ip1``, ...), so Caffe's per-layer
 ``lr_mult``/``decay_mult`` can be looked up by name: see :func:`caffe_multipliers`.
 
@@ -43,6 +46,7 @@ __all__ = [
   "caffe_max_pool",
   "caffe_multipliers",
   "caffe_pool_output_size",
+  "lrn_across_channels",
   "lrn_within_channel",
 ]
 
@@ -185,6 +189,39 @@ def lrn_within_channel(x: jax.Array, local_size: int = 3, alpha: float = 5e-5, b
     raise ValueError(f"LRN needs an odd local_size, got {local_size=}")
   mean_square = caffe_avg_pool(jnp.square(x), local_size, 1, (local_size - 1) // 2)
   return x * (1.0 + alpha * mean_square) ** (-beta)
+
+
+def lrn_across_channels(x: jax.Array, local_size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> jax.Array:
+  """Caffe's ``LRN`` with its default ``norm_region: ACROSS_CHANNELS`` on an NHWC array.
+
+  .. math::
+    y_c = x_c \\left(k + \\frac{\\alpha}{n} \\sum_{c' = c - (n-1)/2}^{c + (n-1)/2} x_{c'}^2\\right)^{-\\beta}
+
+  with the sum over ``n = local_size`` neighbouring channels, zero beyond the first and last channel
+  (``LRNLayer::CrossChannelForward_cpu``: ``alpha_over_size``, ``pre_pad = (size - 1) / 2``).
+
+  Args:
+    x: ``[N, H, W, C]`` array.
+    local_size: odd number of channels ``n`` in the sum.
+    alpha: scale (divided by ``n``, as Caffe does).
+    beta: exponent.
+    k: Caffe's ``k`` (default 1).
+
+  Returns:
+    An array shaped like ``x``.
+
+  Examples:
+    >>> lrn_across_channels(jnp.ones((1, 2, 2, 8))).shape
+    (1, 2, 2, 8)
+  """
+  if local_size % 2 != 1:
+    raise ValueError(f"LRN needs an odd local_size, got {local_size=}")
+  half = (local_size - 1) // 2
+  channels = x.shape[-1]
+  padded = jnp.pad(jnp.square(x), ((0, 0),) * (x.ndim - 1) + ((half, half),))
+  window_sum = sum(padded[..., i:i + channels] for i in range(local_size))
+  return x * (k + (alpha / local_size) * window_sum) ** (-beta)
 
 
 class CaffeBatchNorm(nn.Module):
@@ -358,35 +395,48 @@ _CAFFE_MULTIPLIERS: dict[str, dict[str, tuple[tuple[float, float], tuple[float, 
   },
 }
 
+# Networks whose every layer has the same param blocks: models/bvlc_alexnet, bvlc_reference_caffenet and
+# bvlc_googlenet train_val.prototxt give every convolution and inner product weights lr_mult 1 / decay_mult 1
+# and biases lr_mult 2 / decay_mult 0 (the auxiliary classifiers' layers too).
+_CAFFE_UNIFORM_MULTIPLIERS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+  "alexnet": ((1.0, 1.0), (2.0, 0.0)),
+  "caffenet": ((1.0, 1.0), (2.0, 0.0)),
+  "googlenet": ((1.0, 1.0), (2.0, 0.0)),
+}
+
 
 def caffe_multipliers(name: str) -> tuple[Callable[[Sequence[str], Any], float], Callable[[Sequence[str], Any], float]]:
   """Caffe's ``lr_mult`` and ``decay_mult`` for a Caffe network's parameters, chosen by path.
 
   Args:
-    name: ``"cifar10_full"``, ``"cifar10_quick"`` or ``"cifar10_bn_sigmoid"``.
+    name: ``"cifar10_full"``, ``"cifar10_quick"``, ``"cifar10_bn_sigmoid"``, ``"alexnet"``, ``"caffenet"`` or
+      ``"googlenet"``.
 
   Returns:
     ``(lr_mult, decay_mult)``: functions ``(path, param) -> float`` where ``path`` is the parameter's
-    key path as strings, e.g. ``("conv1", "bias")`` (a leading ``"params"`` is ignored), as
-    :func:`experiments.optim.caffe_sgd` expects.
+    key path as strings, e.g. ``("conv1", "bias")`` or GoogLeNet's ``("inception_3a", "1x1", "kernel")``
+    (the layer is the path joined by ``/``, Caffe's name ``inception_3a/1x1``; a leading ``"params"`` is
+    ignored), as :func:`experiments.optim.caffe_sgd` expects.
 
   Examples:
     >>> lr_mult, decay_mult = caffe_multipliers("cifar10_full")
     >>> lr_mult(("conv1", "bias"), None), decay_mult(("ip1", "kernel"), None)
     (2.0, 250.0)
   """
-  if name not in _CAFFE_MULTIPLIERS:
-    raise ValueError(f"no Caffe multipliers for {name=}; known: {sorted(_CAFFE_MULTIPLIERS)}")
-  table = _CAFFE_MULTIPLIERS[name]
+  known = sorted(_CAFFE_MULTIPLIERS) + sorted(_CAFFE_UNIFORM_MULTIPLIERS)
+  if name not in known:
+    raise ValueError(f"no Caffe multipliers for {name=}; known: {known}")
+  table = _CAFFE_MULTIPLIERS.get(name, {})
+  default = _CAFFE_UNIFORM_MULTIPLIERS.get(name, ((1.0, 1.0), (1.0, 1.0)))
 
   def lookup(path: Sequence[str], which: int) -> float:
     path = tuple(path)
     if path and path[0] == "params":
       path = path[1:]
-    if len(path) != 2 or path[1] not in ("kernel", "bias"):
-      raise ValueError(f"expected a ('layer', 'kernel'|'bias') parameter path of a {name} network, got {path=}")
-    layer, blob = path
-    weight, bias = table.get(layer, ((1.0, 1.0), (1.0, 1.0)))
+    if len(path) < 2 or path[-1] not in ("kernel", "bias"):
+      raise ValueError(f"expected a ('layer', ..., 'kernel'|'bias') parameter path of a {name} network, got {path=}")
+    layer, blob = "/".join(path[:-1]), path[-1]
+    weight, bias = table.get(layer, default)
     return (weight if blob == "kernel" else bias)[which]
 
   return (lambda path, param: lookup(path, 0)), (lambda path, param: lookup(path, 1))

@@ -1,0 +1,62 @@
+"""Shared settings of the ImageNet rows of Table 1 and of the range tests of Figs. 7 and 11.
+
+The paper (arXiv 1506.01186v6, its ImageNet section) trained Caffe's reference AlexNet and GoogLeNet on ILSVRC
+2012 with Caffe's solvers and data layers; it reports top-1 accuracy on the 50,000 validation images. These
+builders hold what the rows share and the configs only what differs:
+
+* AlexNet (``bvlc_alexnet``; ``--set model.name=caffenet`` for ``bvlc_reference_caffenet``): batch 256,
+  crop 227 of the 256x256 resized image, mirror, Caffe's mean image (``mean_file``); Caffe's SGD with
+  momentum 0.9 and weight decay 0.0005, the prototxt's lr/decay multipliers
+  (``models/bvlc_alexnet/solver.prototxt``, ``train_val.prototxt``).
+* GoogLeNet (``bvlc_googlenet``): batch 128 (the paper's; the prototxt's is 32), crop 224, mirror, Caffe's
+  ``mean_value`` (B, G, R) = (104, 117, 123); momentum 0.9, weight decay 0.0002
+  (``models/bvlc_googlenet/solver.prototxt``), the auxiliary classifiers weighted 0.3 in training.
+
+One epoch of the 1,281,167 training images is 5,004 iterations at batch 256 and 10,009 at batch 128, so the
+paper's step size of 30,000 iterations is about 6 and 3 epochs. Evaluating and checkpointing every 10,000
+iterations (Caffe's test_interval is 1,000 for AlexNet, 4,000 for GoogLeNet: a full validation pass is
+expensive) is our choice; it changes nothing that is trained.
+
+  --data imagenet2012        tensorflow-datasets (a manual download; see experiments/IMAGENET.md)
+  --data /data/imagenet      a folder of train/<wnid>/*.JPEG and val/<wnid>/*.JPEG
+"""
+
+from experiments.configs import config_lib
+from experiments.configs import default
+
+_COMMON = {
+    "data.dataset": "imagenet2012",
+    "data.augment": False,  # the stream crops and mirrors on the host, as Caffe's data layer
+    "optim.name": "caffe_sgd",
+    "optim.momentum": 0.9,
+    "train.eval_every": "10000",
+    "train.checkpoint_every": "10000",
+    "train.eval_batch_size": 500,
+}
+
+
+def alexnet(updates: dict) -> config_lib.Config:
+  """An AlexNet row: Caffe's bvlc_alexnet network, data layer and solver, with `updates` on top."""
+  return config_lib.override(default.get_config(), {
+      **_COMMON,
+      "model.name": "alexnet",
+      "data.crop_size": 227,
+      "data.normalization": "mean_image",
+      "optim.weight_decay": 0.0005,
+      "train.batch_size": 256,
+      **updates,
+  })
+
+
+def googlenet(updates: dict) -> config_lib.Config:
+  """A GoogLeNet row: Caffe's bvlc_googlenet network, data layer and solver at batch 128, `updates` on top."""
+  return config_lib.override(default.get_config(), {
+      **_COMMON,
+      "model.name": "googlenet",
+      "data.crop_size": 224,
+      "data.normalization": "mean_value",
+      "data.mean_value": (123.0, 117.0, 104.0),  # RGB order of the prototxt's B, G, R mean_value
+      "optim.weight_decay": 0.0002,
+      "train.batch_size": 128,
+      **updates,
+  })

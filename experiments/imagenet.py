@@ -1,0 +1,485 @@
+"""ImageNet input: a streaming pipeline with Caffe's preprocessing, decoded on the host in parallel workers.
+
+ImageNet (1.28 M training images, ~140 GB of JPEGs) does not fit on the device, so unlike the CIFAR path
+(`experiments.data`: the whole dataset as uint8 on the device) its images are decoded, resized and cropped
+on the host while the device trains, and only the batches travel to the device.
+
+Two sources give the same records (encoded image, label, name), with label ``i`` the ``i``-th wnid in sorted
+order in both:
+
+* tensorflow-datasets ``imagenet2012`` (`tfds_source`), read through ``tfds.data_source`` (array_record
+  files; no TensorFlow needed to read). ImageNet cannot be downloaded by tfds: the user downloads
+  ``ILSVRC2012_img_train.tar`` and ``ILSVRC2012_img_val.tar`` from image-net.org into
+  ``<data_dir>/downloads/manual/`` and prepares them once with ``tfds build imagenet2012`` (which needs
+  TensorFlow: ``pip install clr_optax[tfds-prepare]``).
+* an image folder `{train,val}/<wnid>/*.JPEG` (`image_folder`), e.g. the ILSVRC2012 archives unpacked, the
+  validation images moved into per-class folders.
+
+`batches` runs them through grain (the JAX ecosystem's data loader, ``grain.python``): a sampler that
+shuffles each host's shard of the records with a seed, worker processes that decode and transform, and
+batching. Caffe's preprocessing (``DataTransformer`` on an LMDB made by ``convert_imageset
+--resize_height=256 --resize_width=256``): every image is resized to 256x256 (aspect ratio not kept),
+then a random ``crop_size`` square (227 for AlexNet, 224 for GoogLeNet) is cut and mirrored with
+probability 1/2 in training; evaluation takes the centre crop, unmirrored. The mean is subtracted either on
+the device (a per-channel mean such as GoogLeNet's ``mean_value``: leave ``mean=None`` and normalise in the
+step, as the CIFAR path does) or here (``mean=``: Caffe's ``mean_file``, a 256x256 mean image cropped at the
+image's offset before mirroring; `mean_image` computes one). Every random choice is a function of the seed
+and the record's place in the stream, so a run's batches are the same every time for the same seed, hosts
+and ``worker_count``; each image's crop and mirror are also the same whatever the number of workers, but
+grain batches in the workers (worker ``w`` batches every ``worker_count``-th record), so another
+``worker_count`` groups the same images into other batches.
+
+`prefetch_to_device` puts host batches on the local devices ahead of the step (pmap's layout), and
+`batches(progress=True)` shows a progress bar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import os
+import pathlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import grain.python as grain
+import jax
+import numpy as np
+import tqdm
+from absl import flags
+from PIL import Image
+
+__all__ = [
+  "CAFFE_RESIZE", "IMAGE_SUFFIXES", "ImageFolderSource", "TfdsSource", "batches", "decode_and_resize", "host_shard",
+  "image_folder", "mean_image", "open_source", "prefetch_to_device", "preprocess", "tfds_source",
+]
+
+# Caffe's convert_imageset --resize_height / --resize_width for ImageNet (examples/imagenet/create_imagenet.sh).
+CAFFE_RESIZE = 256
+SPLITS = ("train", "val")
+TFDS_NAME = "imagenet2012"
+TFDS_SPLITS = {"train": "train", "val": "validation"}
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sources: random access to (encoded image, label, name) records.
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFolderSource:
+  """The images of one split of an image folder ``<root>/<split>/<wnid>/<image>``, in sorted order.
+
+  A grain random-access data source: ``len(source)`` records, ``source[i]`` is
+  ``{"image": encoded bytes, "label": int, "name": "<split>/<wnid>/<file>"}``.
+
+  Attributes:
+    root: the folder holding ``train/`` and ``val/``.
+    split: ``"train"`` or ``"val"``.
+    class_names: the wnids, sorted; label ``i`` is ``class_names[i]``.
+    files: the images' paths relative to ``root``.
+    labels: int32, the label of each file.
+  """
+
+  root: str
+  split: str
+  class_names: tuple[str, ...]
+  files: tuple[str, ...]
+  labels: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.files)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    name = self.files[index]
+    return {"image": pathlib.Path(self.root, name).read_bytes(), "label": int(self.labels[index]), "name": name}
+
+  def __repr__(self) -> str:
+    return f"ImageFolderSource({self.root!r}, {self.split!r}, {len(self)} images, {len(self.class_names)} classes)"
+
+
+def _classes(split_dir: pathlib.Path) -> dict[str, list[str]]:
+  """``{wnid: sorted file names}`` of one split folder; raises on an empty class or a non-image file."""
+  if not split_dir.is_dir():
+    raise FileNotFoundError(f"{str(split_dir)!r} is not a folder; expected the layout {{train,val}}/<wnid>/*.JPEG")
+  classes = {}
+  for class_dir in sorted(p for p in split_dir.iterdir() if not p.name.startswith(".")):
+    if not class_dir.is_dir():
+      raise ValueError(f"{str(class_dir)!r} is a file where a class folder was expected ({split_dir.name}/<wnid>/)")
+    names = sorted(p.name for p in class_dir.iterdir() if not p.name.startswith("."))
+    for name in names:
+      if not name.lower().endswith(IMAGE_SUFFIXES) or not (class_dir / name).is_file():
+        raise ValueError(f"{str(class_dir / name)!r} is not an image file (expected one of {IMAGE_SUFFIXES})")
+    if not names:
+      raise ValueError(f"class folder {str(class_dir)!r} holds no images")
+    classes[class_dir.name] = names
+  if not classes:
+    raise ValueError(f"{str(split_dir)!r} holds no class folders; expected {split_dir.name}/<wnid>/*.JPEG")
+  return classes
+
+
+def image_folder(root: str | os.PathLike, split: str) -> ImageFolderSource:
+  """Lists one split of an ImageNet-layout folder, checking the layout against the other split.
+
+  Args:
+    root: a folder holding ``train/<wnid>/*.JPEG`` and ``val/<wnid>/*.JPEG``.
+    split: ``"train"`` or ``"val"``.
+
+  Returns:
+    The `ImageFolderSource`; its labels index the sorted wnids of ``train/``.
+
+  Raises:
+    FileNotFoundError: ``root`` or one of its splits is missing.
+    ValueError: an empty class folder, a file that is not an image, or ``val/`` and ``train/`` holding
+      different classes; the message names the folder or file.
+  """
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split=}")
+  root_path = pathlib.Path(root).expanduser()
+  if not root_path.is_dir():
+    raise FileNotFoundError(f"ImageNet folder not found: {str(root_path)!r} (expected {{train,val}}/<wnid>/*.JPEG)")
+  root_path = root_path.resolve()
+  per_split = {s: _classes(root_path / s) for s in SPLITS}
+  if set(per_split["train"]) != set(per_split["val"]):
+    only_train = sorted(set(per_split["train"]) - set(per_split["val"]))
+    only_val = sorted(set(per_split["val"]) - set(per_split["train"]))
+    raise ValueError(f"{str(root_path)!r}: val/ and train/ hold different classes: only in train/ {only_train}, "
+                     f"only in val/ {only_val}")
+  class_names = tuple(sorted(per_split["train"]))
+  files, labels = [], []
+  for label, wnid in enumerate(class_names):
+    for name in per_split[split][wnid]:
+      files.append(f"{split}/{wnid}/{name}")
+      labels.append(label)
+  return ImageFolderSource(str(root_path), split, class_names, tuple(files), np.asarray(labels, np.int32))
+
+
+class TfdsSource:
+  """One split of tensorflow-datasets' ``imagenet2012``, its images left encoded for the workers.
+
+  A grain random-access data source: ``source[i]`` is ``{"image": JPEG bytes, "label": int, "name": file}``.
+  """
+
+  def __init__(self, split: str, data_dir: str | os.PathLike | None = None):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    if split not in TFDS_SPLITS:
+      raise ValueError(f"split must be one of {tuple(TFDS_SPLITS)}, got {split=}")
+    self.split = split
+    try:
+      builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
+      prepared = builder.is_prepared()
+    except Exception as e:  # tfds raises several types for a missing or unreadable data_dir
+      raise FileNotFoundError(_tfds_hint(data_dir, f"({type(e).__name__}: {e})")) from e
+    if not prepared:
+      raise FileNotFoundError(_tfds_hint(data_dir, f"(not prepared in {builder.data_dir!r})"))
+    self._source = tfds.data_source(TFDS_NAME, split=TFDS_SPLITS[split], data_dir=data_dir, download=False,
+                                    decoders={"image": tfds.decode.SkipDecoding()})
+    self.class_names = tuple(builder.info.features["label"].names)
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    record = self._source[index]
+    name = record.get("file_name", index)
+    return {"image": bytes(record["image"]), "label": int(record["label"]),
+            "name": name.decode() if isinstance(name, bytes) else str(name)}
+
+  def __repr__(self) -> str:
+    return f"TfdsSource({TFDS_NAME!r}, {self.split!r}, {len(self)} images)"
+
+
+def _tfds_hint(data_dir: Any, why: str) -> str:
+  where = data_dir or "~/tensorflow_datasets"
+  return (f"tensorflow-datasets {TFDS_NAME!r} is not available {why}. ImageNet is a manual download: put "
+          f"ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (image-net.org) in {where}/downloads/manual/ and "
+          f"run `tfds build {TFDS_NAME} --data_dir {where}` once (needs TensorFlow: pip install "
+          f"'clr_optax[tfds-prepare]'); or pass an image folder laid out as {{train,val}}/<wnid>/*.JPEG.")
+
+
+def tfds_source(split: str, data_dir: str | os.PathLike | None = None) -> TfdsSource:
+  """tensorflow-datasets' prepared ``imagenet2012`` split (``"train"`` or ``"val"``, tfds's ``validation``).
+
+  Raises:
+    FileNotFoundError: the dataset is not prepared in ``data_dir``; the message says how to prepare it.
+  """
+  return TfdsSource(split, data_dir)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Subset:
+  """The records ``indices`` of a source, as a source."""
+
+  source: Sequence[dict[str, Any]]
+  indices: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    return self.source[int(self.indices[index])]
+
+
+def open_source(spec: str | os.PathLike, split: str, *, data_dir: str | os.PathLike | None = None):
+  """``"imagenet2012"`` (tensorflow-datasets, in ``data_dir``) or the path of an ImageNet-layout folder."""
+  if str(spec) == TFDS_NAME:
+    return tfds_source(split, data_dir)
+  return image_folder(spec, split)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Caffe's preprocessing of one image.
+
+
+def decode_and_resize(data: bytes, name: str, size: int = CAFFE_RESIZE) -> np.ndarray:
+  """Decodes an encoded image to RGB and resizes it to ``size x size`` (bilinear), as convert_imageset.
+
+  Raises:
+    ValueError: the bytes are not a decodable image (truncated, another format); the message names it.
+  """
+  try:
+    with Image.open(io.BytesIO(data)) as image:
+      image.load()
+      rgb = image.convert("RGB")  # grayscale and CMYK JPEGs exist in ImageNet; Caffe reads them as colour
+  except (OSError, SyntaxError, ValueError) as e:  # PIL.UnidentifiedImageError is an OSError
+    raise ValueError(f"cannot decode image {name!r}: {e}") from e
+  if rgb.size != (size, size):
+    rgb = rgb.resize((size, size), Image.BILINEAR)
+  return np.asarray(rgb, np.uint8)
+
+
+def preprocess(image: np.ndarray, crop_size: int, *, train: bool, rng: np.random.Generator | None = None,
+               mean: np.ndarray | None = None) -> np.ndarray:
+  """Caffe's ``DataTransformer``: crop (random in training, centre otherwise), mirror, mean subtraction.
+
+  Args:
+    image: uint8 [S, S, 3], the resized image.
+    crop_size: side of the square crop.
+    train: random crop offset (uniform over ``S - crop_size + 1`` positions per axis) and mirror with
+      probability 1/2; otherwise the centre crop, unmirrored.
+    rng: the generator of the random choices (training only).
+    mean: None (uint8 output), a per-channel mean [3] or a mean image [S, S, 3] (float32 output); the
+      mean image is taken at the crop's offset before mirroring, as Caffe's ``mean_file``.
+
+  Returns:
+    The crop, [crop_size, crop_size, 3], uint8 without ``mean`` and float32 with it.
+  """
+  height, width = image.shape[:2]
+  if crop_size > min(height, width):
+    raise ValueError(f"crop_size {crop_size} exceeds the resized image ({height}x{width})")
+  if train:
+    top, left = int(rng.integers(height - crop_size + 1)), int(rng.integers(width - crop_size + 1))
+    mirror = bool(rng.integers(2))
+  else:
+    top, left, mirror = (height - crop_size) // 2, (width - crop_size) // 2, False
+  window = (slice(top, top + crop_size), slice(left, left + crop_size))
+  crop = image[window]
+  if mean is not None:
+    mean = np.asarray(mean, np.float32)
+    crop = crop.astype(np.float32) - (mean[window] if mean.ndim == 3 else mean)
+  return np.ascontiguousarray(crop[:, ::-1] if mirror else crop)
+
+
+class _Transform(grain.RandomMapTransform):
+  """Decode, resize, crop and mirror one record (in a grain worker)."""
+
+  def __init__(self, crop_size: int, train: bool, mean: np.ndarray | None, resize: int):
+    self.crop_size, self.train, self.mean, self.resize = crop_size, train, mean, resize
+
+  def random_map(self, record: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    image = decode_and_resize(record["image"], record["name"], self.resize)
+    image = preprocess(image, self.crop_size, train=self.train, rng=rng, mean=self.mean)
+    return {"image": image, "label": np.int32(record["label"])}
+
+
+class _Resize(grain.MapTransform):
+  """Decode and resize one record (for the mean image)."""
+
+  def __init__(self, resize: int):
+    self.resize = resize
+
+  def map(self, record: dict[str, Any]) -> np.ndarray:
+    return decode_and_resize(record["image"], record["name"], self.resize)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Batches.
+
+
+def _start_workers(worker_count: int) -> None:
+  """Readies grain's worker processes: they read an absl flag, and outside an ``absl.app`` program (our CLIs,
+  pytest, a notebook) absl's flags are never parsed, which grain's workers refuse; mark them parsed (with
+  their defaults) unless a program parsed them already."""
+  if worker_count and not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
+def host_shard(num_records: int, process_index: int, process_count: int) -> np.ndarray:
+  """The record indices host ``process_index`` of ``process_count`` reads: a contiguous range, the ranges
+  disjoint and together ``range(num_records)``, their lengths differing by at most one."""
+  start, stop = (num_records * i // process_count for i in (process_index, process_index + 1))
+  return np.arange(start, stop)
+
+
+def _host(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+  index = jax.process_index() if process_index is None else process_index
+  count = jax.process_count() if process_count is None else process_count
+  if not 0 <= index < count:
+    raise ValueError(f"process_index must lie in [0, process_count), got {process_index=}, {process_count=}")
+  return index, count
+
+
+def batches(source: Sequence[dict[str, Any]], *, batch_size: int, crop_size: int, train: bool, seed: int = 0,
+            mean: np.ndarray | None = None, process_index: int | None = None, process_count: int | None = None,
+            num_epochs: int | None = None, worker_count: int = 0, resize: int = CAFFE_RESIZE,
+            progress: bool = False) -> Iterator[dict[str, np.ndarray]]:
+  """This host's batches of a source, preprocessed as Caffe does, decoded in grain worker processes.
+
+  Training shuffles this host's shard of the records anew every epoch (grain's ``IndexSampler`` with
+  ``seed``); the epochs run on into each other (a batch may hold the end of one and the start of the next,
+  as Caffe's data layer cycles through its LMDB) and only the stream's last partial batch is dropped.
+  Evaluation (``train=False``) reads this host's shard once in order and pads it to the same number of
+  batches on every host, marking the padding in ``"mask"``.
+
+  Args:
+    source: an `ImageFolderSource`, a `TfdsSource` or any random-access sequence of such records.
+    batch_size: images per batch on this host (the global batch divided by ``process_count``).
+    crop_size: the crop (227 AlexNet, 224 GoogLeNet).
+    train: training (random crop and mirror, shuffled, endless unless ``num_epochs``) or evaluation.
+    seed: seed of the shuffles, crops and mirrors.
+    mean: subtract on the host (float32 output): per channel [3] or a mean image [resize, resize, 3]; None
+      yields uint8 (subtract in the compiled step).
+    process_index, process_count: this host and the number of hosts (default ``jax.process_index()``,
+      ``jax.process_count()``); host ``i`` reads `host_shard`: the ``i``-th of ``process_count`` disjoint
+      contiguous shards of the records, which together cover them all.
+    num_epochs: epochs to read in training (None: endless); evaluation reads one.
+    worker_count: grain worker processes decoding in parallel (0: in this process).
+    resize: the side images are resized to first (Caffe's 256).
+    progress: show a tqdm progress bar (images of this host).
+
+  Returns:
+    An iterator of ``{"image": [B, crop, crop, 3], "label": int32 [B]}`` (evaluation adds ``"mask"``, bool
+    [B], False on padding).
+
+  Raises:
+    ValueError: bad arguments, or (while iterating) an image that cannot be decoded, named in the message.
+  """
+  if batch_size < 1 or crop_size < 1 or crop_size > resize:
+    raise ValueError(f"need batch_size >= 1 and 1 <= crop_size <= resize, got {batch_size=}, {crop_size=}, {resize=}")
+  if mean is not None and np.shape(mean) not in ((3,), (resize, resize, 3)):
+    raise ValueError(f"mean must be [3] or [{resize}, {resize}, 3], got shape {np.shape(mean)}")
+  index, count = _host(process_index, process_count)
+  shard = host_shard(len(source), index, count)
+  if not len(shard):
+    raise ValueError(f"{len(source)} records leave host {index} of {count} none to read")
+  # grain's own ShardOptions (0.2.18) skips a record of the larger shards when the split is uneven, so each
+  # host reads its shard as a data source of its own, with a seed of its own for the crops and mirrors.
+  host_seed = int(np.random.SeedSequence([seed, index, count]).generate_state(1)[0])
+  _start_workers(worker_count)
+  sampler = grain.IndexSampler(len(shard), shuffle=train, num_epochs=num_epochs if train else 1, seed=host_seed)
+  loader = grain.DataLoader(
+    data_source=_Subset(source, shard), sampler=sampler, worker_count=worker_count,
+    operations=[_Transform(crop_size, train, None if mean is None else np.asarray(mean, np.float32), resize),
+                grain.Batch(batch_size, drop_remainder=train)])
+  per_host = math.ceil(len(source) / count)  # the largest shard
+  total = None if train and num_epochs is None else (len(shard) * (num_epochs or 1) if train else len(shard))
+  stream = iter(loader) if train else _padded(iter(loader), math.ceil(per_host / batch_size), batch_size)
+  if not progress:
+    return stream
+  return _with_bar(stream, total, f"{getattr(source, 'split', 'imagenet')} images")
+
+
+def _padded(stream: Iterator[dict[str, np.ndarray]], num_batches: int,
+            batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+  """Evaluation batches padded to ``batch_size`` and to ``num_batches`` batches, with a ``mask``."""
+  template = None
+  for _ in range(num_batches):
+    batch = next(stream, None)
+    if batch is None:
+      batch = {k: v[:0] for k, v in template.items()}
+    template = batch if template is None else template
+    n = len(batch["label"])
+    out = {k: np.concatenate([v, np.zeros((batch_size - n, *v.shape[1:]), v.dtype)]) for k, v in batch.items()}
+    out["mask"] = np.arange(batch_size) < n
+    yield out
+
+
+def _with_bar(stream: Iterator[dict[str, np.ndarray]], total: int | None, desc: str) -> Iterator[dict[str, np.ndarray]]:
+  with tqdm.tqdm(total=total, desc=desc, unit="img") as bar:
+    for batch in stream:
+      bar.update(int(batch["mask"].sum()) if "mask" in batch else len(batch["label"]))
+      yield batch
+
+
+def mean_image(source: Sequence[dict[str, Any]], *, num_images: int | None = None, seed: int = 0,
+               resize: int = CAFFE_RESIZE, worker_count: int = 0, batch_size: int = 64,
+               progress: bool = False) -> np.ndarray:
+  """Caffe's ``compute_image_mean``: the mean of the resized training images, float32 [resize, resize, 3].
+
+  Args:
+    source: the training source.
+    num_images: average a random subset of this many images (None: all, as Caffe does).
+    seed: seed of the subset.
+    resize: the side images are resized to.
+    worker_count: grain worker processes.
+    batch_size: images summed per batch.
+    progress: show a progress bar.
+
+  Returns:
+    The mean image in [0, 255] units, RGB, for ``batches(mean=...)``.
+  """
+  n = len(source) if num_images is None else num_images
+  if not 1 <= n <= len(source):
+    raise ValueError(f"num_images must lie in [1, {len(source)}], got {num_images=}")
+  indices = (np.arange(n) if num_images is None
+             else np.sort(np.random.default_rng(seed).choice(len(source), n, replace=False)))
+  subset = _Subset(source, indices)
+  _start_workers(worker_count)
+  loader = grain.DataLoader(data_source=subset, sampler=grain.IndexSampler(n, num_epochs=1, shuffle=False),
+                            operations=[_Resize(resize), grain.Batch(batch_size)], worker_count=worker_count)
+  total = np.zeros((resize, resize, 3), np.float64)
+  with tqdm.tqdm(total=n, desc="mean image", unit="img", disable=not progress) as bar:
+    for batch in loader:
+      total += batch.sum(axis=0, dtype=np.float64)
+      bar.update(len(batch))
+  return (total / n).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# To the devices.
+
+
+def prefetch_to_device(stream: Iterable[dict[str, np.ndarray]], size: int = 2,
+                       devices: Sequence[jax.Device] | None = None) -> Iterator[dict[str, jax.Array]]:
+  """Host batches as device arrays in pmap's layout, ``size`` batches ahead of the consumer.
+
+  Each array ``[B, ...]`` is split into ``[len(devices), B / len(devices), ...]``, one slice per device, and
+  transferred asynchronously while the device works on the batches before it.
+
+  Args:
+    stream: host batches (dicts of numpy arrays whose leading axis is divisible by the number of devices).
+    size: batches in flight (2 keeps one transferring while one is consumed).
+    devices: this host's devices (default ``jax.local_devices()``).
+
+  Returns:
+    An iterator of dicts of ``jax.Array`` sharded over ``devices`` along their leading axis.
+  """
+  devices = list(jax.local_devices() if devices is None else devices)
+  sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), ("_replica",)),
+                                        jax.sharding.PartitionSpec("_replica"))
+
+  def put(batch):
+    out = {}
+    for k, v in batch.items():
+      if len(v) % len(devices):
+        raise ValueError(f"batch field {k!r} of {len(v)} does not split over {len(devices)} devices")
+      out[k] = jax.device_put(v.reshape((len(devices), len(v) // len(devices), *v.shape[1:])), sharding)
+    return out
+
+  queue = []
+  for batch in stream:
+    queue.append(put(batch))
+    if len(queue) > size:
+      yield queue.pop(0)
+  yield from queue
