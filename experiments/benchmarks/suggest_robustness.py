@@ -42,6 +42,11 @@ import numpy as np
 import optax
 
 import clr_optax
+from experiments import configs
+from experiments import data as data_lib
+from experiments import parallel
+from experiments import setup
+from experiments import step
 
 SETUPS = ("quadratic", "cifar10_quick", "cifar10_full")
 # The values compared across seeds: the default rule's bounds, then every rule's own value.
@@ -79,33 +84,30 @@ def quadratic_setup() -> Sweep:
 def cifar10_setup(model: str, dataset, *, train_size: int, val_size: int, epochs: int, eval_points: int,
                   known: dict[str, float]) -> Sweep:
   """Caffe's network ``model`` and solver, the paper's sweep (lr 0 -> 0.02 linear, batch 100)."""
-  from experiments import configs  # pylint: disable=g-import-not-at-top
-  from experiments import data as data_lib  # pylint: disable=g-import-not-at-top
-  from experiments import train  # pylint: disable=g-import-not-at-top
 
   sub = data_lib.stratified_subset(dataset, train_size=train_size + val_size, test_size=0, seed=0)
   # The subset is shuffled: its first val_size images are a random held-out set, scored during the sweep.
   val_images, val_labels = jax.device_put((sub.train_images[:val_size], sub.train_labels[:val_size]))
   data = {"image": sub.train_images[val_size:], "label": sub.train_labels[val_size:]}
   config = configs.override(configs.get_config("table1_fixed"), {"model.name": model})
-  mean, std = train.normalization_constants(config, data["image"])
+  mean, std = setup.normalization_constants(config, data["image"])
   batch = config.train.batch_size
   num_steps = epochs * (train_size // batch)
   eval_every = max(1, num_steps // eval_points)
 
   def init(key):
-    return train.create_train_state(config, num_classes=dataset.num_classes, mean=mean, std=std,
+    return setup.create_train_state(config, num_classes=dataset.num_classes, mean=mean, std=std,
                                     image_shape=data["image"].shape[1:], rng=key)
 
   def held_out(state):
-    logits = train.eval_logits(state, val_images)
+    logits = step.eval_logits(state, val_images)
     return {"accuracy": jnp.mean(jnp.argmax(logits, -1) == val_labels)}
 
   settings = dict(batch_size=batch, num_steps=num_steps, min_lr=0.0, max_lr=0.02, mode="linear")
 
   def run(seed):
-    return clr_optax.range_test(data, train_step=train.train_step, state=init, key=seed, eval_fn=held_out,
-                                eval_every=eval_every, compiler_options=train.compiler_options(jax.local_devices()),
+    return clr_optax.range_test(data, train_step=step.train_step, state=init, key=seed, eval_fn=held_out,
+                                eval_every=eval_every, compiler_options=parallel.compiler_options(jax.local_devices()),
                                 progress=False, **settings)
 
   return Sweep(model, {**settings, "train_images": train_size, "held_out_images": val_size, "epochs": epochs,
@@ -234,7 +236,6 @@ def main(argv=None) -> None:
       sweep = quadratic_setup()
     else:
       if dataset is None:
-        from experiments import data as data_lib  # pylint: disable=g-import-not-at-top
         dataset = data_lib.load(args.data)
       if name == "cifar10_quick":
         sweep = cifar10_setup("cifar10_quick", dataset, train_size=args.quick_train, val_size=args.val, epochs=8,

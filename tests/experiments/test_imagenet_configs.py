@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from experiments import configs
+from experiments import rundir
+from experiments import setup
 from experiments import train
 from experiments.configs import paper_results
 from experiments.models import IMAGENET_MODELS
@@ -56,7 +58,7 @@ def test_added_fields_serialise_once_set_and_round_trip():
   assert googlenet["crop_size"] == 224 and googlenet["mean_value"] == (123.0, 117.0, 104.0)
   # A saved config.json compares equal to the config it came from, through JSON (as resuming does).
   saved = json.loads(json.dumps(configs.to_dict(configs.get_config("table1_googlenet_triangular2"))))
-  train.check_resume_config(saved, configs.get_config("table1_googlenet_triangular2"))
+  assert rundir.run_differences(saved, configs.get_config("table1_googlenet_triangular2")) == []
 
 
 def test_every_imagenet_row_and_range_test_has_a_config():
@@ -101,7 +103,7 @@ def test_paper_results_of_the_imagenet_rows():
 def _schedule(name):
   config = configs.get_config(name)
   plan = train.plan_run(config, num_train=IMAGENET_TRAIN, num_global_devices=1)
-  schedule = train.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch, total_steps=plan.total_steps)
+  schedule = setup.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch, total_steps=plan.total_steps)
   return (lambda steps: np.array([float(schedule(s)) for s in steps])), plan
 
 
