@@ -109,7 +109,8 @@ def run_range_test(config: config_lib.Config, train_ds, val, *, num_steps: int):
                               min_lr=w.range_min_lr, max_lr=w.range_max_lr, mode=w.range_mode,
                               key=jax.random.key(config.train.seed), train_step=step.train_step, state=state,
                               eval_fn=eval_fn if eval_every else None, eval_every=eval_every,
-                              compiler_options=parallel.compiler_options(jax.local_devices()))
+                              compiler_options=parallel.compiler_options(jax.local_devices()),
+                              progress=config.train.progress)
 
 
 def _save_range_test(workdir: pathlib.Path, result, suggestion) -> None:
@@ -134,7 +135,7 @@ def _bounds(workdir: pathlib.Path, config: config_lib.Config, train_ds, val, *, 
   else:
     _say(f"[1/4] range test: {config.model.name}, {num_steps} steps ({num_steps / spe:g} epochs), lr "
          f"{w.range_min_lr:g} -> {w.range_max_lr:g} ({w.range_mode}), held-out accuracy every "
-         f"{max(1, num_steps // w.range_eval_points)} steps; one compiled sweep, no progress bar ...")
+         f"{max(1, num_steps // w.range_eval_points)} steps; one compiled sweep ...")
     t0 = time.perf_counter()
     result = run_range_test(config, train_ds, val, num_steps=num_steps)
     suggestion = clr_optax.suggest_bounds(result, rule=w.rule)
