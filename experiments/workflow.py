@@ -7,15 +7,17 @@
    slice of the training images measured along the way.
 2. Suggested bounds (`clr_optax.suggest_bounds`), printed with the reason for each.
 3. Two training runs with the same seed, data and number of steps: a fixed learning rate (the network's
-   usual one) and ``triangular2`` between the suggested bounds.
+   usual one) and ``triangular2`` from that rate (``--base suggested``: the suggested base_lr) to the
+   suggested max_lr.
 4. ``report.md`` in the work directory: a table of both runs, the range-test plot (paper Fig. 3 style:
    accuracy against learning rate, the bounds marked) and test accuracy against iteration for both runs
    (Fig. 1 style), as PNG files beside it.
 
 Its settings are a config like every other (`experiments.configs.workflow`: the network's config plus a
 ``workflow`` section), recorded in the work directory's ``config.json``; every flag sets a field of it and
-``--set`` any other. The defaults (cifar10_quick on a stratified 5,000-image subset, 1,600 steps per run)
-finish in minutes on a laptop CPU; ``--train-size 0`` uses the whole training set. A notebook calls the
+``--set`` any other. The defaults make the paper's Table 1 comparison at a size that takes about 10 minutes
+on a 2-core CPU: cifar10_full on the whole training set, 3,000 steps per run, the fixed rate 0.001 against
+triangular2 from 0.001 to the suggested max_lr over two cycles. A notebook calls the
 same function: ``run_workflow(workdir, configs.get_config("workflow"))``. Running the command again in the
 same work directory reuses what is finished (the range test, completed runs) and resumes an interrupted
 run; with settings that train differently it refuses, naming them.
@@ -53,6 +55,7 @@ RANGE_TEST_FILE = "range_test.npz"
 RANGE_TEST_PLOT = "range_test.png"
 SUGGESTION_FILE = "suggestion.json"
 RUNS = ("fixed", "triangular2")
+WORKFLOW_BASES = ("fixed", "suggested")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +163,28 @@ def _run_configs(config: config_lib.Config, bounds: dict[str, Any], *, step_size
           "name": "workflow_triangular2", "schedule.name": "triangular2", "schedule.base_lr": bounds["base_lr"],
           "schedule.max_lr": bounds["max_lr"], "schedule.step_size": str(step_size)}),
   }
+
+
+def clr_bounds(config: config_lib.Config, suggestion: dict[str, Any]) -> dict[str, Any]:
+  """triangular2's bounds: max_lr suggested by the range test, base_lr per ``workflow.base``, with reasons.
+
+  Raises:
+    ValueError: ``workflow.base`` is unknown, or the suggested max_lr is not above the fixed rate (then
+      ``workflow.base=suggested`` or a longer range test).
+  """
+  base = config.workflow.base
+  if base not in WORKFLOW_BASES:
+    raise ValueError(f"workflow.base must be one of {WORKFLOW_BASES}, got {base!r}")
+  if base == "suggested":
+    return suggestion
+  fixed = fixed_rate(config)
+  if not suggestion["max_lr"] > fixed:
+    raise ValueError(f"the range test suggests max_lr={suggestion['max_lr']:.4g}, not above the fixed rate "
+                     f"{fixed:.4g} that workflow.base='fixed' takes as base_lr; use --base suggested, or look at "
+                     "the range test's plot")
+  return {**suggestion, "base_lr": fixed,
+          "base_reason": f"the network's own fixed rate (workflow.base='fixed', as the paper does when the rate is "
+                         f"known); the range test suggested {suggestion['base_lr']:.4g} ({suggestion['base_reason']})"}
 
 
 def fixed_rate(config: config_lib.Config) -> float:
@@ -289,6 +314,8 @@ def run_workflow(workdir: str | pathlib.Path, config: config_lib.Config | None =
     raise ValueError(f"config {config.name!r} has no workflow section; start from get_config('workflow')")
   if config.workflow.rule not in SUGGESTION_RULES:
     raise ValueError(f"workflow.rule must be one of {SUGGESTION_RULES}, got {config.workflow.rule!r}")
+  if config.workflow.base not in WORKFLOW_BASES:
+    raise ValueError(f"workflow.base must be one of {WORKFLOW_BASES}, got {config.workflow.base!r}")
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   check_workdir(workdir, config)
@@ -304,7 +331,8 @@ def run_workflow(workdir: str | pathlib.Path, config: config_lib.Config | None =
   if n_step < 1:
     raise ValueError(f"workflow.step_size must be at least one step, got {config.workflow.step_size=}")
 
-  bounds = _bounds(workdir, config, train_ds, val, num_steps=n_range, spe=plan.steps_per_epoch, timings=timings)
+  bounds = clr_bounds(config, _bounds(workdir, config, train_ds, val, num_steps=n_range, spe=plan.steps_per_epoch,
+                                      timings=timings))
   run_configs = _run_configs(config, bounds, step_size=n_step)
   runs = _train(workdir, run_configs, train_ds, timings=timings)
   fixed_lr = fixed_rate(config)
@@ -333,7 +361,7 @@ FLAG_FIELDS = {"data": "data.dataset", "model": "model.name", "train_size": "dat
                "step_size": "workflow.step_size", "fixed_lr": "workflow.fixed_lr", "eval_every": "train.eval_every",
                "range_steps": "workflow.range_steps", "range_min_lr": "workflow.range_min_lr",
                "range_max_lr": "workflow.range_max_lr", "range_mode": "workflow.range_mode",
-               "rule": "workflow.rule", "num_devices": "train.num_devices"}
+               "rule": "workflow.rule", "base": "workflow.base", "num_devices": "train.num_devices"}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -344,13 +372,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   p.add_argument("--workdir", required=True, help="where the report, plots and runs go")
   p.add_argument("--config", default="default", help="config giving optimizer and preprocessing")
   p.add_argument("--data", default="cifar10", help="cifar10 (tensorflow-datasets) or an image-folder dir/archive")
-  p.add_argument("--model", default="cifar10_quick", help="network (experiments.models name)")
-  p.add_argument("--train-size", type=_optional_int, default=5000, help="training images (0: all)")
+  p.add_argument("--model", default=None, help="network (experiments.models name; default: the config's)")
+  p.add_argument("--train-size", type=_optional_int, default=workflow_config.TRAIN_SIZE,
+                 help="training images (0 or None: all)")
   p.add_argument("--val-size", type=int, default=w.val_size, help="held-out training images for the range test")
-  p.add_argument("--test-size", type=_optional_int, default=2000, help="test images (0: all)")
+  p.add_argument("--test-size", type=_optional_int, default=workflow_config.TEST_SIZE, help="test images (0: all)")
   p.add_argument("--batch-size", type=int, default=100)
   p.add_argument("--steps", type=int, default=workflow_config.STEPS, help="steps of each training run")
-  p.add_argument("--step-size", default=w.step_size, help="triangular2 half cycle ('4ep' epochs or '200' steps)")
+  p.add_argument("--step-size", default=w.step_size,
+                 help="triangular2 half cycle ('25%%' of the run, '4ep' epochs or '200' steps)")
   p.add_argument("--fixed-lr", type=float, default=None, help="the fixed run's rate (default: the config's)")
   p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default steps/32)")
   p.add_argument("--range-steps", default=w.range_steps, help="range test length ('8ep' or steps)")
@@ -358,6 +388,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   p.add_argument("--range-max-lr", type=float, default=w.range_max_lr)
   p.add_argument("--range-mode", default=w.range_mode, choices=("linear", "exponential"))
   p.add_argument("--rule", default=w.rule, help="bounds rule: auto, accuracy, valley, steepest")
+  p.add_argument("--base", default=w.base, choices=WORKFLOW_BASES,
+                 help="triangular2's base_lr: the fixed run's rate, or the range test's suggestion")
   p.add_argument("--seed", type=int, default=0, help="seed of the subsets, the initialisation and the shuffles")
   p.add_argument("--num-devices", type=int, default=None, help="devices for training (default: all local ones)")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")

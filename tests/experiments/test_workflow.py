@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from experiments import configs
 from experiments import results
@@ -31,7 +32,9 @@ def test_workflow_end_to_end_tiny(cifar10_archive, tmp_path, capsys):
   for png in ("range_test.png", "accuracy_curves.png"):
     assert (tmp_path / png).stat().st_size > 1000
   saved = json.loads((tmp_path / "suggestion.json").read_text())
-  assert saved["base_lr"] == result.base_lr and saved["max_lr"] == result.max_lr
+  # The range test's suggestion is kept; triangular2 starts at the fixed rate (workflow.base="fixed").
+  assert saved["max_lr"] == result.max_lr and result.base_lr == result.fixed_lr == 0.001
+  assert f"the range test suggested {saved['base_lr']:.4g}" in result.base_reason
   with np.load(tmp_path / "range_test.npz") as z:
     np.testing.assert_allclose(z["lr"][0], np.linspace(0.0, 0.05, 12), rtol=1e-6, atol=1e-9)
     assert z["eval_accuracy"].shape[-1] >= 2  # held-out accuracy measured during the sweep
@@ -82,3 +85,20 @@ def test_workflow_report_first_reached(tmp_path):
   assert "at step 200; the fixed run itself first got there at step 400 (2.0x as many steps)" in text
   assert "`steepest`: 0.005 (why)" in text
   assert (tmp_path / "accuracy_curves.png").exists()
+
+
+def test_clr_bounds_take_the_fixed_rate_as_base_lr_by_default():
+  """Issue 10 part 6: triangular2 starts at the network's own rate, as the paper's Table 1 comparison does."""
+  suggestion = {"base_lr": 0.0015, "max_lr": 0.0052, "base_reason": "accuracy starts to rise",
+                "max_reason": "accuracy turns ragged", "candidates": {}}
+  config = configs.get_config("workflow")
+  assert (config.model.name, config.data.train_size, config.workflow.base) == ("cifar10_full", None, "fixed")
+  bounds = workflow.clr_bounds(config, suggestion)
+  assert (bounds["base_lr"], bounds["max_lr"]) == (0.001, 0.0052)
+  assert "own fixed rate" in bounds["base_reason"] and "0.0015 (accuracy starts to rise)" in bounds["base_reason"]
+  suggested = configs.override(config, {"workflow.base": "suggested"})
+  assert workflow.clr_bounds(suggested, suggestion) == suggestion
+  with pytest.raises(ValueError, match=r"max_lr=0.0008, not above the fixed rate 0.001.*--base suggested"):
+    workflow.clr_bounds(config, {**suggestion, "max_lr": 0.0008})
+  with pytest.raises(ValueError, match="workflow.base must be one of"):
+    workflow.run_workflow("unused", configs.override(config, {"workflow.base": "lowest"}))
