@@ -187,6 +187,23 @@ def _plot(curves, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
+def _per_step_lines(verdicts) -> list[str]:
+  """The report's section on every evaluation: each framework's seed mean, the gap and the seeds' spread."""
+  lines = ["", "## Every evaluation: the gap between the frameworks' seed means against the seeds' spread", "",
+           "The spread at an evaluation is the larger of the two frameworks' (max - min) over their seeds; the "
+           "issue's second target is that no evaluation's gap exceeds it.", ""]
+  for policy, c, over in verdicts:
+    lines += [f"**{policy}** (seeds {', '.join(map(str, c['seeds']))}): "
+              + ("a spread needs two seeds of each framework." if len(c["seeds"]) < 2 else
+                 f"{len(over)} of {len(c['per_step'])} evaluations have a gap above the spread"
+                 + (" (iterations " + ", ".join(f"{p['step']:,}" for p in over) + ")." if over else ".")), "",
+              "| iteration | JAX % | PyTorch % | gap (points) | seed spread (points) |", "|---|---|---|---|---|"]
+    lines += [f"| {p['step']:,} | {100 * p['jax']:.2f} | {100 * p['pytorch']:.2f} | {100 * p['gap']:+.2f} | "
+              + ("-" if p["spread"] != p["spread"] else f"{100 * p['spread']:.2f}") + " |" for p in c["per_step"]]
+    lines.append("")
+  return lines
+
+
 def write_report(*, report_dir: pathlib.Path | None, seeds: Sequence[int], steps: int,
                  eval_every: int) -> pathlib.Path:
   """Writes ``port_check.md`` and ``port_check/{curves.png,curves.csv}`` from the finished runs."""
@@ -230,18 +247,7 @@ def write_report(*, report_dir: pathlib.Path | None, seeds: Sequence[int], steps
                  f"{100 * w['pytorch']:.2f} | {100 * w['difference']:+.2f} | {'met' if ok else 'missed'} |")
     over = [p for p in c["per_step"] if p["spread"] == p["spread"] and abs(p["gap"]) > p["spread"]]
     verdicts.append((policy, c, over))
-  lines += ["", "## Every evaluation: the gap between the frameworks' seed means against the seeds' spread", "",
-            "The spread at an evaluation is the larger of the two frameworks' (max - min) over their seeds; the "
-            "issue's second target is that no evaluation's gap exceeds it.", ""]
-  for policy, c, over in verdicts:
-    lines += [f"**{policy}** (seeds {', '.join(map(str, c['seeds']))}): "
-              + ("a spread needs two seeds of each framework." if len(c["seeds"]) < 2 else
-                 f"{len(over)} of {len(c['per_step'])} evaluations have a gap above the spread"
-                 + (" (iterations " + ", ".join(f"{p['step']:,}" for p in over) + ")." if over else ".")), "",
-              "| iteration | JAX % | PyTorch % | gap (points) | seed spread (points) |", "|---|---|---|---|---|"]
-    lines += [f"| {p['step']:,} | {100 * p['jax']:.2f} | {100 * p['pytorch']:.2f} | {100 * p['gap']:+.2f} | "
-              + ("-" if p["spread"] != p["spread"] else f"{100 * p['spread']:.2f}") + " |" for p in c["per_step"]]
-    lines.append("")
+  lines += _per_step_lines(verdicts)
   lines += ["![test accuracy of both frameworks](port_check/curves.png)", "",
             "Every evaluation: [port_check/curves.csv](port_check/curves.csv); each run's metrics, config and "
             "summary: `port_check/runs/`.", ""]

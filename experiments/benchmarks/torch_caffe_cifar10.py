@@ -153,6 +153,8 @@ def resume(workdir, params, velocity):
 
 
 def main():
+  # One training loop from flags to summary, in the order of Caffe's Solver::Step (batch, forward, backward,
+  # regularise, update, test, snapshot), so that it reads against Caffe's own code; hence its length.
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--data", required=True, help=".npz with train_images/labels, test_images/labels (uint8 NHWC)")
   parser.add_argument("--workdir", required=True)

@@ -5,8 +5,11 @@ passes after.
 """
 
 import json
+import pathlib
 import shutil
 
+import jax
+import numpy as np
 import pytest
 
 from experiments import configs
@@ -95,3 +98,57 @@ def test_workflow_refuses_a_work_directory_of_other_settings(tmp_path, monkeypat
                                        r"workflow.rule: 'auto' -> 'valley'\)"):
     workflow.main(["--workdir", str(tmp_path), "--range-max-lr", "0.05", "--range-mode", "exponential",
                    "--rule", "valley"])
+
+
+class _Crash(Exception):
+  """Stands for a kill: raised part-way through a write, leaving what a kill would leave."""
+
+
+def _torn_metrics_write(real):
+  def write(self, rows):
+    if any(r["step"] == 4 and r["split"] == "train" for r in rows):
+      with open(self.jsonl, "a") as f:  # half of the first row reaches the disk, then the process dies
+        f.write(json.dumps(rows[0])[:20])
+      raise _Crash
+    real(self, rows)
+  return write
+
+
+def _torn_checkpoint_write(real):
+  def save(manager, state):
+    if int(state.step) == 6:  # orbax had begun its temporary directory when the process died
+      (pathlib.Path(manager.directory) / f"6{rundir.TMP_CHECKPOINT}1765000000").mkdir()
+      raise _Crash
+    real(manager, state)
+  return save
+
+
+def _crash_between_evaluation_and_checkpoint(real):
+  def save(manager, state):
+    if int(state.step) == 6:  # step 6's metrics and evaluation are written, its checkpoint is not
+      raise _Crash
+    real(manager, state)
+  return save
+
+
+@pytest.mark.parametrize("target, crash", [
+    ("MetricsWriter.write", _torn_metrics_write), ("save_checkpoint", _torn_checkpoint_write),
+    ("save_checkpoint", _crash_between_evaluation_and_checkpoint)])
+def test_a_run_killed_at_any_phase_resumes_to_the_uninterrupted_parameters(tmp_path, monkeypatch, target, crash):
+  """Issue 13, tests: a kill during a metrics write, during a checkpoint write, or between the evaluation and
+  the checkpoint leaves a run that --resume finishes with bitwise the parameters and metrics of a run never
+  interrupted (9 steps, checkpoints at 3, 6 and 9)."""
+  ds = synthetic_dataset()
+  config = small_config("table1_triangular2", **{"train.num_steps": "9"})
+  whole = train.train_and_evaluate(config, tmp_path / "whole", dataset=ds)
+  owner = rundir.MetricsWriter if target == "MetricsWriter.write" else rundir
+  name = target.split(".")[-1]
+  monkeypatch.setattr(owner, name, crash(getattr(owner, name)))
+  with pytest.raises(_Crash):
+    train.train_and_evaluate(config, tmp_path / "killed", dataset=ds)
+  monkeypatch.undo()
+  resumed = train.train_and_evaluate(config, tmp_path / "killed", dataset=ds, resume=True)
+  for a, b in zip(jax.tree.leaves(whole["state"].checkpoint_items()), jax.tree.leaves(resumed["state"].checkpoint_items())):
+    np.testing.assert_array_equal(a, b)
+  assert _logged(tmp_path / "killed") == _logged(tmp_path / "whole")
+  assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["6", "9"]
