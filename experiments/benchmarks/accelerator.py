@@ -34,6 +34,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from experiments import rundir
+
 TABLE1_ROWS = ("table1_triangular2", "table1_fixed", "table1_exp_range", "table1_decay", "table1_exp")
 # The issue's targets on one H100/H200-class GPU.
 TARGETS = {
@@ -84,17 +86,11 @@ def _read_json(path: pathlib.Path) -> Any:
 
 def _table1_row(workdir: pathlib.Path) -> dict[str, Any]:
   """A Table 1 run's figures from its metrics.jsonl (finished or stopped)."""
-  rows = []
-  if (workdir / "metrics.jsonl").exists():
-    for line in (workdir / "metrics.jsonl").read_text().splitlines():
-      try:
-        rows.append(json.loads(line))
-      except ValueError:  # a line torn by the stop
-        pass
-  train_rows = [r for r in rows if r["split"] == "train"]
-  test_rows = [r for r in rows if r["split"] == "test"]
+  # The trainer's own reader drops the last line if the stop cut it short.
+  split = rundir.read_metrics(workdir) if (workdir / rundir.METRICS_JSONL).exists() else {}
+  train_rows, test_rows = split.get("train", []), split.get("test", [])
   rates = [r["images_per_sec"] for r in train_rows if r.get("images_per_sec")]
-  config = _read_json(workdir / "config.json") or {}
+  config = _read_json(workdir / rundir.CONFIG) or {}
   out: dict[str, Any] = {"steps_done": train_rows[-1]["step"] if train_rows else 0,
                          "batch_size": config.get("train", {}).get("batch_size")}
   if rates:
