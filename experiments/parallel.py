@@ -53,24 +53,34 @@ def compiler_options(devices: Sequence[jax.Device]) -> dict[str, str] | None:
   return dict(CPU_COMPILER_OPTIONS)
 
 
-def _compiled_with(pmapped: Callable[..., Any], options: dict[str, str] | None) -> Callable[..., Any]:
-  """`pmapped`, compiled with XLA `options` at its first call (``jax.pmap`` takes no compiler options; its
-  ahead-of-time ``lower(...).compile(...)`` does). Later calls must pass arguments of the same shapes.
+class Program:
+  """A pmapped function compiled ahead of time with XLA compiler options (``jax.pmap`` takes none; its
+  ``lower(...).compile(...)`` does), at `compile` or at its first call; later calls must pass arguments of
+  the same shapes.
 
-  With several processes `pmapped` is returned as it is (XLA's default options): jax 0.10's compiled pmap
-  expects the global arrays there and rejects each process's local ones.
+  With several processes the pmapped function is called as it is (compiled by jax at its first call, with
+  XLA's default options): jax 0.10's compiled pmap expects the global arrays there and rejects each
+  process's local ones.
   """
-  if not options or jax.process_count() > 1:
-    return pmapped
-  compiled = None
 
-  def call(*args):
-    nonlocal compiled
-    if compiled is None:
-      compiled = pmapped.lower(*args).compile(compiler_options=options)
-    return compiled(*args)
+  def __init__(self, pmapped: Callable[..., Any], options: dict[str, str] | None):
+    self.pmapped, self.options, self.compiled = pmapped, options, None
 
-  return call
+  def compile(self, *args: Any) -> None:
+    """Compiles the program for arguments like `args` (nothing is run; a second call does nothing)."""
+    if self.compiled is None and jax.process_count() == 1:
+      self.compiled = self.pmapped.lower(*args).compile(compiler_options=self.options)
+
+  def __call__(self, *args: Any) -> Any:
+    self.compile(*args)
+    return (self.pmapped if self.compiled is None else self.compiled)(*args)
+
+
+def pmap_compiled(fn: Callable[..., Any], devices: Sequence[jax.Device], *,
+                  donate_argnums: tuple[int, ...] = ()) -> Program:
+  """`fn` pmapped over `devices` on the axis `AXIS`, compiled with `compiler_options` (a `Program`)."""
+  pmapped = jax.pmap(fn, axis_name=AXIS, donate_argnums=donate_argnums, devices=_pmap_devices(devices))
+  return Program(pmapped, compiler_options(devices))
 
 
 def replicate(tree: Any, devices: Sequence[jax.Device]) -> Any:
@@ -99,14 +109,11 @@ def _pmap_devices(devices: Sequence[jax.Device]) -> Sequence[jax.Device] | None:
   return None if list(devices) == jax.local_devices() else devices
 
 
-def make_pmapped_train_step(schedule: optax.Schedule, *, global_batch: int, local_batch: int,
-                            steps_per_epoch: int, devices: Sequence[jax.Device]) -> Callable[..., Any]:
-  """The compiled step of the trainer: gather this device's slice of the batch, lr = schedule(step), step.
-
-  The returned function takes ``(state, images, labels, perm)``, all replicated across `devices`: images
-  and labels are the whole device-resident training set, perm this epoch's permutation. The state is
-  donated. It is compiled with `compiler_options` at its first call.
-  """
+def gathered_train_step(schedule: optax.Schedule, *, global_batch: int, local_batch: int,
+                        steps_per_epoch: int) -> Callable[..., Any]:
+  """``(state, images, labels, perm) -> (state, metrics)``, inside pmap: this device's slice of the batch at
+  ``state.step`` in this epoch's permutation `perm` of the device-resident training set, gathered, and one
+  `train_step` at ``lr = schedule(state.step)``."""
 
   def step(state, images, labels, perm):
     position = (state.step % steps_per_epoch) * global_batch + lax.axis_index(AXIS) * local_batch
@@ -114,11 +121,106 @@ def make_pmapped_train_step(schedule: optax.Schedule, *, global_batch: int, loca
     batch = {"image": jnp.take(images, index, axis=0), "label": jnp.take(labels, index, axis=0)}
     return train_step(state, batch, schedule(state.step))
 
-  return _compiled_with(jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=_pmap_devices(devices)),
-                        compiler_options(devices))
+  return step
 
 
-def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequence[jax.Device]):
+def make_pmapped_train_step(schedule: optax.Schedule, *, global_batch: int, local_batch: int,
+                            steps_per_epoch: int, devices: Sequence[jax.Device]) -> Program:
+  """The compiled step of the trainer: gather this device's slice of the batch, lr = schedule(step), step.
+
+  The returned function takes ``(state, images, labels, perm)``, all replicated across `devices`: images
+  and labels are the whole device-resident training set, perm this epoch's permutation. The state is
+  donated. It is compiled with `compiler_options` (a `Program`).
+  """
+  step = gathered_train_step(schedule, global_batch=global_batch, local_batch=local_batch,
+                             steps_per_epoch=steps_per_epoch)
+  return pmap_compiled(step, devices, donate_argnums=(0,))
+
+
+def permutation(key: jax.Array, num_examples: int) -> jax.Array:
+  """The permutation of ``range(num_examples)`` (int32) of the epoch whose key is `key`."""
+  return data_lib.epoch_permutation(key, num_examples).astype(jnp.int32)
+
+
+def scan_steps(step: Callable[[Any, jax.Array], tuple[Any, Any]], shuffle: Callable[[jax.Array], jax.Array], *,
+               length: int, steps_per_epoch: int) -> Callable[..., Any]:
+  """`length` training steps as one program, drawing each new epoch's permutation on the way.
+
+  Args:
+    step: ``(state, perm) -> (state, metrics)``, one step on this epoch's permutation `perm`.
+    shuffle: ``epoch -> perm``, the permutation of an epoch (an int32 scalar).
+    length: steps per call: a `lax.scan` of `step`, or straight-line code for one step.
+    steps_per_epoch: the epoch's length: when the step count reaches a multiple of it, `perm` becomes the
+      next epoch's (a `lax.cond`, so the shuffle runs once per epoch).
+
+  Returns:
+    ``(state, perm, count) -> (state, perm, metrics)``: `count` is the steps taken so far (the state's
+    step, shared by every run of a vmapped state), `perm` the permutation of its epoch, and every metric
+    gains a leading axis of `length` steps.
+  """
+
+  def body(carry, _):
+    state, perm, count = carry
+    state, metrics = step(state, perm)
+    count = count + 1
+    perm = lax.cond(count % steps_per_epoch == 0, lambda: shuffle(count // steps_per_epoch), lambda: perm)
+    return (state, perm, count), metrics
+
+  def run(state, perm, count):
+    if length == 1:  # no loop: on XLA:CPU a loop body loses the convolutions' fast path
+      (state, perm, _), metrics = body((state, perm, count), None)
+      return state, perm, jax.tree.map(lambda m: m[None], metrics)
+    (state, perm, _), metrics = lax.scan(body, (state, perm, count), length=length)
+    return state, perm, metrics
+
+  return run
+
+
+def make_pmapped_train_steps(schedule: optax.Schedule, *, global_batch: int, local_batch: int, steps_per_epoch: int,
+                             num_examples: int, length: int, devices: Sequence[jax.Device]) -> Program:
+  """`length` steps of `make_pmapped_train_step`'s step in one compiled call (`scan_steps`).
+
+  The returned function takes ``(state, images, labels, perm, shuffle_key)``, all replicated across
+  `devices`: perm is the permutation of the epoch of the next step, shuffle_key the key an epoch's is drawn
+  from (``jax.random.fold_in(shuffle_key, epoch)``, as `make_pmapped_shuffle`'s). It returns
+  ``(state, perm, metrics)``, perm that of the epoch of the step after the call and each metric of shape
+  ``[devices, length]``. The state is donated.
+  """
+  one = gathered_train_step(schedule, global_batch=global_batch, local_batch=local_batch,
+                            steps_per_epoch=steps_per_epoch)
+
+  def steps(state, images, labels, perm, shuffle_key):
+    run = scan_steps(lambda s, p: one(s, images, labels, p),
+                     lambda epoch: permutation(jax.random.fold_in(shuffle_key, epoch), num_examples),
+                     length=length, steps_per_epoch=steps_per_epoch)
+    return run(state, perm, state.step)
+
+  return pmap_compiled(steps, devices, donate_argnums=(0,))
+
+
+# Steps per compiled call where `default_steps_per_call` does not keep one: a tenth of the default
+# evaluation interval (1,000 steps) and the default log interval, so calls need not be shortened there.
+ACCELERATOR_STEPS_PER_CALL = 100
+
+
+def default_steps_per_call(state: Any, image_shape: Sequence[int], platform: str) -> int:
+  """``train.steps_per_call`` when the config leaves it None: `ACCELERATOR_STEPS_PER_CALL`, except 1 on
+  XLA:CPU (``platform="cpu"``) for a network with convolutions, whose gradients lose their fast path inside
+  XLA:CPU's loops (about 30x slower per step; `clr_optax.range_test` documents the same trap).
+
+  Args:
+    state: the run's `TrainState` (its network is traced, in inference mode, to look for convolutions).
+    image_shape: (H, W, C) of the training images.
+    platform: the devices' platform (``jax.Device.platform``).
+  """
+  if platform != "cpu":
+    return ACCELERATOR_STEPS_PER_CALL
+  images = jax.ShapeDtypeStruct((1, *image_shape), jnp.uint8)
+  jaxpr = jax.make_jaxpr(eval_logits)(state, images)
+  return 1 if "conv_general_dilated" in str(jaxpr) else ACCELERATOR_STEPS_PER_CALL
+
+
+def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequence[jax.Device]) -> Program:
   """``(state, images, labels, start) -> {"loss_sum", "correct", "count"}`` summed over all devices."""
 
   def step(state, images, labels, start):
@@ -133,13 +235,12 @@ def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequ
             "count": jnp.sum(mask.astype(jnp.int32))}
     return lax.psum(sums, AXIS)
 
-  return _compiled_with(jax.pmap(step, axis_name=AXIS, devices=_pmap_devices(devices)), compiler_options(devices))
+  return pmap_compiled(step, devices)
 
 
 def make_pmapped_shuffle(num_examples: int, devices: Sequence[jax.Device]):
   """``(replicated key) -> replicated permutation of range(num_examples)``, computed on the devices."""
-  return jax.pmap(lambda key: data_lib.epoch_permutation(key, num_examples).astype(jnp.int32),
-                  devices=_pmap_devices(devices))
+  return jax.pmap(lambda key: permutation(key, num_examples), devices=_pmap_devices(devices))
 
 
 def evaluate(p_eval, state_r, test_images_r, test_labels_r, *, num_examples: int, global_batch: int,

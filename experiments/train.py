@@ -2,8 +2,10 @@
 
 `train_and_evaluate(config, workdir)` is the whole run: the whole training set on the devices, a per-epoch
 shuffle on device, batches gathered inside the compiled step, the schedule evaluated inside the step
-(`experiments.parallel.make_pmapped_train_step`), evaluation every N steps, metrics to JSONL/CSV, a
-progress bar, orbax checkpoints, resume and a NaN guard (`experiments.rundir` owns the files). The pieces
+(`experiments.parallel.make_pmapped_train_step`), ``train.steps_per_call`` steps per compiled call
+(`experiments.parallel.make_pmapped_train_steps`; `plan_calls` cuts the calls so that none crosses an
+evaluation or a checkpoint), evaluation every N steps, metrics to JSONL/CSV, a progress bar, orbax
+checkpoints, resume and a NaN guard (`experiments.rundir` owns the files). The pieces
 it is made of live in `experiments.step` (the pure step), `experiments.setup` (config -> data, schedule,
 optimizer, state) and `experiments.parallel` (devices and pmapped programs).
 
@@ -66,6 +68,30 @@ def plan_run(config: config_lib.Config, *, num_train: int, num_global_devices: i
                  checkpoint_every=every(config.train.checkpoint_every, "train.checkpoint_every"))
 
 
+def plan_calls(start: int, total: int, steps_per_call: int, *, every: Sequence[int] = (),
+               ends: Sequence[int] = ()) -> Iterator[tuple[int, int]]:
+  """The compiled calls from step `start` to `total`: ``(first step, number of steps)`` in order.
+
+  No call crosses a stop: a multiple of an interval of `every` (evaluations, checkpoints), a step of `ends`
+  or `total`. Calls take `steps_per_call` steps; the steps left before a stop, when fewer, are taken in calls
+  of the powers of two that sum to them, so that a run compiles at most ``1 + ceil(log2(steps_per_call))``
+  programs (one where `steps_per_call` divides the intervals).
+
+  Examples:
+    >>> list(plan_calls(0, 13, 4, every=(7,)))
+    [(0, 4), (4, 2), (6, 1), (7, 4), (11, 2)]
+  """
+  if steps_per_call < 1:
+    raise ValueError(f"steps_per_call must be a positive integer, got {steps_per_call=}")
+  step = start
+  while step < total:
+    stop = min([total, *((step // n + 1) * n for n in every), *(e for e in ends if e > step)])
+    gap = stop - step
+    length = steps_per_call if gap >= steps_per_call else 1 << (gap.bit_length() - 1)
+    yield step, length
+    step += length
+
+
 def check_finite(rows: list[dict[str, Any]]) -> None:
   """Raises FloatingPointError naming the first non-finite metric (and its step); timings are not checked."""
   for row in rows:
@@ -77,23 +103,24 @@ def check_finite(rows: list[dict[str, Any]]) -> None:
 
 
 class Meter:
-  """A run's wall time and training throughput: the first (compiling) step, evaluations and checkpoints are
+  """A run's wall time and training throughput: the first (compiling) call, evaluations and checkpoints are
   left out of the images per second."""
 
   def __init__(self):
     self.start = time.perf_counter()
-    self.first_done: float | None = None  # when the first (compiling) step finished
-    self.images = 0  # images trained on after the first step
+    self.first_done: float | None = None  # when the first (compiling) call finished
+    self.images = 0  # images trained on after the first call
     self.paused = 0.0  # seconds spent evaluating and checkpointing
     self.rate = float("nan")  # images/s at the last `update`
 
-  def step(self, metrics: Any, global_batch: int) -> None:
-    """Counts a step; the first one is waited for, so that its compilation is not counted."""
+  def step(self, metrics: Any, images: int) -> None:
+    """Counts a call that trained `images` images; the first one is waited for, so that its compilation
+    (and its images) are not counted."""
     if self.first_done is None:
       jax.block_until_ready(metrics)
       self.first_done = time.perf_counter()
     else:
-      self.images += global_batch
+      self.images += images
 
   @contextlib.contextmanager
   def pause(self) -> Iterator[None]:
@@ -115,27 +142,34 @@ class Meter:
     return time.perf_counter() - self.start
 
 
+def step_rows(first: int, metrics: dict[str, np.ndarray], steps_per_epoch: int) -> list[dict[str, Any]]:
+  """The training rows of a call that began after step `first`: one per step, from `metrics` (one run's and
+  one device's, each of shape ``[steps]``)."""
+  num = len(next(iter(metrics.values())))
+  return [{"step": first + i + 1, "epoch": (first + i + 1) / steps_per_epoch, "split": "train",
+           **{k: float(v[i]) for k, v in metrics.items()}} for i in range(num)]
+
+
 class _Loop:
   """The run loop of `train_and_evaluate`, its device programs and what it logs."""
 
   def __init__(self, config: config_lib.Config, plan: RunPlan, ds: data_lib.Dataset, state, devices, *,
-               writer: rundir.MetricsWriter, manager, progress_start: int | None):
-    self.config, self.plan, self.devices = config, plan, devices
+               writer: rundir.MetricsWriter, manager, progress_start: int | None, steps_per_call: int):
+    self.config, self.plan, self.devices, self.steps_per_call = config, plan, devices, steps_per_call
     self.writer, self.manager = writer, manager
-    self.num_test = len(ds.test_labels)
+    self.num_test, self.num_train = len(ds.test_labels), len(ds.train_labels)
     self.state_r = parallel.replicate(state, devices)
     self.data_r = parallel.replicate((np.asarray(ds.train_images), np.asarray(ds.train_labels, np.int32),
                                       np.asarray(ds.test_images), np.asarray(ds.test_labels, np.int32)), devices)
-    schedule = setup.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch,
-                                    total_steps=plan.total_steps)
+    self.schedule = setup.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch,
+                                         total_steps=plan.total_steps)
     n_global = len(devices) * jax.process_count()
-    self.p_step = parallel.make_pmapped_train_step(schedule, global_batch=plan.global_batch,
-                                                   local_batch=plan.local_batch,
-                                                   steps_per_epoch=plan.steps_per_epoch, devices=devices)
+    self.programs: dict[int, parallel.Program] = {}  # steps per call -> its compiled program
     self.p_eval = parallel.make_pmapped_eval_step(local_batch=config.train.eval_batch_size // n_global,
                                                   num_examples=self.num_test, devices=devices)
-    self.p_shuffle = parallel.make_pmapped_shuffle(len(ds.train_labels), devices)
+    self.p_shuffle = parallel.make_pmapped_shuffle(self.num_train, devices)
     self.shuffle_key = jax.random.fold_in(jax.random.key(config.train.seed), 1)
+    self.shuffle_key_r = parallel.replicate(self.shuffle_key, devices)
     self.meter = Meter()
     self.pending: list[tuple[int, Any]] = []
     self.last_eval: dict[str, float] = {}
@@ -145,22 +179,46 @@ class _Loop:
       self.pbar = tqdm(total=plan.total_steps, initial=progress_start, desc=config.name, unit="step",
                        dynamic_ncols=True)
 
+  def _permutation(self, epoch: int):
+    return self.p_shuffle(parallel.replicate(jax.random.fold_in(self.shuffle_key, epoch), self.devices))
+
+  def _program(self, length: int) -> parallel.Program:
+    """The compiled call of `length` steps: with one step per call the plain step (the host draws each
+    epoch's permutation), else `length` steps that draw the next epoch's permutation themselves."""
+    if length not in self.programs:
+      kw = dict(global_batch=self.plan.global_batch, local_batch=self.plan.local_batch,
+                steps_per_epoch=self.plan.steps_per_epoch, devices=self.devices)
+      self.programs[length] = (
+          parallel.make_pmapped_train_step(self.schedule, **kw) if self.steps_per_call == 1 else
+          parallel.make_pmapped_train_steps(self.schedule, num_examples=self.num_train, length=length, **kw))
+    return self.programs[length]
+
   def run(self, start_step: int) -> None:
     """Steps from `start_step` to the end, logging, evaluating and checkpointing on the way."""
-    plan, perm_r, perm_epoch = self.plan, None, -1
-    for step in range(start_step, plan.total_steps):
-      epoch = step // plan.steps_per_epoch
-      if epoch != perm_epoch:
-        perm_r = self.p_shuffle(parallel.replicate(jax.random.fold_in(self.shuffle_key, epoch), self.devices))
-        perm_epoch = epoch
-      self.state_r, metrics = self.p_step(self.state_r, self.data_r[0], self.data_r[1], perm_r)
-      done = step + 1
-      self.pending.append((done, metrics))
-      self.meter.step(metrics, plan.global_batch)
+    plan, single = self.plan, self.steps_per_call == 1
+    perm_r = self._permutation(start_step // plan.steps_per_epoch)
+    calls = list(plan_calls(start_step, plan.total_steps, self.steps_per_call,
+                            every=(plan.eval_every, plan.checkpoint_every)))
+
+    def arguments():
+      return (self.state_r, self.data_r[0], self.data_r[1], perm_r, *(() if single else (self.shuffle_key_r,)))
+
+    for length in sorted({n for _, n in calls}):  # compiled before the first step: no call compiles later
+      self._program(length).compile(*arguments())
+    for first, length in calls:
+      done = first + length
+      if single:
+        self.state_r, metrics = self._program(1)(*arguments())
+        if done % plan.steps_per_epoch == 0 and done < plan.total_steps:
+          perm_r = self._permutation(done // plan.steps_per_epoch)
+      else:
+        self.state_r, perm_r, metrics = self._program(length)(*arguments())
+      self.pending.append((first, metrics))
+      self.meter.step(metrics, plan.global_batch * length)
       is_last = done == plan.total_steps
       do_eval = done % plan.eval_every == 0 or is_last
       do_ckpt = done % plan.checkpoint_every == 0 or is_last
-      if done % self.config.train.log_every == 0 or do_eval or do_ckpt:
+      if done // self.config.train.log_every > first // self.config.train.log_every or do_eval or do_ckpt:
         self._flush()
       if do_eval or do_ckpt:
         with self.meter.pause():
@@ -169,7 +227,7 @@ class _Loop:
           if do_ckpt:
             self._checkpoint(done)
       if self.pbar is not None:
-        self.pbar.update(1)
+        self.pbar.update(length)
 
   def _flush(self) -> None:
     """Fetches the pending training metrics, writes them and checks them for NaN/inf."""
@@ -177,8 +235,9 @@ class _Loop:
       return
     fetched = jax.device_get([m for _, m in self.pending])
     wall_time = self.meter.update()
-    rows = [{"step": s, "epoch": s / self.plan.steps_per_epoch, "split": "train",
-             **{k: float(np.asarray(v)[0]) for k, v in m.items()}} for (s, _), m in zip(self.pending, fetched)]
+    rows = [row for (first, _), m in zip(self.pending, fetched)
+            for row in step_rows(first, {k: np.asarray(v)[0].reshape(-1) for k, v in m.items()},
+                                 self.plan.steps_per_epoch)]
     if math.isfinite(self.meter.rate):
       rows[-1]["images_per_sec"] = self.meter.rate
     rows[-1]["wall_time"] = wall_time
@@ -254,7 +313,7 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
 
   Returns:
     A summary: final test loss/accuracy, steps, wall time, the training images/s (excluding the first,
-    compiling, step) and the work directory.
+    compiling, call), the steps per compiled call and the work directory.
 
   Raises:
     FloatingPointError: a training or evaluation metric became NaN/inf (its name and step are in the
@@ -276,8 +335,11 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
     if is_main:
       rundir.write_config(workdir, config)
     writer = rundir.MetricsWriter(workdir, enabled=is_main, keep_until_step=start_step if resume else None)
+    steps_per_call = config.train.steps_per_call or parallel.default_steps_per_call(
+        state, np.shape(ds.train_images)[1:], devices[0].platform)
     loop = _Loop(config, plan, ds, state, devices, writer=writer, manager=manager,
-                 progress_start=start_step if is_main and config.train.progress else None)
+                 progress_start=start_step if is_main and config.train.progress else None,
+                 steps_per_call=steps_per_call)
     try:
       loop.run(start_step)
     finally:
@@ -292,6 +354,7 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
   last_eval = loop.last_eval or _logged_evaluation(workdir, plan.total_steps)
   return {"config": config.name, "steps": plan.total_steps, "test_accuracy": last_eval.get("accuracy"),
           "test_loss": last_eval.get("loss"), "train_images_per_sec": loop.meter.rate,
+          "steps_per_call": loop.steps_per_call,
           "wall_time": loop.meter.elapsed(), "workdir": str(workdir), "state": parallel.unreplicate(loop.state_r)}
 
 

@@ -159,6 +159,11 @@ class TrainConfig:
   eval_batch_size: int = 1000
   # Show a tqdm progress bar.
   progress: bool = True
+  # Training steps per compiled call (a lax.scan; the on-device data path). None: chosen per backend by
+  # experiments.parallel.default_steps_per_call (1 on XLA:CPU for networks with convolutions, whose
+  # gradients are much slower inside its loops; more on GPUs and TPUs). Calls are shortened so that none
+  # crosses an evaluation or checkpoint step; every step's metrics are logged either way.
+  steps_per_call: int | None = _added_field(None)
 
   def __post_init__(self):
     """Checks the numbers at once, naming the field and the value (not deep inside a run)."""
@@ -168,6 +173,9 @@ class TrainConfig:
         raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
     if isinstance(self.num_devices, int) and self.num_devices < 1:
       raise ValueError(f"train.num_devices must be a positive integer or None (all), got {self.num_devices!r}")
+    if isinstance(self.steps_per_call, int) and self.steps_per_call < 1:
+      raise ValueError(f"train.steps_per_call must be a positive integer or None (chosen per backend), got "
+                       f"{self.steps_per_call!r}")
     for name in ("num_steps", "eval_every", "checkpoint_every"):
       value = getattr(self, name)
       if Duration(value, f"train.{name}").amount == 0:

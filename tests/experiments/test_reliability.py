@@ -24,6 +24,7 @@ from tests.experiments.synthetic import synthetic_dataset
     ("train.batch_size", 0), ("train.batch_size", -100), ("train.eval_batch_size", 0), ("train.log_every", 0),
     ("train.max_checkpoints", 0), ("train.num_devices", 0), ("train.eval_every", "0"),
     ("train.checkpoint_every", "0ep"), ("train.num_steps", "0"), ("train.num_steps", "5%"),
+    ("train.steps_per_call", 0),
 ])
 def test_numeric_trainer_fields_fail_at_once_naming_field_and_value(field, value):
   """Item 5 (and 2, max_checkpoints=0): these used to fail deep inside the run (ZeroDivisionError, a JAX
