@@ -220,8 +220,13 @@ def default_steps_per_call(state: Any, image_shape: Sequence[int], platform: str
   return 1 if "conv_general_dilated" in str(jaxpr) else ACCELERATOR_STEPS_PER_CALL
 
 
-def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequence[jax.Device]) -> Program:
-  """``(state, images, labels, start) -> {"loss_sum", "correct", "count"}`` summed over all devices."""
+def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequence[jax.Device],
+                           several_runs: bool = False) -> Program:
+  """``(state, images, labels, start) -> {"loss_sum", "correct", "count"}`` summed over all devices.
+
+  With `several_runs` the state holds several runs stacked on a leading axis (`experiments.multirun`), each
+  evaluated on the same images, and every sum gains that axis.
+  """
 
   def step(state, images, labels, start):
     offsets = start + lax.axis_index(AXIS) * local_batch + jnp.arange(local_batch)
@@ -235,24 +240,27 @@ def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequ
             "count": jnp.sum(mask.astype(jnp.int32))}
     return lax.psum(sums, AXIS)
 
-  return pmap_compiled(step, devices)
+  return pmap_compiled(jax.vmap(step, in_axes=(0, None, None, None)) if several_runs else step, devices)
 
 
-def make_pmapped_shuffle(num_examples: int, devices: Sequence[jax.Device]):
-  """``(replicated key) -> replicated permutation of range(num_examples)``, computed on the devices."""
-  return jax.pmap(lambda key: permutation(key, num_examples), devices=_pmap_devices(devices))
+def make_pmapped_shuffle(num_examples: int, devices: Sequence[jax.Device], *, several_runs: bool = False):
+  """``(replicated key) -> replicated permutation of range(num_examples)``, computed on the devices; with
+  `several_runs`, keys and permutations stacked over the runs."""
+  shuffle = lambda key: permutation(key, num_examples)  # noqa: E731
+  return jax.pmap(jax.vmap(shuffle) if several_runs else shuffle, devices=_pmap_devices(devices))
 
 
 def evaluate(p_eval, state_r, test_images_r, test_labels_r, *, num_examples: int, global_batch: int,
-             devices: Sequence[jax.Device]) -> dict[str, float]:
-  """Test loss and accuracy over the whole (device-resident) test set, with `make_pmapped_eval_step`'s program."""
+             devices: Sequence[jax.Device]) -> dict[str, Any]:
+  """Test loss and accuracy over the whole (device-resident) test set, with `make_pmapped_eval_step`'s program:
+  floats, or for several runs arrays over the runs."""
   totals = None
   for start in range(0, num_examples, global_batch):
     sums = p_eval(state_r, test_images_r, test_labels_r, replicate(np.int32(start), devices))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-  totals = jax.device_get(unreplicate(totals))
-  count = int(totals["count"])
-  return {"loss": float(totals["loss_sum"]) / count, "accuracy": float(totals["correct"]) / count}
+  totals = jax.tree.map(lambda x: np.asarray(x, np.float64), jax.device_get(unreplicate(totals)))
+  out = {"loss": totals["loss_sum"] / totals["count"], "accuracy": totals["correct"] / totals["count"]}
+  return {k: float(v) if v.ndim == 0 else v for k, v in out.items()}
 
 
 def run_devices(num_devices: int | None) -> list[jax.Device]:

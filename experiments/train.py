@@ -47,13 +47,17 @@ class RunPlan:
 
 
 def plan_run(config: config_lib.Config, *, num_train: int, num_global_devices: int) -> RunPlan:
-  """Resolves the Durations of `config` for a training set of `num_train` images on that many devices."""
+  """Resolves the Durations of `config` for a training set of `num_train` images on that many devices, and
+  checks that its training and evaluation batches split evenly across them."""
   gb = config.train.batch_size
   if gb % num_global_devices:
     raise ValueError(f"train.batch_size must be divisible by the number of devices ({num_global_devices}), got "
                      f"{gb=}")
   if num_train < gb:
     raise ValueError(f"the training set ({num_train} images) is smaller than train.batch_size={gb}")
+  if config.train.eval_batch_size % num_global_devices:
+    raise ValueError(f"train.eval_batch_size must be divisible by the {num_global_devices} devices, got "
+                     f"{config.train.eval_batch_size=}")
   spe = num_train // gb
   total = config_lib.resolve_duration(config.train.num_steps, steps_per_epoch=spe, name="train.num_steps")
   if total <= 0:
@@ -269,7 +273,7 @@ class _Loop:
       self.pbar.close()
 
 
-def _initial_state(config: config_lib.Config, ds: data_lib.Dataset, workdir: pathlib.Path, manager, *,
+def initial_state(config: config_lib.Config, ds: data_lib.Dataset, workdir: pathlib.Path, manager, *,
                    resume: bool):
   """The state to start from (restored on `resume` when there is a checkpoint) and its step.
 
@@ -291,7 +295,7 @@ def _initial_state(config: config_lib.Config, ds: data_lib.Dataset, workdir: pat
   return state, int(state.step)
 
 
-def _logged_evaluation(workdir: pathlib.Path, step: int) -> dict[str, float]:
+def logged_evaluation(workdir: pathlib.Path, step: int) -> dict[str, float]:
   """The test loss and accuracy logged at `step` (a resumed run that had already finished trains nothing)."""
   if not (workdir / rundir.METRICS_JSONL).exists():
     return {}
@@ -326,12 +330,9 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
   devices = parallel.run_devices(config.train.num_devices)
   n_global = len(devices) * jax.process_count()
   plan = plan_run(config, num_train=len(ds.train_labels), num_global_devices=n_global)
-  if config.train.eval_batch_size % n_global:
-    raise ValueError(f"train.eval_batch_size must be divisible by the {n_global} devices, got "
-                     f"{config.train.eval_batch_size=}")
   manager = rundir.checkpoint_manager(workdir, config.train.max_checkpoints)
   try:
-    state, start_step = _initial_state(config, ds, workdir, manager, resume=resume)
+    state, start_step = initial_state(config, ds, workdir, manager, resume=resume)
     if is_main:
       rundir.write_config(workdir, config)
     writer = rundir.MetricsWriter(workdir, enabled=is_main, keep_until_step=start_step if resume else None)
@@ -351,7 +352,7 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
     raise FloatingPointError(f"{e}; stopped, {where}") from None
   finally:
     manager.close()
-  last_eval = loop.last_eval or _logged_evaluation(workdir, plan.total_steps)
+  last_eval = loop.last_eval or logged_evaluation(workdir, plan.total_steps)
   return {"config": config.name, "steps": plan.total_steps, "test_accuracy": last_eval.get("accuracy"),
           "test_loss": last_eval.get("loss"), "train_images_per_sec": loop.meter.rate,
           "steps_per_call": loop.steps_per_call,

@@ -160,6 +160,8 @@ def test_plan_run_checks_batch_and_devices():
     train.plan_run(config, num_train=1000, num_global_devices=3)
   with pytest.raises(ValueError, match="smaller than train.batch_size"):
     train.plan_run(config, num_train=50, num_global_devices=1)
+  with pytest.raises(ValueError, match="train.eval_batch_size must be divisible by the 16 devices.*=1000"):
+    train.plan_run(configs.override(config, {"train.batch_size": 80}), num_train=1000, num_global_devices=16)
   with pytest.raises(ValueError, match="train.num_steps"):
     train.plan_run(configs.override(config, {"train.num_steps": "5%"}), num_train=1000, num_global_devices=1)
 

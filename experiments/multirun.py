@@ -1,0 +1,336 @@
+"""Several runs in one program: runs that differ only in seed and schedule train together, vmapped.
+
+`train_and_evaluate_together(configs, workdirs)` trains runs whose configs differ only in the seed
+(``train.seed``), the learning-rate policy and its hyper-parameters (any ``schedule.*`` field, the policy
+itself included), their length (``train.num_steps``) and their logging, evaluation and checkpoint intervals
+(`PER_RUN_FIELDS`) as one compiled program: the runs' states are stacked on a leading axis and every step
+is `jax.vmap`-ped over it, inside the trainer's `pmap` over devices, several steps per call as in
+`experiments.train` (``train.steps_per_call``). Run ``i`` trains at ``lax.switch(i, schedules, step)``,
+its own `experiments.setup.build_schedule`; its initialisation, shuffles and augmentation come from its own
+seed, as in a run of its own.
+
+Each run ends with the directory a run of its own leaves (`experiments.rundir`: ``config.json``, its
+metrics, its checkpoints), so `experiments.reproduce` (which writes ``summary.json`` and uses this module
+where `gains` says so) and `experiments.results` read it unchanged. Its metrics equal those of the run
+trained alone up to float rounding (vmapped convolutions are computed by other kernels; tested). A run that
+ends before the others is frozen: its state stops changing, its steps are still computed (and its metrics
+dropped) until the longest run ends. Runs that resume from different steps train in one program per step.
+
+Where it gains: on GPUs and TPUs a small network leaves most of the device idle, and R runs vmapped cost
+little more than one. On XLA:CPU vmapped convolutions are several times slower than separate runs
+(`clr_optax.range_test` keeps them apart there for that reason), so `gains` is false on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from experiments import configs as config_lib
+from experiments import data as data_lib
+from experiments import parallel
+from experiments import rundir
+from experiments import setup
+from experiments import train
+
+# The fields in which runs trained together may differ (a trailing "." names a whole section); every other
+# field (data, network, optimizer, batch, devices, steps per call) makes the program and must be equal.
+PER_RUN_FIELDS = ("name", "paper", "schedule.", "train.seed", "train.num_steps", "train.eval_every",
+                  "train.log_every", "train.checkpoint_every", "train.max_checkpoints")
+
+
+def _per_run(field: str) -> bool:
+  return any(field.startswith(f) if f.endswith(".") else field == f for f in PER_RUN_FIELDS)
+
+
+def shared_fields(config: config_lib.Config) -> dict[str, Any]:
+  """The fields of `config` that runs trained together share: all but `PER_RUN_FIELDS`."""
+  return {k: v for k, v in config_lib.flat_fields(config).items() if not _per_run(k)}
+
+
+def group_runs(configs: Sequence[config_lib.Config]) -> list[list[int]]:
+  """The indices of `configs` grouped into runs that can train together (equal `shared_fields`), each group
+  in order and the groups in the order of their first run."""
+  groups: dict[str, list[int]] = {}
+  for i, config in enumerate(configs):
+    groups.setdefault(json.dumps(shared_fields(config), sort_keys=True, default=str), []).append(i)
+  return list(groups.values())
+
+
+def gains(platform: str) -> bool:
+  """Whether training runs together is the default on devices of `platform`: everywhere but XLA:CPU."""
+  return platform != "cpu"
+
+
+def _check_together(configs: Sequence[config_lib.Config]) -> None:
+  first = shared_fields(configs[0])
+  for config in configs[1:]:
+    other = shared_fields(config)
+    diffs = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+    if diffs:
+      raise ValueError(f"runs trained together may differ only in {', '.join(PER_RUN_FIELDS)}; {config.name} "
+                       f"differs from {configs[0].name} in " +
+                       ", ".join(f"{k} ({first.get(k)!r} -> {other.get(k)!r})" for k in diffs))
+
+
+def stack(trees: Sequence[Any]) -> Any:
+  """`trees` (states of one structure; their static fields are taken from the first) stacked on a new
+  leading axis."""
+  leaves = [jax.tree.leaves(t) for t in trees]
+  return jax.tree.unflatten(jax.tree.structure(trees[0]), [jnp.stack(xs) for xs in zip(*leaves)])
+
+
+def unstack(tree: Any, index: int) -> Any:
+  """Run `index` of a stacked tree."""
+  return jax.tree.map(lambda x: x[index], tree)
+
+
+def make_pmapped_train_steps(schedules: Sequence[optax.Schedule], totals: Sequence[int], *, global_batch: int,
+                             local_batch: int, steps_per_epoch: int, num_examples: int, length: int,
+                             devices: Sequence[jax.Device]) -> parallel.Program:
+  """`parallel.make_pmapped_train_steps`'s call for a stacked state: every step vmapped over the runs.
+
+  Run ``i`` trains at ``schedules[i](step)`` (a `lax.switch` by the run's index) until its step reaches
+  ``totals[i]``; from there its state is kept as it is.
+
+  The returned function takes ``(states, images, labels, perms, shuffle_keys)`` replicated across
+  `devices`, the states, permutations and keys stacked over the runs, and returns ``(states, perms,
+  metrics)``, each metric of shape ``[devices, length, runs]``. The states are donated.
+  """
+  branches = [lambda count, s=s: jnp.asarray(s(count), jnp.float32) for s in schedules]
+  run_ids, ends = np.arange(len(schedules), dtype=np.int32), np.asarray(totals, np.int32)
+
+  def one_run(state, perm, run_id, end, images, labels):
+    step = parallel.gathered_train_step(lambda count: lax.switch(run_id, branches, count),
+                                        global_batch=global_batch, local_batch=local_batch,
+                                        steps_per_epoch=steps_per_epoch)
+    new, metrics = step(state, images, labels, perm)
+    keep = lambda n, o: jnp.where(state.step < end, n, o)  # noqa: E731  (a finished run stays as it is)
+    fields = ("step", "params", "batch_stats", "opt_state")
+    return new.replace(**{f: jax.tree.map(keep, getattr(new, f), getattr(state, f)) for f in fields}), metrics
+
+  def steps(states, images, labels, perms, keys):
+    run = parallel.scan_steps(
+        lambda s, p: jax.vmap(one_run, in_axes=(0, 0, 0, 0, None, None))(s, p, run_ids, ends, images, labels),
+        lambda epoch: jax.vmap(lambda k: parallel.permutation(jax.random.fold_in(k, epoch), num_examples))(keys),
+        length=length, steps_per_epoch=steps_per_epoch)
+    return run(states, perms, jnp.max(states.step))  # the steps of the runs still training
+
+  return parallel.pmap_compiled(steps, devices, donate_argnums=(0,))
+
+
+class _Together:
+  """The run loop of runs trained together (`experiments.train`'s loop for a stacked state)."""
+
+  def __init__(self, configs: Sequence[config_lib.Config], plans: Sequence[train.RunPlan], ds: data_lib.Dataset,
+               states: Sequence[Any], devices, *, writers: Sequence[rundir.MetricsWriter], managers,
+               steps_per_call: int, progress_start: int | None):
+    self.configs, self.plans, self.devices, self.steps_per_call = list(configs), list(plans), devices, steps_per_call
+    self.writers, self.managers = list(writers), list(managers)
+    self.num_test, self.num_train = len(ds.test_labels), len(ds.train_labels)
+    self.state_r = parallel.replicate(stack(states), devices)
+    self.data_r = parallel.replicate((np.asarray(ds.train_images), np.asarray(ds.train_labels, np.int32),
+                                      np.asarray(ds.test_images), np.asarray(ds.test_labels, np.int32)), devices)
+    spe = plans[0].steps_per_epoch
+    self.schedules = [setup.build_schedule(c.schedule, steps_per_epoch=spe, total_steps=p.total_steps)
+                      for c, p in zip(configs, plans)]
+    self.shuffle_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 1))(
+        jnp.asarray([c.train.seed for c in configs]))
+    self.shuffle_keys_r = parallel.replicate(self.shuffle_keys, devices)
+    n_global = len(devices) * jax.process_count()
+    self.p_eval = parallel.make_pmapped_eval_step(local_batch=configs[0].train.eval_batch_size // n_global,
+                                                  num_examples=self.num_test, devices=devices, several_runs=True)
+    self.p_shuffle = parallel.make_pmapped_shuffle(self.num_train, devices, several_runs=True)
+    self.programs: dict[int, parallel.Program] = {}  # steps per call -> its compiled program
+    self.meter = train.Meter()
+    self.pending: list[tuple[int, Any]] = []
+    self.last_eval: list[dict[str, float]] = [{} for _ in configs]
+    self.pbar = None
+    if progress_start is not None:
+      from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top  (optional: only with a progress bar)
+      self.pbar = tqdm(total=max(p.total_steps for p in plans), initial=progress_start,
+                       desc=f"{len(configs)} runs together", unit="step", dynamic_ncols=True)
+
+  def _program(self, length: int) -> parallel.Program:
+    if length not in self.programs:
+      p = self.plans[0]
+      self.programs[length] = make_pmapped_train_steps(
+          self.schedules, [q.total_steps for q in self.plans], global_batch=p.global_batch,
+          local_batch=p.local_batch, steps_per_epoch=p.steps_per_epoch, num_examples=self.num_train,
+          length=length, devices=self.devices)
+    return self.programs[length]
+
+  def run(self, start_step: int) -> None:
+    """Steps every run from `start_step` to its end, logging, evaluating and checkpointing each on the way."""
+    plans, spe = self.plans, self.plans[0].steps_per_epoch
+    keys = jax.vmap(lambda k: jax.random.fold_in(k, start_step // spe))(self.shuffle_keys)
+    perms_r = self.p_shuffle(parallel.replicate(keys, self.devices))
+    calls = list(train.plan_calls(start_step, max(p.total_steps for p in plans), self.steps_per_call,
+                                  every=sorted({n for p in plans for n in (p.eval_every, p.checkpoint_every)}),
+                                  ends=[p.total_steps for p in plans]))
+
+    def arguments():
+      return self.state_r, self.data_r[0], self.data_r[1], perms_r, self.shuffle_keys_r
+
+    for length in sorted({n for _, n in calls}):  # compiled before the first step: no call compiles later
+      self._program(length).compile(*arguments())
+    for first, length in calls:
+      done = first + length
+      self.state_r, perms_r, metrics = self._program(length)(*arguments())
+      self.pending.append((first, metrics))
+      self.meter.step(metrics, plans[0].global_batch * length)
+      live = [i for i, p in enumerate(plans) if done <= p.total_steps]
+      evals = [i for i in live if done % plans[i].eval_every == 0 or done == plans[i].total_steps]
+      ckpts = [i for i in live if done % plans[i].checkpoint_every == 0 or done == plans[i].total_steps]
+      if evals or ckpts or any(done // c.train.log_every > first // c.train.log_every for c in self.configs):
+        self._flush()
+      if evals or ckpts:
+        with self.meter.pause():
+          if evals:
+            self._evaluate(done, evals)
+          for i in ckpts:
+            self._checkpoint(done, i)
+      if self.pbar is not None:
+        self.pbar.update(length)
+
+  def _checked(self, i: int, rows: list[dict[str, Any]]) -> None:
+    try:
+      train.check_finite(rows)
+    except FloatingPointError as e:
+      raise FloatingPointError(f"{self.configs[i].name} (seed {self.configs[i].train.seed}): {e}") from None
+
+  def _flush(self) -> None:
+    """Fetches the pending training metrics, writes each run's (up to its end) and checks them for NaN/inf."""
+    fetched = jax.device_get([m for _, m in self.pending])
+    wall_time = self.meter.update()
+    per_run = []
+    for i, (plan, writer) in enumerate(zip(self.plans, self.writers)):
+      rows = [row for (first, _), m in zip(self.pending, fetched)
+              for row in train.step_rows(first, {k: np.asarray(v)[0, :, i] for k, v in m.items()},
+                                         plan.steps_per_epoch) if row["step"] <= plan.total_steps]
+      if rows:
+        if np.isfinite(self.meter.rate):
+          rows[-1]["images_per_sec"] = self.meter.rate
+        rows[-1]["wall_time"] = wall_time
+        writer.write(rows)
+      per_run.append(rows)
+    self.pending.clear()
+    for i, rows in enumerate(per_run):
+      self._checked(i, rows)
+    if self.pbar is not None:
+      self.pbar.set_postfix(img_s=f"{self.meter.rate:.0f}", refresh=False)
+
+  def _evaluate(self, done: int, runs: Sequence[int]) -> None:
+    """Evaluates every run (one program) and logs the evaluations of `runs`."""
+    out = parallel.evaluate(self.p_eval, self.state_r, self.data_r[2], self.data_r[3], num_examples=self.num_test,
+                            global_batch=self.configs[0].train.eval_batch_size, devices=self.devices)
+    for i in runs:
+      self.last_eval[i] = {"loss": float(out["loss"][i]), "accuracy": float(out["accuracy"][i])}
+      row = {"step": done, "epoch": done / self.plans[i].steps_per_epoch, "split": "test", **self.last_eval[i],
+             "wall_time": self.meter.elapsed()}
+      self.writers[i].write([row])
+      self._checked(i, [row])
+
+  def state(self, i: int):
+    """Run `i`'s state (unreplicated)."""
+    return unstack(parallel.unreplicate(self.state_r), i)
+
+  def _checkpoint(self, done: int, i: int) -> None:
+    rundir.save_checkpoint(self.managers[i], self.state(i))
+    if jax.process_index() == 0:
+      print(f"checkpoint saved at step {done} ({self.configs[i].name}, seed {self.configs[i].train.seed})",
+            file=sys.stderr, flush=True)
+
+  def close(self) -> None:
+    if self.pbar is not None:
+      self.pbar.close()
+
+
+def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: Sequence[str | os.PathLike], *,
+                                dataset: Any = None, resume: bool = False) -> list[dict[str, Any]]:
+  """Trains `configs` together (one vmapped program) and evaluates each, each run in its own work directory.
+
+  Args:
+    configs: the runs; they may differ only in `PER_RUN_FIELDS`.
+    workdirs: each run's work directory (what `experiments.train.train_and_evaluate` writes there).
+    dataset: an `experiments.data.Dataset` to use instead of loading the configs' (shared) data.
+    resume: continue each run from the latest checkpoint in its directory; runs resuming from different
+      steps train in one program per step, one after the other.
+
+  Returns:
+    Each run's summary, as `experiments.train.train_and_evaluate` returns it (``"state"`` the run's own),
+    with ``"runs_together"``: the runs in its program; its ``"wall_time"`` is its share (1/R) of the
+    program's, so that summing over runs counts the program's once; its ``"train_images_per_sec"`` are its
+    own images per second (the program trains R times as many).
+
+  Raises:
+    ValueError: no runs, a directory per run missing, runs that differ in a shared field (naming them), or
+      what `experiments.train.train_and_evaluate` refuses.
+    FloatingPointError: a run's metric became NaN/inf (naming the run, the metric and its step); every run
+      keeps its last checkpoint.
+  """
+  if not configs or len(configs) != len(workdirs):
+    raise ValueError(f"one work directory per run is needed, got {len(configs)} configs and {len(workdirs)} "
+                     "workdirs")
+  _check_together(configs)
+  workdirs = [pathlib.Path(d) for d in workdirs]
+  is_main = jax.process_index() == 0
+  ds = setup.load_data(configs[0])[0] if dataset is None else dataset
+  devices = parallel.run_devices(configs[0].train.num_devices)
+  n_global = len(devices) * jax.process_count()
+  plans = [train.plan_run(c, num_train=len(ds.train_labels), num_global_devices=n_global) for c in configs]
+  managers = []
+  summaries: list[dict[str, Any]] = [{} for _ in configs]
+  try:
+    states, starts, writers = [], [], []
+    for config, workdir in zip(configs, workdirs):
+      workdir.mkdir(parents=True, exist_ok=True)
+      managers.append(rundir.checkpoint_manager(workdir, config.train.max_checkpoints))
+      state, start = train.initial_state(config, ds, workdir, managers[-1], resume=resume)
+      if is_main:
+        rundir.write_config(workdir, config)
+      writers.append(rundir.MetricsWriter(workdir, enabled=is_main, keep_until_step=start if resume else None))
+      states.append(state)
+      starts.append(start)
+    steps_per_call = configs[0].train.steps_per_call or parallel.default_steps_per_call(
+        states[0], np.shape(ds.train_images)[1:], devices[0].platform)
+    for start in sorted(set(starts)):
+      runs = [i for i, s in enumerate(starts) if s == start and s < plans[i].total_steps]
+      if not runs:
+        continue
+      loop = _Together([configs[i] for i in runs], [plans[i] for i in runs], ds, [states[i] for i in runs],
+                       devices, writers=[writers[i] for i in runs], managers=[managers[i] for i in runs],
+                       steps_per_call=steps_per_call,
+                       progress_start=start if is_main and configs[0].train.progress else None)
+      try:
+        loop.run(start)
+      finally:
+        loop.close()
+      for k, i in enumerate(runs):
+        summaries[i] = {"test_accuracy": loop.last_eval[k].get("accuracy"), "test_loss": loop.last_eval[k].get("loss"),
+                        "train_images_per_sec": loop.meter.rate, "steps_per_call": steps_per_call,
+                        "runs_together": len(runs), "wall_time": loop.meter.elapsed() / len(runs),
+                        "state": loop.state(k)}
+  except FloatingPointError as e:
+    kept = ", ".join(f"{c.name} seed {c.train.seed}: step {m.latest_step()}" for c, m in zip(configs, managers))
+    raise FloatingPointError(f"{e}; stopped, every run keeps its last checkpoint ({kept})") from None
+  finally:
+    for manager in managers:
+      manager.close()
+  out = []
+  for config, plan, workdir, state, summary in zip(configs, plans, workdirs, states, summaries):
+    if not summary:  # finished before (a resumed run that had already ended)
+      last = train.logged_evaluation(workdir, plan.total_steps)
+      summary = {"test_accuracy": last.get("accuracy"), "test_loss": last.get("loss"),
+                 "train_images_per_sec": float("nan"), "wall_time": 0.0, "state": state}
+    out.append({"config": config.name, "steps": plan.total_steps, **summary, "workdir": str(workdir)})
+  return out
