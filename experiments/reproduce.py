@@ -13,6 +13,10 @@ are read back, an interrupted run resumes from its last checkpoint. Each finishe
 ``experiments/reports/<name>/runs/<config>/seed<k>/`` to be committed, and a run found there counts as
 finished, so a fresh clone continues a long reproduction where the committed runs leave off.
 
+On GPUs and TPUs the runs that differ only in seed and schedule (Table 1's five policies and its seeds)
+train together as one vmapped program (`experiments.multirun`), each still ending in its own run directory;
+not on XLA:CPU, where vmapped convolutions are slower than separate runs (``--vmap-runs on|off`` decides).
+
 ``--shrink F`` divides every iteration count by F (`experiments.configs.shrink`): a shrunk run follows the
 full run's learning-rate curve compressed F times along the iterations.
 """
@@ -28,7 +32,10 @@ import sys
 import time
 from typing import Any, Sequence
 
+import jax
+
 from experiments import configs as config_lib
+from experiments import multirun
 from experiments import report
 from experiments import results
 from experiments import rundir
@@ -131,8 +138,37 @@ def run_one(config: config_lib.Config, directory: pathlib.Path, *, dataset: Any 
   rundir.check_same_run(directory, config)
   t0 = time.perf_counter()
   summary = train.train_and_evaluate(config, directory, dataset=dataset, resume=True)
+  return _finish(directory, summary, time.perf_counter() - t0, archive)
+
+
+def run_together(runs: Sequence[tuple[config_lib.Config, pathlib.Path, pathlib.Path | None]], *,
+                 dataset: Any = None) -> list[dict[str, Any]]:
+  """Runs (or resumes) unfinished runs that can share a program as one (`experiments.multirun`); each ends
+  as `run_one` leaves it, its ``summary.json`` written and its results kept.
+
+  Args:
+    runs: ``(config, directory, archive)`` of each run, as `run_one` takes them.
+    dataset: passed to `experiments.multirun.train_and_evaluate_together`.
+
+  Raises:
+    ValueError: a directory holds a run of a different config, or the runs cannot train together.
+  """
+  for config, directory, _ in runs:
+    directory.mkdir(parents=True, exist_ok=True)
+    rundir.check_same_run(directory, config)
+  t0 = time.perf_counter()
+  summaries = multirun.train_and_evaluate_together([c for c, _, _ in runs], [d for _, d, _ in runs],
+                                                   dataset=dataset, resume=True)
+  share = (time.perf_counter() - t0) / len(runs)
+  return [_finish(directory, summary, share, archive) for (_, directory, archive), summary in zip(runs, summaries)]
+
+
+def _finish(directory: pathlib.Path, summary: dict[str, Any], seconds: float,
+            archive: pathlib.Path | None) -> dict[str, Any]:
+  """Writes a trained run's ``summary.json`` (`seconds` of this process as ``process_wall_time``) and keeps its
+  results in `archive`; returns the summary."""
   summary.pop("state", None)
-  summary["process_wall_time"] = time.perf_counter() - t0
+  summary["process_wall_time"] = seconds
   rundir.write_text(directory / rundir.SUMMARY, json.dumps(summary, indent=2))
   if archive is not None:
     archive_results(directory, archive)
@@ -169,8 +205,10 @@ def _data_key(config: config_lib.Config) -> tuple:
 def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds: Sequence[int] = (0, 1, 2),
                    shrink: float = 1.0, overrides: dict[str, str] | None = None,
                    shard: tuple[int, int] = (0, 1), dataset: Any = None, only: Sequence[str] = (),
-                   report_dir: str | os.PathLike | None = None, archive: bool = True) -> list[dict[str, Any]]:
-  """Runs every (config, seed) of `experiment` that is not finished yet, one after the other.
+                   report_dir: str | os.PathLike | None = None, archive: bool = True,
+                   together: bool | None = None) -> list[dict[str, Any]]:
+  """Runs every (config, seed) of `experiment` that is not finished yet: one after the other, or several
+  as one program (`together`).
 
   Args:
     experiment: what to run (`experiments.configs.tables.get_experiment`).
@@ -184,6 +222,9 @@ def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds:
     only: run only these configs of the experiment (all when empty).
     report_dir: where the reports and the finished runs' results (`results_dir`) are kept.
     archive: keep finished runs' results under `report_dir` and count those found there as finished.
+    together: train this shard's unfinished runs that can share a program (`multirun.group_runs`: Table 1's
+      policies and seeds) as one vmapped program (`run_together`); None: where the backend gains from it
+      (`multirun.gains`: not on XLA:CPU).
 
   Returns:
     The summaries of this shard's runs.
@@ -194,17 +235,37 @@ def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds:
                      f"{', '.join(experiment.configs)}")
   runs = build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides)
   runs = shard_runs([r for r in runs if not only or r[0] in only], shard)
+  places = [(rundir.run_dir(workdir, name, seed), results_dir(report_dir, experiment.name, name, seed) if archive
+             else None) for name, seed, _ in runs]
+  if together is None:
+    together = multirun.gains(jax.local_devices()[0].platform)
+  units = [[i] for i in range(len(runs))]
+  if together:
+    todo = [i for i, ((_, _, config), (d, kept)) in enumerate(zip(runs, places))
+            if finished_dir(config, d, kept) is None]
+    groups = [[todo[j] for j in group] for group in multirun.group_runs([runs[i][2] for i in todo])]
+    grouped = {i for group in groups for i in group}
+    units = sorted(groups + [[i] for i in range(len(runs)) if i not in grouped], key=min)
   datasets: dict[tuple, Any] = {}
-  summaries = []
-  for i, (name, seed, config) in enumerate(runs):
-    directory = rundir.run_dir(workdir, name, seed)
-    kept = results_dir(report_dir, experiment.name, name, seed) if archive else None
-    print(f"[{i + 1}/{len(runs)}] {name} seed {seed} -> {directory}", file=sys.stderr, flush=True)
+  summaries: list[dict[str, Any]] = [{} for _ in runs]
+  for unit in units:
+    config = runs[unit[0]][2]
+    for i in unit:
+      name, seed, _ = runs[i]
+      with_others = f" (one program with {len(unit) - 1} more)" if len(unit) > 1 else ""
+      print(f"[{i + 1}/{len(runs)}] {name} seed {seed} -> {places[i][0]}{with_others}", file=sys.stderr, flush=True)
     if dataset is not None:
       datasets[_data_key(config)] = dataset
-    elif finished_dir(config, directory, kept) is None and _data_key(config) not in datasets:
+    elif (any(finished_dir(runs[i][2], *places[i]) is None for i in unit) and
+          _data_key(config) not in datasets):
       datasets[_data_key(config)] = setup.load_data(config)[0]
-    summaries.append(run_one(config, directory, dataset=datasets.get(_data_key(config)), archive=kept))
+    data = datasets.get(_data_key(config))
+    if len(unit) == 1:
+      summaries[unit[0]] = run_one(config, places[unit[0]][0], dataset=data, archive=places[unit[0]][1])
+    else:
+      outs = run_together([(runs[i][2], *places[i]) for i in unit], dataset=data)
+      for i, summary in zip(unit, outs):
+        summaries[i] = summary
   return summaries
 
 
@@ -279,6 +340,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                       help="with --report-only: report the finished runs, naming the unfinished ones")
   parser.add_argument("--notes", help="a markdown file whose text goes into the report's Discussion")
   parser.add_argument("--command", help="the command to print in the report (default: this one)")
+  parser.add_argument("--vmap-runs", choices=("auto", "on", "off"), default="auto",
+                      help="train the runs that differ only in seed and schedule as one vmapped program "
+                      "(experiments/multirun.py); auto: on GPUs and TPUs, not on XLA:CPU (default auto)")
   args = parser.parse_args(argv)
   try:
     args.seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
@@ -307,7 +371,8 @@ def main(argv: Sequence[str] | None = None) -> None:
   for experiment in experiments:
     if not args.report_only:
       run_experiment(experiment, workdir=args.workdir, seeds=args.seeds, shrink=args.shrink,
-                     overrides=args.overrides, shard=args.shard, only=args.only, report_dir=args.report_dir)
+                     overrides=args.overrides, shard=args.shard, only=args.only, report_dir=args.report_dir,
+                     together={"auto": None, "on": True, "off": False}[args.vmap_runs])
     if args.no_report or args.shard[1] > 1:
       continue
     path = report_experiment(experiment, workdir=args.workdir, seeds=args.seeds, shrink=args.shrink,

@@ -1,5 +1,5 @@
 """Several runs in one vmapped program (experiments.multirun): equal to the runs trained alone, grouping,
-resume."""
+resume, and its use by experiments.reproduce."""
 
 import json
 
@@ -9,8 +9,11 @@ import pytest
 
 from experiments import configs
 from experiments import multirun
+from experiments import reproduce
+from experiments import results
 from experiments import rundir
 from experiments import train
+from experiments.configs import tables
 from tests.experiments.synthetic import small_config
 from tests.experiments.synthetic import synthetic_dataset
 
@@ -108,3 +111,42 @@ def test_only_runs_that_share_a_program_train_together():
   with pytest.raises(ValueError, match="one work directory per run is needed, got 2 configs and 1 workdirs"):
     multirun.train_and_evaluate_together([tri, exp], ["a"])
   assert not multirun.gains("cpu") and multirun.gains("gpu") and multirun.gains("tpu")
+
+
+_TINY = {**{k: str(v) for k, v in _COMMON.items()}, "train.batch_size": "8", "train.num_steps": "4",
+         "train.eval_every": "2", "train.checkpoint_every": "4", "train.progress": "false",
+         "train.eval_batch_size": "10", "train.log_every": "1"}
+_EXPERIMENT = tables.Experiment("tiny", "tiny", ("table1_fixed", "table1_triangular2"), "table1_fixed")
+
+
+def test_reproduce_trains_runs_together_into_run_directories_it_reads_back(runs, tmp_path):
+  kw = dict(workdir=tmp_path / "runs", seeds=(0, 1), overrides=_TINY, dataset=runs["ds"],
+            report_dir=tmp_path / "reports")
+  summaries = reproduce.run_experiment(_EXPERIMENT, together=True, **kw)
+  assert [s["runs_together"] for s in summaries] == [4] * 4
+  for name, seed, _ in reproduce.build_configs(_EXPERIMENT, seeds=(0, 1), overrides=_TINY):
+    directory = rundir.run_dir(tmp_path / "runs", name, seed)
+    summary = rundir.read_json(directory / rundir.SUMMARY)
+    assert summary["runs_together"] == 4 and summary["process_wall_time"] > 0
+    run = results.load_run(directory, name, seed)
+    assert run.steps == (2, 4) and run.final == summary["test_accuracy"]
+    assert (reproduce.results_dir(tmp_path / "reports", "tiny", name, seed) / rundir.SUMMARY).exists()
+  report = reproduce.report_experiment(_EXPERIMENT, seeds=(0, 1), shrink=1.0, command="test", **{
+      k: kw[k] for k in ("workdir", "overrides", "report_dir")})
+  assert "table1_triangular2" in report.read_text()
+  # Finished runs are read back, not trained again.
+  again = reproduce.run_experiment(_EXPERIMENT, together=True, **kw)
+  assert [s["test_accuracy"] for s in again] == [s["test_accuracy"] for s in summaries]
+
+
+def test_reproduce_trains_runs_apart_on_the_cpu_by_default(tmp_path, monkeypatch):
+  trained = []
+  monkeypatch.setattr(reproduce, "run_one", lambda config, directory, **kw: trained.append(config.name) or {})
+  monkeypatch.setattr(reproduce, "run_together", lambda *a, **k: pytest.fail("vmapped runs on XLA:CPU"))
+  reproduce.run_experiment(_EXPERIMENT, workdir=tmp_path, seeds=(0,), overrides=_TINY, dataset=object(),
+                           archive=False)
+  assert trained == ["table1_fixed", "table1_triangular2"]
+  assert reproduce.parse_args(["table1", "--vmap-runs", "on"]).vmap_runs == "on"
+  with pytest.raises(SystemExit):
+    reproduce.parse_args(["table1", "--vmap-runs", "sometimes"])
+  assert reproduce.parse_args(["table1"]).vmap_runs == "auto"
