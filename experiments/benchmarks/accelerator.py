@@ -9,10 +9,15 @@ budget left, and writes its whole output to ``DIR/<section>.log``:
 1. ``schedule``: `schedule_overhead` (triangular2 against a constant LR, median step-time ratio);
 2. ``range_test``: `range_test_speed` (the sweep against a per-step Python loop and against plain steps,
    MLP and convnet, 100 and 1,000 steps; K = 8 seeds in one sweep against one seed's sweep);
-3. ``throughput``: `train_speed` (the trainer's step: cifar10_full batch 100, ResNet-56 batch 128);
-4. ``table1``: the full-length Table 1 rows with `experiments.train` (triangular2 25,000 iterations, fixed
-   70,000, exp_range 42,000, decay 25,000, exp 70,000; test accuracy every 1,000), as many as the budget
-   allows, each stopped when the budget runs out (its metrics so far are kept).
+3. ``throughput``: `train_speed` (the trainer's step: cifar10_full batch 100, ResNet-56 batch 128); then
+   ``trainer_<model>_<n>``: the whole trainer (`experiments.train`, its own images/s: the first call,
+   evaluation and checkpoints excluded) on the same two networks with one step per compiled call and with
+   `STEPS_PER_CALL` (``train.steps_per_call``);
+4. ``table1``: the full-length Table 1 rows (triangular2 25,000 iterations, fixed 70,000, exp_range
+   42,000, decay 25,000, exp 70,000; test accuracy every 1,000): triangular2 with `experiments.train`, then
+   ``table1_together``, all five as one vmapped program (``experiments.reproduce table1 --vmap-runs on``,
+   `experiments.multirun`), then the other four apart, as many as the budget allows, each stopped when the
+   budget runs out (its metrics so far are kept).
 
 After every section ``DIR/results.json`` and ``DIR/summary.md`` (each measure beside the issue's target) are
 rewritten, so a time-out or a kill loses only the section that was running. Nothing is installed and
@@ -46,8 +51,13 @@ TARGETS = {
     "table1_triangular2": "25,000 iterations in < 60 s, compilation excluded",
     "table1_all": "all five rows in < 5 minutes",
 }
+SMOKE_SIZES = ("train.batch_size=20", "train.eval_batch_size=100", "data.train_size=200", "data.test_size=100")
 SMOKE_TRAIN = ("train.num_steps=6", "train.eval_every=3", "train.checkpoint_every=6", "train.log_every=3",
-               "train.batch_size=20", "train.eval_batch_size=100", "data.train_size=200", "data.test_size=100")
+               *SMOKE_SIZES)
+# The trainer's throughput with several steps per compiled call (against one); the smoke run uses 3.
+STEPS_PER_CALL = 100
+# The networks of the trainer's throughput: model -> (config, steps timed).
+TRAINER_RUNS = {"cifar10_full": ("table1_triangular2", 1000), "resnet56": ("table4_resnet:clr", 500)}
 
 
 class Budget:
@@ -84,8 +94,8 @@ def _read_json(path: pathlib.Path) -> Any:
     return None
 
 
-def _table1_row(workdir: pathlib.Path) -> dict[str, Any]:
-  """A Table 1 run's figures from its metrics.jsonl (finished or stopped)."""
+def _run_row(workdir: pathlib.Path) -> dict[str, Any]:
+  """A trainer run's figures from its metrics.jsonl (finished or stopped)."""
   # The trainer's own reader drops the last line if the stop cut it short.
   split = rundir.read_metrics(workdir) if (workdir / rundir.METRICS_JSONL).exists() else {}
   train_rows, test_rows = split.get("train", []), split.get("test", [])
@@ -132,7 +142,10 @@ def plan(*, data: str, out: pathlib.Path, smoke: bool) -> list[tuple[str, list[s
         ("throughput", _python(bench + "train_speed", "--quick", "--steps", "2", "--warmup", "1", "--models",
                                "cifar10_full:8", "--torch-python", "", "--json", str(out / "throughput.json"))),
     ]
-    rows, extra = TABLE1_ROWS[:1], list(SMOKE_TRAIN)
+    trainer, rows, extra = {"cifar10_full": ("table1_triangular2", 6)}, TABLE1_ROWS[:1], list(SMOKE_TRAIN)
+    together = ["--shrink", "5000", *(a for kv in ("train.eval_every=3", "train.checkpoint_every=6", *SMOKE_SIZES)
+                                       for a in ("--set", kv))]
+    n_steps = 3
   else:
     sections = [
         ("schedule", _python(bench + "schedule_overhead", "--json", str(out / "schedule.json"))),
@@ -140,11 +153,25 @@ def plan(*, data: str, out: pathlib.Path, smoke: bool) -> list[tuple[str, list[s
         ("throughput", _python(bench + "train_speed", "--models", "cifar10_full:100,resnet56:128", "--torch-python",
                                "", "--json", str(out / "throughput.json"))),
     ]
-    rows, extra = TABLE1_ROWS, []
-  for row in rows:
-    sections.append((row, _python("experiments.train", "--config", row, "--workdir", str(out / "table1" / row),
-                                  "--data", data, "--set", "train.progress=false", *extra)))
-  return sections
+    trainer, rows, extra, together, n_steps = TRAINER_RUNS, TABLE1_ROWS, [], [], STEPS_PER_CALL
+  for model, (config, steps) in trainer.items():
+    for n in (1, n_steps):
+      name = f"trainer_{model}_{n}"
+      sections.append((name, _python("experiments.train", "--config", config, "--workdir", str(out / "trainer" / name),
+                                     "--data", data, "--set", "train.progress=false", *extra,
+                                     f"train.num_steps={steps}", f"train.eval_every={steps}",
+                                     f"train.checkpoint_every={steps}", f"train.steps_per_call={n}")))
+
+  def apart(row):
+    return (row, _python("experiments.train", "--config", row, "--workdir", str(out / "table1" / row),
+                         "--data", data, "--set", "train.progress=false", *extra))
+
+  sections.append(apart(rows[0]))
+  sections.append(("table1_together", _python(
+      "experiments.reproduce", "table1", "--seeds", "0", "--workdir", str(out / "table1_together"), "--data", data,
+      "--vmap-runs", "on", "--no-report", "--report-dir", str(out / "table1_together" / "reports"),
+      *together, "--set", "train.progress=false")))
+  return sections + [apart(row) for row in rows[1:]]
 
 
 def collect(out: pathlib.Path, status: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -152,7 +179,11 @@ def collect(out: pathlib.Path, status: dict[str, dict[str, Any]]) -> dict[str, A
   results: dict[str, Any] = {"status": status}
   for name in ("schedule", "range_test", "throughput"):
     results[name] = _read_json(out / f"{name}.json")
-  results["table1"] = {row: _table1_row(out / "table1" / row) for row in TABLE1_ROWS if row in status}
+  results["trainer"] = {name: _run_row(out / "trainer" / name) for name in status if name.startswith("trainer_")}
+  results["table1"] = {row: _run_row(out / "table1" / row) for row in TABLE1_ROWS if row in status}
+  if "table1_together" in status:
+    results["table1_together"] = {row: _run_row(rundir.run_dir(out / "table1_together", row, 0))
+                                  for row in TABLE1_ROWS}
   return results
 
 
@@ -178,6 +209,13 @@ def summary_markdown(results: dict[str, Any], *, header: str) -> str:
                    f"{seeds['together_over_one_steady']:.2f}x | {TARGETS['range_test_seeds']} |")
   for run in (results.get("throughput") or {}).get("runs", []):
     lines.append(f"| trainer step {run['model']}, batch {run['batch']}: images/s | {run['images_per_sec']:,.0f} | - |")
+  trainer = results.get("trainer", {})
+  for name, r in trainer.items():
+    model, n = name.removeprefix("trainer_").rsplit("_", 1)
+    one = trainer.get(f"trainer_{model}_1", {}).get("images_per_sec")
+    gain = f" ({r['images_per_sec'] / one:.2f}x one)" if n != "1" and one and r.get("images_per_sec") else ""
+    lines.append(f"| trainer {model}, batch {r.get('batch_size')}, {n} step{'s' if n != '1' else ''} per call: "
+                 f"images/s | {_fmt(r.get('images_per_sec'), ',.0f')}{gain} | - |")
   total = 0.0
   for row, r in results.get("table1", {}).items():
     steps, seconds = r.get("steps_done", 0), r.get("training_s")
@@ -187,11 +225,18 @@ def summary_markdown(results: dict[str, Any], *, header: str) -> str:
                  f"final test accuracy | {_fmt(seconds, '.1f', ' s')}; {_fmt(r.get('final_test_accuracy'), '.4f')} | "
                  f"{target} |")
   if results.get("table1"):
-    lines.append(f"| Table 1 rows above, training seconds together | {total:.1f} s | {TARGETS['table1_all']} |")
+    lines.append(f"| Table 1 rows above, each trained apart: training seconds summed | {total:.1f} s | "
+                 f"{TARGETS['table1_all']} |")
+  together = results.get("table1_together")
+  if together:
+    # Every run of the program logs the program's throughput; its training time is its longest run's.
+    seconds = max((r.get("training_s") or 0.0 for r in together.values()), default=0.0)
+    finals = ", ".join(f"{row.removeprefix('table1_')} {_fmt(r.get('final_test_accuracy'), '.4f')} "
+                       f"({r.get('steps_done', 0):,} it.)" for row, r in together.items())
+    lines.append(f"| Table 1, all five rows as one vmapped program: training seconds; final test accuracies | "
+                 f"{seconds:.1f} s; {finals} | {TARGETS['table1_all']} |")
   lines += ["", "Sections: " + "; ".join(f"{k} {v['status']} ({v['seconds']:.0f} s)"
                                           for k, v in results["status"].items()), ""]
-  lines.append("Not measured yet: the trainer with several steps per compiled call and several runs in one "
-               "program (issue 11, part 2, is not implemented).")
   return "\n".join(lines) + "\n"
 
 
@@ -201,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   parser.add_argument("--data", help="CIFAR-10: an image-folder archive/directory, or a tfds name")
   parser.add_argument("--out", required=True, type=pathlib.Path, help="where results and logs go")
   parser.add_argument("--budget-s", type=float, default=480.0, help="seconds for everything (default 480)")
-  parser.add_argument("--smoke", action="store_true", help="tiny sizes, on any backend, in about a minute")
+  parser.add_argument("--smoke", action="store_true", help="tiny sizes, on any backend, in a few minutes")
   args = parser.parse_args(argv)
   out = args.out
   out.mkdir(parents=True, exist_ok=True)
