@@ -1,8 +1,9 @@
 """The data-parallel machinery: XLA compiler options, replication across devices, the pmapped programs of a
-run (step, evaluation, shuffle) and multi-host initialisation.
+run (one step, or several per call; evaluation; shuffle), the default steps per call and multi-host
+initialisation.
 
-The programs are compiled with `compiler_options`; the pmap axis is `AXIS` (`TrainState.axis_name` of a
-replicated state).
+The programs are compiled with `compiler_options` (`Program`); the pmap axis is `AXIS`
+(`TrainState.axis_name` of a replicated state).
 """
 
 from __future__ import annotations
@@ -198,8 +199,8 @@ def make_pmapped_train_steps(schedule: optax.Schedule, *, global_batch: int, loc
   return pmap_compiled(steps, devices, donate_argnums=(0,))
 
 
-# Steps per compiled call where `default_steps_per_call` does not keep one: a tenth of the default
-# evaluation interval (1,000 steps) and the default log interval, so calls need not be shortened there.
+# Steps per compiled call where `default_steps_per_call` does not keep one: the default log interval and a
+# tenth of the default evaluation interval (1,000 steps), so that calls need not be shortened there.
 ACCELERATOR_STEPS_PER_CALL = 100
 
 
