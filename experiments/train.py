@@ -107,12 +107,12 @@ def check_finite(rows: list[dict[str, Any]]) -> None:
 
 
 class Meter:
-  """A run's wall time and training throughput: the first (compiling) call, evaluations and checkpoints are
-  left out of the images per second."""
+  """A run's wall time and training throughput: the first call (and compilation), evaluations and checkpoints
+  are left out of the images per second."""
 
   def __init__(self):
     self.start = time.perf_counter()
-    self.first_done: float | None = None  # when the first (compiling) call finished
+    self.first_done: float | None = None  # when the first call finished
     self.images = 0  # images trained on after the first call
     self.paused = 0.0  # seconds spent evaluating and checkpointing
     self.rate = float("nan")  # images/s at the last `update`

@@ -80,7 +80,7 @@ class _Crash(Exception):
 
 def test_runs_trained_together_resume_from_their_own_checkpoints(runs, tmp_path, monkeypatch):
   """Killed at step 6: the fixed run had finished at step 5, the others resume from step 3 as a group of
-  two, and all three end as the runs trained alone."""
+  two, and all three end as the runs trained alone (one step per call: one program per group to compile)."""
   real = rundir.save_checkpoint
 
   def die_at_6(manager, state):
@@ -91,10 +91,10 @@ def test_runs_trained_together_resume_from_their_own_checkpoints(runs, tmp_path,
   dirs = [tmp_path / f"run{i}" for i in range(3)]
   monkeypatch.setattr(rundir, "save_checkpoint", die_at_6)
   with pytest.raises(_Crash):
-    multirun.train_and_evaluate_together(_configs(3), dirs, dataset=runs["ds"])
+    multirun.train_and_evaluate_together(_configs(1), dirs, dataset=runs["ds"])
   monkeypatch.undo()
   assert [sorted(p.name for p in (d / rundir.CHECKPOINTS).iterdir()) for d in dirs] == [["3"], ["3"], ["3", "5"]]
-  resumed = multirun.train_and_evaluate_together(_configs(3), dirs, dataset=runs["ds"], resume=True)
+  resumed = multirun.train_and_evaluate_together(_configs(1), dirs, dataset=runs["ds"], resume=True)
   assert [s.get("runs_together") for s in resumed] == [2, 2, None]
   for i in range(3):
     _assert_same_run(dirs[i], runs["alone_dirs"][i], resumed[i]["state"], runs["alone"][i]["state"])
