@@ -1,14 +1,18 @@
-"""Training throughput on this machine: JAX (experiments.step_lib.train_step) vs PyTorch CPU.
+"""Training throughput on this machine: JAX (experiments.step.train_step) vs PyTorch CPU.
 
-  flock /tmp/clr_cpu.lock python -m experiments.benchmarks.train_speed --quick
-  flock /tmp/clr_cpu.lock python -m experiments.benchmarks.train_speed --torch-python /tmp/torchenv/bin/python
+  python -m experiments.benchmarks.train_speed --torch-python ../torchenv/bin/python
+  python -m experiments.benchmarks.train_speed --quick            # a smoke run, noisy numbers
 
 Measures images/s of one optimizer step (forward, backward, update; uint8 -> float normalisation
-inside) for cifar10_full at batch 100 and ResNet-20 at batch 128, excluding compilation (warm-up
-steps first) and blocking until each step's results are ready; the median step time is reported.
-The PyTorch half (experiments/benchmarks/torch_cifar10_full.py: the same cifar10_full network, batch and
-SGD step) runs as a subprocess with `--torch-python` (torch is not a dependency of this project) and the
-script prints the JAX/PyTorch ratio.
+inside) for cifar10_full at batch 100 and ResNet-20 at batch 128, excluding compilation and blocking
+until each step's results are ready. Each side first runs ``--warmup`` untimed steps (default 200:
+PyTorch's CPU step keeps speeding up over its first ~200 steps, so a 30-step timing understates it), then
+times ``--steps`` steps one by one; the median step is reported, with the medians of five consecutive
+windows, which show whether the speed had settled. The PyTorch half (experiments/benchmarks/torch_speed.py:
+the same networks, batches and SGD steps) runs as a subprocess with ``--torch-python`` (torch is not a
+dependency of this project). JAX and PyTorch alternate, ``--repeats`` pairs per network (default 5), each
+measurement in a fresh process, so that load from other programs hits both alike; the JAX/PyTorch ratio
+reported is the median over pairs.
 
 Every JAX step is compiled as the trainer compiles it, with `experiments.parallel.compiler_options` (on
 XLA:CPU: YNNPACK for dots only, convolutions on XLA's Eigen kernels).
@@ -53,7 +57,7 @@ from experiments import setup
 from experiments import step as step_lib
 from experiments.models import caffe
 
-TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_cifar10_full.py")
+TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_speed.py")
 DEFAULT_VARIANTS = ("ynnpack_convs", "conv1_im2col", "conv_nchw", "bf16", "maxpool_slices", "maxpool_reduce_window",
                     "fwd_only", "fwd_bwd",
                     "xla:--xla_cpu_use_onednn=true",
@@ -187,11 +191,12 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
     t = time.perf_counter()
     jax.block_until_ready(run())
     times.append(time.perf_counter() - t)
-  times.sort()
-  median = times[len(times) // 2]
+  median = float(np.median(times))
+  windows = [float(np.median(w)) for w in np.array_split(np.asarray(times), min(5, len(times)))]
   return {"framework": "jax", "version": jax.__version__, "model": model, "batch": batch, "variant": variant,
-          "xla_flags": os.environ.get("XLA_FLAGS", ""), "steps": steps, "first_call_s": compile_s,
-          "ms_per_step_median": 1e3 * median, "images_per_sec": batch / median}
+          "xla_flags": os.environ.get("XLA_FLAGS", ""), "warmup": warmup, "steps": steps,
+          "first_call_s": compile_s, "ms_per_step_median": 1e3 * median, "images_per_sec": batch / median,
+          "images_per_sec_windows": [batch / w for w in windows]}
 
 
 def breakdown(steps: int, batch: int = 100) -> dict[str, float]:
@@ -259,38 +264,50 @@ def _variant_in_subprocess(variant: str, steps: int, warmup: int) -> dict:
   return result
 
 
-def _compare_with_torch(torch_python: str, results: dict, *, steps: int, warmup: int, repeats: int) -> None:
-  """Times cifar10_full in PyTorch (`TORCH_SCRIPT`, run by `torch_python`) against JAX; adds to `results`."""
-  # JAX and PyTorch alternate, `--repeats` pairs, so that load from other programs hits both alike; the
-  # ratio reported is the median over pairs.
-  ratios = []
-  for repeat in range(repeats):
-    if repeat:
-      r = _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
-                            "cifar10_full,100,default", "--steps", str(steps), "--warmup", str(warmup)])
-      results["runs"].append(r)
-      jax_full = r["images_per_sec"]
-    else:
-      jax_full = next(r["images_per_sec"] for r in results["runs"] if (r["model"], r["batch"]) == ("cifar10_full", 100))
-    t = _subprocess_json([torch_python, str(TORCH_SCRIPT), "--batch", "100", "--steps", str(steps)])
-    results["runs"].append(t)
-    ratios.append(jax_full / t["images_per_sec"])
-    print(f"torch cifar10_full  batch 100: {t['images_per_sec']:8.0f} images/s ({t['ms_per_step_median']:.1f} "
-          f"ms/step, {t['threads']} threads, torch {t['version']}); JAX/PyTorch {ratios[-1]:.2f}x", flush=True)
-  results["jax_over_torch_cifar10_full"] = float(sorted(ratios)[len(ratios) // 2])
-  print(f"JAX / PyTorch (cifar10_full, batch 100, median of {len(ratios)} alternating pairs): "
-        f"{results['jax_over_torch_cifar10_full']:.2f}x")
+def _jax_in_subprocess(model: str, batch: int, steps: int, warmup: int) -> dict:
+  return _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
+                           f"{model},{batch},default", "--steps", str(steps), "--warmup", str(warmup)])
+
+
+def _windows(r: dict) -> str:
+  return "/".join(f"{w:.0f}" for w in r.get("images_per_sec_windows", []))
+
+
+def compare_with_torch(torch_python: str, models: list[tuple[str, int]], *, steps: int, warmup: int,
+                       repeats: int) -> dict:
+  """JAX against PyTorch (`TORCH_SCRIPT`, run by `torch_python`), alternating, `repeats` pairs per network.
+
+  Returns:
+    ``{"runs": [...], "ratios": {model: [JAX/PyTorch per pair]}, "median": {model: ratio}}``.
+  """
+  out = {"runs": [], "ratios": {}, "median": {}}
+  for model, batch in models:
+    ratios = []
+    for pair in range(repeats):
+      j = _jax_in_subprocess(model, batch, steps, warmup)
+      t = _subprocess_json([torch_python, str(TORCH_SCRIPT), "--model", model, "--batch", str(batch),
+                            "--steps", str(steps), "--warmup", str(warmup)])
+      out["runs"] += [j, t]
+      ratios.append(j["images_per_sec"] / t["images_per_sec"])
+      print(f"pair {pair + 1} {model:13s} batch {batch:3d}: jax {j['images_per_sec']:6.0f} images/s (windows "
+            f"{_windows(j)}), torch {t['images_per_sec']:6.0f} (windows {_windows(t)}, {t['threads']} threads); "
+            f"JAX/PyTorch {ratios[-1]:.2f}x", flush=True)
+    out["ratios"][model] = ratios
+    out["median"][model] = float(np.median(ratios))
+    print(f"JAX / PyTorch ({model}, batch {batch}, median of {repeats} alternating pairs): "
+          f"{out['median'][model]:.2f}x", flush=True)
+  return out
 
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.train_speed", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true", help="few steps (a smoke run, noisy numbers)")
-  parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default 30; quick 5)")
-  parser.add_argument("--warmup", type=int, default=2)
-  parser.add_argument("--torch-python", default="/tmp/torchenv/bin/python",
+  parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default 300; quick 5)")
+  parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 200; quick 2)")
+  parser.add_argument("--torch-python", default="../torchenv/bin/python",
                       help="a Python with torch for the comparison ('' to skip)")
-  parser.add_argument("--repeats", type=int, default=None, help="JAX/PyTorch pairs (default 3; quick 1)")
+  parser.add_argument("--repeats", type=int, default=None, help="JAX/PyTorch pairs per network (default 5; quick 1)")
   parser.add_argument("--variants", nargs="*", default=None,
                       help=f"cifar10_full variants to time (default with --profile: {' '.join(DEFAULT_VARIANTS)})")
   parser.add_argument("--profile", action="store_true", help="also time the variants")
@@ -300,30 +317,35 @@ def main(argv=None) -> dict:
                       help="the JAX measurements (default cifar10_full:100,resnet20:128)")
   parser.add_argument("--_one", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
-  steps = args.steps or (5 if args.quick else 30)
-  args.repeats = args.repeats or (1 if args.quick else 3)
+  steps = args.steps or (5 if args.quick else 300)
+  warmup = args.warmup if args.warmup is not None else (2 if args.quick else 200)
+  repeats = args.repeats or (1 if args.quick else 5)
 
   if args._one:
     model, batch, variant = args._one.split(",")
-    print(json.dumps(time_jax(model, int(batch), steps, args.warmup, variant)))
+    print(json.dumps(time_jax(model, int(batch), steps, warmup, variant)))
     return {}
 
   results = {"machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}, "runs": []}
-  for model, batch in ((m, int(b)) for m, b in (spec.split(":") for spec in args.models.split(","))):
-    r = _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
-                          f"{model},{batch},default", "--steps", str(steps), "--warmup", str(args.warmup)])
-    results["runs"].append(r)
-    print(f"jax   {model:13s} batch {batch:3d}: {r['images_per_sec']:8.0f} images/s "
-          f"({r['ms_per_step_median']:.1f} ms/step; first call {r['first_call_s']:.1f} s)", flush=True)
-  has_full = any((r["model"], r["batch"]) == ("cifar10_full", 100) for r in results["runs"])
-  if args.torch_python and has_full and pathlib.Path(args.torch_python).exists():  # PyTorch's half: cifar10_full
-    _compare_with_torch(args.torch_python, results, steps=steps, warmup=args.warmup, repeats=args.repeats)
-  elif args.torch_python and has_full:
-    print(f"(no PyTorch comparison: {args.torch_python} not found; python3 -m venv /tmp/torchenv && "
-          "/tmp/torchenv/bin/pip install torch==2.13.0 numpy)")
+  models = [(m, int(b)) for m, b in (spec.split(":") for spec in args.models.split(","))]
+  if args.torch_python and pathlib.Path(args.torch_python).exists():
+    compared = compare_with_torch(args.torch_python, models, steps=steps, warmup=warmup, repeats=repeats)
+    results["runs"] += compared["runs"]
+    results["jax_over_torch"] = compared["median"]
+    results["jax_over_torch_pairs"] = compared["ratios"]
+  else:
+    if args.torch_python:
+      print(f"(no PyTorch comparison: {args.torch_python} not found; python3 -m venv ../torchenv && "
+            "../torchenv/bin/pip install torch==2.13.0 numpy)")
+    for model, batch in models:
+      r = _jax_in_subprocess(model, batch, steps, warmup)
+      results["runs"].append(r)
+      print(f"jax   {model:13s} batch {batch:3d}: {r['images_per_sec']:8.0f} images/s "
+            f"({r['ms_per_step_median']:.1f} ms/step; windows {_windows(r)}; first call {r['first_call_s']:.1f} s)",
+            flush=True)
   variants = args.variants if args.variants is not None else (DEFAULT_VARIANTS if args.profile else ())
   for variant in variants:
-    r = _variant_in_subprocess(variant, steps, args.warmup)
+    r = _variant_in_subprocess(variant, steps, warmup)
     results["runs"].append(r)
     print(f"jax   cifar10_full variant {variant}: {r['images_per_sec']:8.0f} images/s "
           f"({r['ms_per_step_median']:.1f} ms/step)", flush=True)
