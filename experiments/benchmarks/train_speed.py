@@ -23,7 +23,8 @@ fresh subprocess (XLA flags are read once per process), to find where the time g
     YNNPACK fusions);
   * `maxpool_slices`: Caffe max pooling as a maximum over 9 strided slices (the model's is separable:
     3 column slices, then 3 row slices); `maxpool_reduce_window`: as `lax.reduce_window` (whose
-    gradient, select_and_scatter, is slow on XLA:CPU);
+    gradient, select_and_scatter, is slow on XLA:CPU); `maxpool_argmax_vjp`: the model's forward pass,
+    with a custom backward pass that scatters through saved argmax indices, as Caffe's and PyTorch's do;
   * `conv1_im2col`: conv1 as one dot over patches (25 shifted slices concatenated on the channel axis),
     its gradients by autodiff; `conv_nchw`: the convolutions in NCHW/OIHW dimension numbers (transposes
     around each);
@@ -59,6 +60,7 @@ from experiments.models import caffe
 
 TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_speed.py")
 DEFAULT_VARIANTS = ("ynnpack_convs", "conv1_im2col", "conv_nchw", "bf16", "maxpool_slices", "maxpool_reduce_window",
+                    "maxpool_argmax_vjp",
                     "fwd_only", "fwd_bwd",
                     "xla:--xla_cpu_use_onednn=true",
                     "xla:--xla_cpu_experimental_onednn_custom_call=true",
@@ -80,6 +82,47 @@ def _maxpool_slices(x, kernel, stride, pad=0):
       s = xp[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride, :]
       out = s if out is None else jnp.maximum(out, s)
   return out
+
+
+def _maxpool_argmax_vjp(x, kernel, stride, pad=0):
+  """Caffe ceil-mode max pooling whose backward pass scatters through saved argmax indices, as Caffe's
+  and PyTorch's do: the forward pass keeps each window's first maximum (row-major) as an int8 index into
+  its kernel*kernel slices, and the gradient is the sum of kernel*kernel interior-padded selects of the
+  output gradient (elementwise work XLA can fuse into one loop), instead of autodiff through the
+  separable maxima."""
+  _, h, w, _ = x.shape
+  out_h, pad_h = caffe._pool_padding(h, kernel, stride, pad)  # pylint: disable=protected-access
+  out_w, pad_w = caffe._pool_padding(w, kernel, stride, pad)  # pylint: disable=protected-access
+  padded = (h + sum(pad_h), w + sum(pad_w))
+
+  def slices(xp):
+    return [xp[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride, :]
+            for i in range(kernel) for j in range(kernel)]
+
+  def forward(x):
+    xp = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=-jnp.inf)
+    out = caffe._window_reduce(x, -jnp.inf, caffe._first_max, kernel, stride, pad)  # pylint: disable=protected-access
+    idx = jnp.full(out.shape, kernel * kernel, jnp.int8)
+    for k, v in reversed(list(enumerate(slices(xp)))):  # the first k whose slice holds the maximum
+      idx = jnp.where(v == out, jnp.int8(k), idx)
+    return out, idx
+
+  @jax.custom_vjp
+  def pool(x):
+    return forward(x)[0]
+
+  def pool_bwd(idx, g):
+    dxp = jnp.zeros((g.shape[0], *padded, g.shape[-1]), g.dtype)
+    zero = jnp.zeros((), g.dtype)
+    for k in range(kernel * kernel):
+      i, j = divmod(k, kernel)
+      part = jnp.where(idx == k, g, zero)
+      dxp = dxp + jax.lax.pad(part, zero, ((0, 0, 0), (i, padded[0] - i - stride * (out_h - 1) - 1, stride - 1),
+                                           (j, padded[1] - j - stride * (out_w - 1) - 1, stride - 1), (0, 0, 0)))
+    return (dxp[:, pad_h[0]:pad_h[0] + h, pad_w[0]:pad_w[0] + w, :],)
+
+  pool.defvjp(forward, pool_bwd)
+  return pool(x)
 
 
 def _maxpool_reduce_window(x, kernel, stride, pad=0):
@@ -132,6 +175,8 @@ def _patch_model(variants: str) -> dict | None:
       caffe.caffe_max_pool = _maxpool_slices
     elif variant == "maxpool_reduce_window":
       caffe.caffe_max_pool = _maxpool_reduce_window
+    elif variant == "maxpool_argmax_vjp":
+      caffe.caffe_max_pool = _maxpool_argmax_vjp
     elif variant == "conv1_im2col":
       _patch_layers(caffe, Conv={"conv_general_dilated": _conv1_im2col})
     elif variant == "conv_nchw":
@@ -244,6 +289,59 @@ def breakdown(steps: int, batch: int = 100) -> dict[str, float]:
   return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
 
 
+def dispatch_paths(rounds: int, block: int = 20, num_images: int = 50_000) -> dict[str, float]:
+  """Median ms per cifar10_full step (batch 100) along the trainer's path, piece by piece, in one process.
+
+  Each path runs blocks of `block` steps dispatched back to back and waits at the end of each block, as
+  the trainer does between log flushes; the paths alternate block by block, `rounds` times:
+
+  * ``jit_batch``: ``jax.jit(train_step)`` on one fixed device batch (what `time_jax` times, without its
+    wait after every step);
+  * ``jit_gather``: the same with the trainer's in-step data path: the batch gathered (``jnp.take``) from
+    `num_images` device-resident images through an epoch permutation, and the rate from the schedule;
+  * ``pmap_gather``: the trainer's own program (`experiments.parallel.make_pmapped_train_step`) on one
+    device.
+  """
+  config = configs.get_config("table1_triangular2")
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (num_images, 32, 32, 3), dtype=np.uint8)
+  labels = rng.integers(0, 10, num_images).astype(np.int32)
+  mean, std = setup.normalization_constants(config, images[:1000])
+  state = setup.create_train_state(config, num_classes=10, mean=mean, std=std)
+  spe = num_images // 100
+  schedule = setup.build_schedule(config.schedule, steps_per_epoch=spe, total_steps=10 * spe)
+  options = parallel.compiler_options(jax.local_devices())
+  devices = jax.local_devices()[:1]
+  perm = np.random.default_rng(1).permutation(num_images).astype(np.int32)
+  d_images, d_labels, d_perm = jnp.asarray(images), jnp.asarray(labels), jnp.asarray(perm)
+  batch = {"image": d_images[:100], "label": d_labels[:100]}
+
+  def gathered(state, images, labels, perm):
+    index = jax.lax.dynamic_slice_in_dim(perm, (state.step % spe) * 100, 100)
+    return step_lib.train_step(state, {"image": jnp.take(images, index, axis=0),
+                                       "label": jnp.take(labels, index, axis=0)}, schedule(state.step))
+
+  fixed = jax.jit(step_lib.train_step, donate_argnums=0, compiler_options=options)
+  gather = jax.jit(gathered, donate_argnums=0, compiler_options=options)
+  pmapped = parallel.make_pmapped_train_step(schedule, global_batch=100, local_batch=100, steps_per_epoch=spe,
+                                             devices=devices)
+  replicated = parallel.replicate((d_images, d_labels, d_perm), devices)
+  lr = jnp.float32(0.001)
+  paths = {"jit_batch": [lambda s: fixed(s, batch, lr), jax.tree.map(jnp.copy, state)],
+           "jit_gather": [lambda s: gather(s, d_images, d_labels, d_perm), jax.tree.map(jnp.copy, state)],
+           "pmap_gather": [lambda s: pmapped(s, *replicated), parallel.replicate(state, devices)]}
+  times = {name: [] for name in paths}
+  for r in range(rounds + 1):  # round 0 compiles and warms up
+    for name, path in paths.items():
+      t = time.perf_counter()
+      for _ in range(block):
+        path[1], metrics = path[0](path[1])
+      jax.block_until_ready(metrics)
+      if r:
+        times[name].append((time.perf_counter() - t) / block)
+  return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
+
+
 def _subprocess_json(cmd: list[str], env: dict | None = None, timeout: float = 900) -> dict:
   out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
   if out.returncode:
@@ -312,6 +410,8 @@ def main(argv=None) -> dict:
                       help=f"cifar10_full variants to time (default with --profile: {' '.join(DEFAULT_VARIANTS)})")
   parser.add_argument("--profile", action="store_true", help="also time the variants")
   parser.add_argument("--breakdown", action="store_true", help="attribute the cifar10_full step time to layer kinds")
+  parser.add_argument("--dispatch", action="store_true",
+                      help="time the trainer's data path and pmap against a plain jit (dispatch_paths)")
   parser.add_argument("--json", help="write all results to this file")
   parser.add_argument("--models", default="cifar10_full:100,resnet20:128", metavar="MODEL:BATCH,...",
                       help="the JAX measurements (default cifar10_full:100,resnet20:128)")
@@ -349,6 +449,11 @@ def main(argv=None) -> dict:
     results["runs"].append(r)
     print(f"jax   cifar10_full variant {variant}: {r['images_per_sec']:8.0f} images/s "
           f"({r['ms_per_step_median']:.1f} ms/step)", flush=True)
+  if args.dispatch:
+    ms = dispatch_paths(max(steps // 20, 3))
+    results["dispatch_ms"] = ms
+    print("cifar10_full step along the trainer's path, median ms: " + ", ".join(f"{k} {v:.1f}" for k, v in ms.items()),
+          flush=True)
   if args.breakdown:
     ms = breakdown(steps)
     results["breakdown_ms"] = ms
