@@ -190,7 +190,8 @@ def _stream_mean(config: config_lib.Config, train: Sequence[dict[str, Any]], wor
   if reuse and path.exists():
     host_mean = np.load(path)
   else:
-    host_mean = imagenet.mean_image(train, worker_count=_workers(config), progress=config.train.progress)
+    host_mean = imagenet.mean_image(train, worker_count=_workers(config),
+                                    progress=config.train.progress and jax.process_index() == 0)
     if jax.process_index() == 0:
       with rundir.atomic_path(path) as tmp:
         np.save(tmp, host_mean)
