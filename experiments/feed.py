@@ -52,7 +52,12 @@ def is_streamed(config: config_lib.Config) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class DeviceData:
-  """A dataset held whole on the devices (`experiments.data.Dataset`, CIFAR) and its normalisation."""
+  """A dataset held whole on the devices (`experiments.data.Dataset`, CIFAR) and its normalisation.
+
+  Attributes:
+    dataset: the training and test images and labels (uint8), subsets drawn (`experiments.setup.load_data`).
+    mean, std: the `TrainState`'s normalisation constants (`experiments.setup.normalization_constants`).
+  """
   dataset: data_lib.Dataset
   mean: np.ndarray
   std: np.ndarray
@@ -71,6 +76,7 @@ class DeviceData:
 
   def feeder(self, config: config_lib.Config, plan: Any, schedule: optax.Schedule,
              devices: Sequence[jax.Device]) -> DeviceFeeder:
+    """The run's feeder (`plan`: its `experiments.train.RunPlan`)."""
     return DeviceFeeder(self.dataset, config, plan, schedule, devices)
 
 
@@ -105,6 +111,7 @@ class DeviceFeeder:
       yield self.images_r, self.labels_r, perm_r
 
   def evaluate(self, state_r) -> dict[str, float]:
+    """Loss and accuracy over the whole device-resident test set."""
     return parallel.evaluate(self.p_eval, state_r, self.test_images_r, self.test_labels_r,
                              num_examples=self.num_test, global_batch=self.eval_batch, devices=self.devices)
 
@@ -142,6 +149,7 @@ class StreamData:
 
   def feeder(self, config: config_lib.Config, plan: Any, schedule: optax.Schedule,
              devices: Sequence[jax.Device]) -> StreamFeeder:
+    """The run's feeder (`plan`: its `experiments.train.RunPlan`)."""
     return StreamFeeder(self, config, plan, schedule, devices)
 
 
