@@ -1,5 +1,6 @@
 """The data-parallel machinery: XLA compiler options, replication across devices, the pmapped programs of a
-run (step, evaluation, shuffle) and multi-host initialisation.
+run (step, evaluation, shuffle; for the device-resident dataset and for fed batches) and multi-host
+initialisation.
 
 The programs are compiled with `compiler_options`; the pmap axis is `AXIS` (`TrainState.axis_name` of a
 replicated state).
@@ -10,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -118,20 +119,49 @@ def make_pmapped_train_step(schedule: optax.Schedule, *, global_batch: int, loca
                         compiler_options(devices))
 
 
+def make_pmapped_batch_train_step(schedule: optax.Schedule, *, devices: Sequence[jax.Device]) -> Callable[..., Any]:
+  """The compiled step of a streamed run: lr = schedule(step), one step on the batch the host fed.
+
+  The returned function takes ``(state, batch)``: the state replicated across `devices`, the batch
+  (``{"image", "label"}``) split over them along its leading axis (`experiments.imagenet.prefetch_to_device`).
+  The state is donated. It is compiled with `compiler_options` at its first call.
+  """
+
+  def step(state, batch):
+    return train_step(state, batch, schedule(state.step))
+
+  return _compiled_with(jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=_pmap_devices(devices)),
+                        compiler_options(devices))
+
+
+def _eval_sums(state, images, labels, mask):
+  """``{"loss_sum", "correct", "count"}`` of the examples where `mask` holds, summed over all devices."""
+  logits = eval_logits(state, images)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  sums = {"loss_sum": jnp.sum(jnp.where(mask, loss, 0.0)),
+          "correct": jnp.sum(jnp.where(mask, jnp.argmax(logits, -1) == labels, False).astype(jnp.int32)),
+          "count": jnp.sum(mask.astype(jnp.int32))}
+  return lax.psum(sums, AXIS)
+
+
 def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequence[jax.Device]):
   """``(state, images, labels, start) -> {"loss_sum", "correct", "count"}`` summed over all devices."""
 
   def step(state, images, labels, start):
     offsets = start + lax.axis_index(AXIS) * local_batch + jnp.arange(local_batch)
-    mask = offsets < num_examples
     index = jnp.minimum(offsets, num_examples - 1)
-    logits = eval_logits(state, jnp.take(images, index, axis=0))
-    y = jnp.take(labels, index, axis=0)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-    sums = {"loss_sum": jnp.sum(jnp.where(mask, loss, 0.0)),
-            "correct": jnp.sum(jnp.where(mask, jnp.argmax(logits, -1) == y, False).astype(jnp.int32)),
-            "count": jnp.sum(mask.astype(jnp.int32))}
-    return lax.psum(sums, AXIS)
+    return _eval_sums(state, jnp.take(images, index, axis=0), jnp.take(labels, index, axis=0),
+                      offsets < num_examples)
+
+  return _compiled_with(jax.pmap(step, axis_name=AXIS, devices=_pmap_devices(devices)), compiler_options(devices))
+
+
+def make_pmapped_batch_eval_step(*, devices: Sequence[jax.Device]):
+  """``(state, batch) -> {"loss_sum", "correct", "count"}`` over a fed batch's examples where its ``"mask"``
+  holds, summed over all devices (`make_pmapped_batch_train_step`'s layout)."""
+
+  def step(state, batch):
+    return _eval_sums(state, batch["image"], batch["label"], batch["mask"])
 
   return _compiled_with(jax.pmap(step, axis_name=AXIS, devices=_pmap_devices(devices)), compiler_options(devices))
 
@@ -142,16 +172,21 @@ def make_pmapped_shuffle(num_examples: int, devices: Sequence[jax.Device]):
                   devices=_pmap_devices(devices))
 
 
-def evaluate(p_eval, state_r, test_images_r, test_labels_r, *, num_examples: int, global_batch: int,
-             devices: Sequence[jax.Device]) -> dict[str, float]:
-  """Test loss and accuracy over the whole (device-resident) test set, with `make_pmapped_eval_step`'s program."""
+def summed_evaluation(sums: Iterable[Any]) -> dict[str, float]:
+  """Loss and accuracy from the per-batch sums of an evaluation program (replicated), added up."""
   totals = None
-  for start in range(0, num_examples, global_batch):
-    sums = p_eval(state_r, test_images_r, test_labels_r, replicate(np.int32(start), devices))
-    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  for batch_sums in sums:
+    totals = batch_sums if totals is None else jax.tree.map(jnp.add, totals, batch_sums)
   totals = jax.device_get(unreplicate(totals))
   count = int(totals["count"])
   return {"loss": float(totals["loss_sum"]) / count, "accuracy": float(totals["correct"]) / count}
+
+
+def evaluate(p_eval, state_r, test_images_r, test_labels_r, *, num_examples: int, global_batch: int,
+             devices: Sequence[jax.Device]) -> dict[str, float]:
+  """Test loss and accuracy over the whole (device-resident) test set, with `make_pmapped_eval_step`'s program."""
+  return summed_evaluation(p_eval(state_r, test_images_r, test_labels_r, replicate(np.int32(start), devices))
+                           for start in range(0, num_examples, global_batch))
 
 
 def run_devices(num_devices: int | None) -> list[jax.Device]:

@@ -41,7 +41,7 @@ CSV_FIELDS = ("step", "epoch", "split", "loss", "accuracy", "lr", "grad_norm", "
 # Fields a resumed run may change: they decide what is logged, evaluated and kept, not what is trained.
 RESUMABLE_CHANGES = frozenset({"paper", "data.cache_dir", "train.eval_every", "train.log_every",
                                "train.checkpoint_every", "train.max_checkpoints", "train.eval_batch_size",
-                               "train.progress", "train.num_devices"})
+                               "train.progress", "train.num_devices", "data.workers"})
 
 
 def run_dir(workdir: str | os.PathLike, config_name: str, seed: int) -> pathlib.Path:

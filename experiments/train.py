@@ -1,11 +1,12 @@
 """Data-parallel training and evaluation of the paper's networks with a clr_optax schedule.
 
-`train_and_evaluate(config, workdir)` is the whole run: the whole training set on the devices, a per-epoch
-shuffle on device, batches gathered inside the compiled step, the schedule evaluated inside the step
-(`experiments.parallel.make_pmapped_train_step`), evaluation every N steps, metrics to JSONL/CSV, a
-progress bar, orbax checkpoints, resume and a NaN guard (`experiments.rundir` owns the files). The pieces
-it is made of live in `experiments.step` (the pure step), `experiments.setup` (config -> data, schedule,
-optimizer, state) and `experiments.parallel` (devices and pmapped programs).
+`train_and_evaluate(config, workdir)` is the whole run: the batches of each step from its data
+(`experiments.feed`: the whole CIFAR training set on the devices, shuffled per epoch on device and gathered
+inside the compiled step; or ImageNet streamed from the host), the schedule evaluated inside the step
+(`experiments.parallel`), evaluation every N steps, metrics to JSONL/CSV, a progress bar, orbax
+checkpoints, resume and a NaN guard (`experiments.rundir` owns the files). The pieces it is made of live in
+`experiments.step` (the pure step), `experiments.setup` (config -> schedule, optimizer, state),
+`experiments.feed` (config -> data and its feeder) and `experiments.parallel` (devices and pmapped programs).
 
 The command line (``python -m experiments.train --help``) is `main` at the bottom.
 """
@@ -27,7 +28,7 @@ import jax
 import numpy as np
 
 from experiments import configs as config_lib
-from experiments import data as data_lib
+from experiments import feed
 from experiments import parallel
 from experiments import rundir
 from experiments import setup
@@ -118,24 +119,14 @@ class Meter:
 class _Loop:
   """The run loop of `train_and_evaluate`, its device programs and what it logs."""
 
-  def __init__(self, config: config_lib.Config, plan: RunPlan, ds: data_lib.Dataset, state, devices, *,
-               writer: rundir.MetricsWriter, manager, progress_start: int | None):
+  def __init__(self, config: config_lib.Config, plan: RunPlan, data: feed.DeviceData | feed.StreamData, state,
+               devices, *, writer: rundir.MetricsWriter, manager, progress_start: int | None):
     self.config, self.plan, self.devices = config, plan, devices
     self.writer, self.manager = writer, manager
-    self.num_test = len(ds.test_labels)
     self.state_r = parallel.replicate(state, devices)
-    self.data_r = parallel.replicate((np.asarray(ds.train_images), np.asarray(ds.train_labels, np.int32),
-                                      np.asarray(ds.test_images), np.asarray(ds.test_labels, np.int32)), devices)
     schedule = setup.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch,
                                     total_steps=plan.total_steps)
-    n_global = len(devices) * jax.process_count()
-    self.p_step = parallel.make_pmapped_train_step(schedule, global_batch=plan.global_batch,
-                                                   local_batch=plan.local_batch,
-                                                   steps_per_epoch=plan.steps_per_epoch, devices=devices)
-    self.p_eval = parallel.make_pmapped_eval_step(local_batch=config.train.eval_batch_size // n_global,
-                                                  num_examples=self.num_test, devices=devices)
-    self.p_shuffle = parallel.make_pmapped_shuffle(len(ds.train_labels), devices)
-    self.shuffle_key = jax.random.fold_in(jax.random.key(config.train.seed), 1)
+    self.feeder = data.feeder(config, plan, schedule, devices)
     self.meter = Meter()
     self.pending: list[tuple[int, Any]] = []
     self.last_eval: dict[str, float] = {}
@@ -147,13 +138,9 @@ class _Loop:
 
   def run(self, start_step: int) -> None:
     """Steps from `start_step` to the end, logging, evaluating and checkpointing on the way."""
-    plan, perm_r, perm_epoch = self.plan, None, -1
+    plan, args = self.plan, self.feeder.train_args(start_step)
     for step in range(start_step, plan.total_steps):
-      epoch = step // plan.steps_per_epoch
-      if epoch != perm_epoch:
-        perm_r = self.p_shuffle(parallel.replicate(jax.random.fold_in(self.shuffle_key, epoch), self.devices))
-        perm_epoch = epoch
-      self.state_r, metrics = self.p_step(self.state_r, self.data_r[0], self.data_r[1], perm_r)
+      self.state_r, metrics = self.feeder.step(self.state_r, *next(args))
       done = step + 1
       self.pending.append((done, metrics))
       self.meter.step(metrics, plan.global_batch)
@@ -190,9 +177,7 @@ class _Loop:
                             img_s=f"{self.meter.rate:.0f}", refresh=False)
 
   def _evaluate(self, done: int) -> None:
-    self.last_eval = parallel.evaluate(self.p_eval, self.state_r, self.data_r[2], self.data_r[3],
-                                       num_examples=self.num_test, global_batch=self.config.train.eval_batch_size,
-                                       devices=self.devices)
+    self.last_eval = self.feeder.evaluate(self.state_r)
     row = {"step": done, "epoch": done / self.plan.steps_per_epoch, "split": "test", **self.last_eval,
            "wall_time": self.meter.elapsed()}
     self.writer.write([row])
@@ -210,17 +195,16 @@ class _Loop:
       self.pbar.close()
 
 
-def _initial_state(config: config_lib.Config, ds: data_lib.Dataset, workdir: pathlib.Path, manager, *,
-                   resume: bool):
+def _initial_state(config: config_lib.Config, data: feed.DeviceData | feed.StreamData, workdir: pathlib.Path,
+                   manager, *, resume: bool):
   """The state to start from (restored on `resume` when there is a checkpoint) and its step.
 
   Raises:
     FileExistsError: `workdir` holds checkpoints and `resume` is false.
     ValueError: resuming a run saved with a config that trains differently (`rundir.check_same_run`).
   """
-  mean, std = setup.normalization_constants(config, np.asarray(ds.train_images))
-  state = setup.create_train_state(config, num_classes=int(ds.num_classes), mean=mean, std=std,
-                                   image_shape=np.shape(ds.train_images)[1:], axis_name=parallel.AXIS)
+  state = setup.create_train_state(config, num_classes=data.num_classes, mean=data.mean, std=data.std,
+                                   image_shape=data.image_shape, axis_name=parallel.AXIS)
   latest = manager.latest_step()
   if latest is None:
     return state, 0
@@ -242,19 +226,21 @@ def _logged_evaluation(workdir: pathlib.Path, step: int) -> dict[str, float]:
 
 def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *, dataset: Any = None,
                        resume: bool = False) -> dict[str, Any]:
-  """Trains `config` and evaluates it on the test set; the logic behind the command line.
+  """Trains `config` and evaluates it on the test set (ImageNet: the validation set); the logic behind the
+  command line.
 
   Args:
     config: the experiment (see experiments.configs).
     workdir: where metrics (metrics.jsonl, metrics.csv), the config (config.json) and orbax checkpoints
       (checkpoints/) go (`experiments.rundir`).
     dataset: an `experiments.data.Dataset` to use instead of loading `config.data.dataset` (a notebook
-      may pass one it already holds; subsets of `config.data` are not applied to it).
+      may pass one it already holds; subsets of `config.data` are not applied to it). Not for the ImageNet
+      configs (``data.crop_size`` set), which stream `config.data.dataset` (`experiments.feed`).
     resume: continue from the latest checkpoint in `workdir` (a fresh start when there is none).
 
   Returns:
     A summary: final test loss/accuracy, steps, wall time, the training images/s (excluding the first,
-    compiling, step) and the work directory.
+    compiling, step), the devices it ran on (all hosts') and their kind, and the work directory.
 
   Raises:
     FloatingPointError: a training or evaluation metric became NaN/inf (its name and step are in the
@@ -263,20 +249,20 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   is_main = jax.process_index() == 0
-  ds = setup.load_data(config)[0] if dataset is None else dataset
   devices = parallel.run_devices(config.train.num_devices)
   n_global = len(devices) * jax.process_count()
-  plan = plan_run(config, num_train=len(ds.train_labels), num_global_devices=n_global)
   if config.train.eval_batch_size % n_global:
     raise ValueError(f"train.eval_batch_size must be divisible by the {n_global} devices, got "
                      f"{config.train.eval_batch_size=}")
   manager = rundir.checkpoint_manager(workdir, config.train.max_checkpoints)
   try:
-    state, start_step = _initial_state(config, ds, workdir, manager, resume=resume)
+    data = feed.open_data(config, workdir, dataset=dataset, reuse=resume and manager.latest_step() is not None)
+    plan = plan_run(config, num_train=data.num_train, num_global_devices=n_global)
+    state, start_step = _initial_state(config, data, workdir, manager, resume=resume)
     if is_main:
       rundir.write_config(workdir, config)
     writer = rundir.MetricsWriter(workdir, enabled=is_main, keep_until_step=start_step if resume else None)
-    loop = _Loop(config, plan, ds, state, devices, writer=writer, manager=manager,
+    loop = _Loop(config, plan, data, state, devices, writer=writer, manager=manager,
                  progress_start=start_step if is_main and config.train.progress else None)
     try:
       loop.run(start_step)
@@ -292,7 +278,8 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
   last_eval = loop.last_eval or _logged_evaluation(workdir, plan.total_steps)
   return {"config": config.name, "steps": plan.total_steps, "test_accuracy": last_eval.get("accuracy"),
           "test_loss": last_eval.get("loss"), "train_images_per_sec": loop.meter.rate,
-          "wall_time": loop.meter.elapsed(), "workdir": str(workdir), "state": parallel.unreplicate(loop.state_r)}
+          "wall_time": loop.meter.elapsed(), "devices": n_global, "device_kind": devices[0].device_kind,
+          "workdir": str(workdir), "state": parallel.unreplicate(loop.state_r)}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -318,8 +305,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, d
       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_help_epilog())
   parser.add_argument("--config", required=True, help="experiment config name (see below)")
   parser.add_argument("--workdir", required=True, help="directory for metrics and checkpoints")
-  parser.add_argument("--data", help="dataset spec: cifar10, cifar100, or an image-folder dir/archive "
-                      "(sets data.dataset)")
+  parser.add_argument("--data", help="dataset spec (sets data.dataset): cifar10, cifar100, or an image-folder "
+                      "dir/archive; for the ImageNet configs imagenet2012 (tensorflow-datasets) or a "
+                      "{train,val}/<wnid>/*.JPEG folder")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
   parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
   parser.add_argument("--multihost", action="store_true", default=None,

@@ -81,8 +81,11 @@ class DataConfig:
 class ModelConfig:
   """The network; built by experiments.models.create_model(name, num_classes=<from the data>)."""
   # One of experiments.models' names: cifar10_full, cifar10_quick, cifar10_bn_sigmoid, resnet20,
-  # resnet56, resnet110, sd_resnet110, densenet40, densenet_bc100.
+  # resnet56, resnet110, sd_resnet110, densenet40, densenet_bc100, alexnet, caffenet, googlenet.
   name: str = "cifar10_full"
+  # GoogLeNet's pool5 kernel (None: Caffe's 7, the whole final map of a 224x224 crop); a smaller
+  # data.crop_size needs one no larger than its final map (crop / 32, rounded up: 2 at 64 px, 3 at 96).
+  pool5_window: int | None = _added_field(None)
 
 
 @dataclasses.dataclass(frozen=True)
