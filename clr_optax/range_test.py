@@ -26,9 +26,10 @@ Two ways to run it, chosen by backend (``method="auto"``):
   Measured here, an outer ``lax.scan`` over unrolled chunks is no remedy (the chunk is again a while-loop
   body).
 
-A host-driven sweep dispatches its chunks without waiting and then collects their records one by one as
-the device finishes them; progress is reported from those records. A stream's next chunk is read and
-copied to the device while the device trains on the current one.
+A host-driven sweep keeps at most two chunks in flight: after dispatching one it collects the records of
+the one before (the device has the next queued meanwhile) and reports progress from them, and it stops
+once every run has diverged. A stream's next chunk is read and copied to the device while the device
+trains on the current one.
 """
 
 from __future__ import annotations
@@ -601,7 +602,8 @@ def _scan_sweep(spec: _Sweep, block: int, mode: str, lrs: jax.Array, state: Any,
 # Progress.
 
 class RangeTestProgress(NamedTuple):
-  """What a ``progress`` callback of `range_test` receives, each time a chunk of steps has finished.
+  """What a ``progress`` callback of `range_test` receives, each time a chunk of steps has finished (and
+  once more, at ``step == num_steps``, when the sweep stopped early because every run had diverged).
 
   Attributes:
     step: steps done (the same for every run).
@@ -743,7 +745,8 @@ def range_test(
   smoothed loss exceeds ``divergence_factor`` times the best so far (more exactly ``smooth - best > (factor
   - 1) * |best|``), or the loss is not finite, that step and all later ones are masked: their records are
   NaN and they do not train (the scan method stops there, so they cost nothing; the chunked method discards
-  their updates). ``result.diverged_step`` says where.
+  their updates within a chunk, and a host-driven sweep dispatches no chunk after the one in which every
+  run was seen to diverge). ``result.diverged_step`` says where.
 
   Give either ``train_step`` and ``state``, or ``loss_fn``, ``params`` and ``optimizer``:
 
@@ -939,11 +942,12 @@ def _drive(spec: _Sweep, programs: _Programs, block: int, mode: str, lrs: np.nda
            num_runs: int, listener: Callable[[RangeTestProgress], Any] | None) -> RangeTestResult:
   """The sweep as a host loop of compiled chunks that never waits for a step.
 
-  With device-resident data every chunk is dispatched at once; then the host collects the records chunk by
-  chunk, as the device finishes them, and reports progress from them. With a stream, the next chunk's
-  batches are read and copied to the device while the device trains on the current one; before that the
-  loop collects the chunk before the current one (so at most two chunks are in flight, which bounds the
-  memory they take) and stops reading once every run has diverged there.
+  After dispatching a chunk the loop collects the records of the chunk before it (waiting for the device
+  to finish that one while it already has the next queued) and reports progress from them, so at most two
+  chunks are in flight and the display follows the device. Once every run has diverged in a collected
+  chunk the loop stops: the chunks after it are neither run nor, with a stream, read, and count as masked.
+  With a stream, the next chunk's batches are read and copied to the device while it trains on the
+  current one.
   """
   device_lrs = jnp.asarray(lrs)
   carry, idx = programs.start(run_keys, given, device_lrs, num_examples)
@@ -972,13 +976,13 @@ def _drive(spec: _Sweep, programs: _Programs, block: int, mode: str, lrs: np.nda
     pending.append(rec)
     if i in eval_after:
       evals.append(programs.evaluate(carry))
-    if stream is None or i + 1 == num_chunks:
-      continue
     if i > 0:
       collect(i)
       if records[i - 1]["masked"][:, -1].all():
         ran = i + 1
         break
+    if stream is None or i + 1 == num_chunks:
+      continue
     try:
       source = stream.chunk((i + 1) * block, block)
     except _StreamEnded:
@@ -990,7 +994,11 @@ def _drive(spec: _Sweep, programs: _Programs, block: int, mode: str, lrs: np.nda
                        f"{spec.num_steps} (one batch per step; no run had diverged)") from None
   collect(ran)
   evals, diverged_step = jax.device_get((evals, carry.diverged_step))
-  if ran < num_chunks:  # a stream stopped after divergence: the chunks not run are masked
+  if ran < num_chunks:  # stopped after divergence: the chunks not run are masked
+    if listener is not None:
+      listener(RangeTestProgress(step=spec.num_steps, num_steps=spec.num_steps, lr=float(lrs[spec.num_steps - 1]),
+                                 smooth_loss=np.full((num_runs,), np.nan, np.float32),
+                                 diverged=np.ones((num_runs,), bool)))
     nan = np.full((num_runs, block), np.nan, np.float32)
     for i in range(ran, num_chunks):
       records.append({"lr": np.broadcast_to(lrs[i * block:(i + 1) * block], (num_runs, block)),

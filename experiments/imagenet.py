@@ -15,19 +15,18 @@ order in both:
 * an image folder `{train,val}/<wnid>/*.JPEG` (`image_folder`), e.g. the ILSVRC2012 archives unpacked, the
   validation images moved into per-class folders.
 
-`batches` runs them through grain (the JAX ecosystem's data loader, ``grain.python``): a sampler that
-shuffles each host's shard of the records with a seed, worker processes that decode and transform, and
-batching. Caffe's preprocessing (``DataTransformer`` on an LMDB made by ``convert_imageset
---resize_height=256 --resize_width=256``): every image is resized to 256x256 (aspect ratio not kept),
-then a random ``crop_size`` square (227 for AlexNet, 224 for GoogLeNet) is cut and mirrored with
-probability 1/2 in training; evaluation takes the centre crop, unmirrored. The mean is subtracted either on
-the device (a per-channel mean such as GoogLeNet's ``mean_value``: leave ``mean=None`` and normalise in the
-step, as the CIFAR path does) or here (``mean=``: Caffe's ``mean_file``, a 256x256 mean image cropped at the
-image's offset before mirroring; `mean_image` computes one). Every random choice is a function of the seed
-and the record's place in the stream, so a run's batches are the same every time for the same seed, hosts
-and ``worker_count``; each image's crop and mirror are also the same whatever the number of workers, but
-grain batches in the workers (worker ``w`` batches every ``worker_count``-th record), so another
-``worker_count`` groups the same images into other batches.
+`batches` runs them through grain (the JAX ecosystem's data loader, ``grain.python``): worker processes that
+each read, decode, crop and stack whole batches of this host's shard of the records. Caffe's preprocessing
+(``DataTransformer`` on an LMDB made by ``convert_imageset --resize_height=256 --resize_width=256``): every
+image is resized to 256x256 (aspect ratio not kept), then a random ``crop_size`` square (227 for AlexNet, 224
+for GoogLeNet) is cut and mirrored with probability 1/2 in training; evaluation takes the centre crop,
+unmirrored. The mean is subtracted either on the device (a per-channel mean such as GoogLeNet's
+``mean_value``: leave ``mean=None`` and normalise in the step, as the CIFAR path does) or here (``mean=``:
+Caffe's ``mean_file``, a 256x256 mean image cropped at the image's offset before mirroring; `mean_image`
+computes one). Every random choice is a function of the seed, the host and the image's place in the stream,
+and a batch is made whole by one worker, so batch ``k`` of a run is the same every time for the same seed
+and hosts, whatever the number of workers and wherever the stream starts (``batches(start=k)``: how a
+resumed run continues its stream).
 
 `prefetch_to_device` puts host batches on the local devices ahead of the step (pmap's layout), and
 `batches(progress=True)` shows a progress bar.
@@ -40,6 +39,7 @@ import io
 import math
 import os
 import pathlib
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -48,6 +48,7 @@ import jax
 import numpy as np
 import tqdm
 from absl import flags
+from jax.experimental import multihost_utils
 from PIL import Image
 
 __all__ = [
@@ -281,18 +282,6 @@ def preprocess(image: np.ndarray, crop_size: int, *, train: bool, rng: np.random
   return np.ascontiguousarray(crop[:, ::-1] if mirror else crop)
 
 
-class _Transform(grain.RandomMapTransform):
-  """Decode, resize, crop and mirror one record (in a grain worker)."""
-
-  def __init__(self, crop_size: int, train: bool, mean: np.ndarray | None, resize: int):
-    self.crop_size, self.train, self.mean, self.resize = crop_size, train, mean, resize
-
-  def random_map(self, record: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    image = decode_and_resize(record["image"], record["name"], self.resize)
-    image = preprocess(image, self.crop_size, train=self.train, rng=rng, mean=self.mean)
-    return {"image": image, "label": np.int32(record["label"])}
-
-
 class _Resize(grain.MapTransform):
   """Decode and resize one record (for the mean image)."""
 
@@ -330,31 +319,88 @@ def _host(process_index: int | None, process_count: int | None) -> tuple[int, in
   return index, count
 
 
+class _Stream:
+  """One host's stream of batches as a grain data source: record ``k`` is batch ``start + k``, decoded, cropped
+  and stacked in whichever grain worker reads it, so that a batch depends on its index alone.
+
+  In training, stream position ``p`` (batch ``p // batch_size``) holds record ``shard[perm_e[p % n]]`` of epoch
+  ``e = p // n``, ``perm_e`` a permutation of the ``n`` records of the shard drawn from ``(seed, host, e)``; its
+  crop and mirror come from ``(seed, host, p)``. In evaluation, position ``p`` holds ``shard[p]`` (the centre
+  crop) while ``p < n``, and padding marked False in ``"mask"`` after it.
+  """
+
+  def __init__(self, source: Sequence[dict[str, Any]], shard: np.ndarray, *, batch_size: int, crop_size: int,
+               train: bool, entropy: tuple[int, ...], mean: np.ndarray | None, resize: int, start: int, stop: int):
+    self.source, self.shard, self.batch_size, self.crop_size = source, shard, batch_size, crop_size
+    self.train, self.entropy, self.mean, self.resize = train, entropy, mean, resize
+    self.start, self.stop = start, stop
+    self._epoch: tuple[int, np.ndarray] | None = None  # the last epoch's permutation, in this worker
+
+  def __len__(self) -> int:
+    return self.stop - self.start
+
+  def _permutation(self, epoch: int) -> np.ndarray:
+    if self._epoch is None or self._epoch[0] != epoch:
+      self._epoch = (epoch, np.random.default_rng([*self.entropy, 0, epoch]).permutation(len(self.shard)))
+    return self._epoch[1]
+
+  def _example(self, position: int) -> tuple[np.ndarray, int]:
+    n = len(self.shard)
+    if self.train:
+      index, rng = self._permutation(position // n)[position % n], np.random.default_rng([*self.entropy, 1, position])
+    else:
+      index, rng = position, None
+    record = self.source[int(self.shard[index])]
+    image = decode_and_resize(record["image"], record["name"], self.resize)
+    return preprocess(image, self.crop_size, train=self.train, rng=rng, mean=self.mean), int(record["label"])
+
+  def __getitem__(self, k: int) -> dict[str, np.ndarray]:
+    first = (self.start + k) * self.batch_size
+    positions = range(first, first + self.batch_size)
+    real = [p for p in positions if self.train or p < len(self.shard)]
+    examples = [self._example(p) for p in real]
+    dtype = np.uint8 if self.mean is None else np.float32
+    images = np.zeros((self.batch_size, self.crop_size, self.crop_size, 3), dtype)
+    labels = np.zeros((self.batch_size,), np.int32)
+    for i, (image, label) in enumerate(examples):
+      images[i], labels[i] = image, label
+    batch = {"image": images, "label": labels}
+    if not self.train:
+      batch["mask"] = np.arange(self.batch_size) < len(real)
+    return batch
+
+
 def batches(source: Sequence[dict[str, Any]], *, batch_size: int, crop_size: int, train: bool, seed: int = 0,
             mean: np.ndarray | None = None, process_index: int | None = None, process_count: int | None = None,
-            num_epochs: int | None = None, worker_count: int = 0, resize: int = CAFFE_RESIZE,
-            progress: bool = False) -> Iterator[dict[str, np.ndarray]]:
+            num_epochs: int | None = None, start: int = 0, stop: int | None = None, worker_count: int = 0,
+            resize: int = CAFFE_RESIZE, progress: bool = False) -> Iterator[dict[str, np.ndarray]]:
   """This host's batches of a source, preprocessed as Caffe does, decoded in grain worker processes.
 
-  Training shuffles this host's shard of the records anew every epoch (grain's ``IndexSampler`` with
-  ``seed``); the epochs run on into each other (a batch may hold the end of one and the start of the next,
-  as Caffe's data layer cycles through its LMDB) and only the stream's last partial batch is dropped.
-  Evaluation (``train=False``) reads this host's shard once in order and pads it to the same number of
-  batches on every host, marking the padding in ``"mask"``.
+  Training shuffles this host's shard of the records anew every epoch; the epochs run on into each other (a
+  batch may hold the end of one and the start of the next, as Caffe's data layer cycles through its LMDB).
+  Batch ``k`` is a function of ``seed``, the host (``process_index`` of ``process_count``) and ``k`` alone:
+  the same whatever ``worker_count`` and wherever the stream starts, so a run resumed at step ``s`` reads
+  ``batches(start=s)``, the batches an uninterrupted run reads from its step ``s`` on. Evaluation
+  (``train=False``) reads this host's shard once in order and pads it to the same number of batches on every
+  host, marking the padding in ``"mask"``.
 
   Args:
     source: an `ImageFolderSource`, a `TfdsSource` or any random-access sequence of such records.
     batch_size: images per batch on this host (the global batch divided by ``process_count``).
     crop_size: the crop (227 AlexNet, 224 GoogLeNet).
-    train: training (random crop and mirror, shuffled, endless unless ``num_epochs``) or evaluation.
+    train: training (random crop and mirror, shuffled, endless unless ``num_epochs`` or ``stop``) or
+      evaluation.
     seed: seed of the shuffles, crops and mirrors.
     mean: subtract on the host (float32 output): per channel [3] or a mean image [resize, resize, 3]; None
       yields uint8 (subtract in the compiled step).
     process_index, process_count: this host and the number of hosts (default ``jax.process_index()``,
       ``jax.process_count()``); host ``i`` reads `host_shard`: the ``i``-th of ``process_count`` disjoint
       contiguous shards of the records, which together cover them all.
-    num_epochs: epochs to read in training (None: endless); evaluation reads one.
-    worker_count: grain worker processes decoding in parallel (0: in this process).
+    num_epochs: training: read the batches that ``num_epochs`` whole epochs fill (the last partial batch
+      dropped); None: endless, or up to ``stop``.
+    start, stop: training: yield batches ``start, start + 1, ...`` up to ``stop`` (exclusive; None: as
+      ``num_epochs`` says). ``stop`` and ``num_epochs`` exclude each other.
+    worker_count: grain worker processes decoding in parallel, a batch each at a time (0: in this process).
     resize: the side images are resized to first (Caffe's 256).
     progress: show a tqdm progress bar (images of this host).
 
@@ -369,40 +415,32 @@ def batches(source: Sequence[dict[str, Any]], *, batch_size: int, crop_size: int
     raise ValueError(f"need batch_size >= 1 and 1 <= crop_size <= resize, got {batch_size=}, {crop_size=}, {resize=}")
   if mean is not None and np.shape(mean) not in ((3,), (resize, resize, 3)):
     raise ValueError(f"mean must be [3] or [{resize}, {resize}, 3], got shape {np.shape(mean)}")
+  if num_epochs is not None and stop is not None:
+    raise ValueError(f"pass num_epochs or stop, not both; got {num_epochs=}, {stop=}")
   index, count = _host(process_index, process_count)
   shard = host_shard(len(source), index, count)
   if not len(shard):
     raise ValueError(f"{len(source)} records leave host {index} of {count} none to read")
-  # grain's own ShardOptions (0.2.18) skips a record of the larger shards when the split is uneven, so each
-  # host reads its shard as a data source of its own, with a seed of its own for the crops and mirrors.
-  host_seed = int(np.random.SeedSequence([seed, index, count]).generate_state(1)[0])
+  if train:
+    end = stop if stop is not None else (len(shard) * num_epochs // batch_size if num_epochs is not None
+                                         else sys.maxsize // (2 * batch_size))
+  else:  # every host the same number of batches: those of the largest shard
+    start, end = 0, math.ceil(math.ceil(len(source) / count) / batch_size)
+  if not 0 <= start <= end:
+    raise ValueError(f"need 0 <= start <= the stream's end ({end} batches), got {start=}")
+  stream_source = _Stream(source, shard, batch_size=batch_size, crop_size=crop_size, train=train,
+                          entropy=(seed, index, count), mean=None if mean is None else np.asarray(mean, np.float32),
+                          resize=resize, start=start, stop=end)
   _start_workers(worker_count)
-  sampler = grain.IndexSampler(len(shard), shuffle=train, num_epochs=num_epochs if train else 1, seed=host_seed)
-  loader = grain.DataLoader(
-    data_source=_Subset(source, shard), sampler=sampler, worker_count=worker_count,
-    operations=[_Transform(crop_size, train, None if mean is None else np.asarray(mean, np.float32), resize),
-                grain.Batch(batch_size, drop_remainder=train)])
-  per_host = math.ceil(len(source) / count)  # the largest shard
-  total = None if train and num_epochs is None else (len(shard) * (num_epochs or 1) if train else len(shard))
-  stream = iter(loader) if train else _padded(iter(loader), math.ceil(per_host / batch_size), batch_size)
+  # One batch at a time per worker, read by one thread: a batch is already a worker's unit of parallel work.
+  loader = grain.DataLoader(data_source=stream_source, worker_count=worker_count,
+                            sampler=grain.IndexSampler(len(stream_source), shuffle=False, num_epochs=1),
+                            read_options=grain.ReadOptions(num_threads=1, prefetch_buffer_size=1))
+  stream = iter(loader)
   if not progress:
     return stream
+  total = len(shard) if not train else (None if stop is None and num_epochs is None else len(stream_source) * batch_size)
   return _with_bar(stream, total, f"{getattr(source, 'split', 'imagenet')} images")
-
-
-def _padded(stream: Iterator[dict[str, np.ndarray]], num_batches: int,
-            batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-  """Evaluation batches padded to ``batch_size`` and to ``num_batches`` batches, with a ``mask``."""
-  template = None
-  for _ in range(num_batches):
-    batch = next(stream, None)
-    if batch is None:
-      batch = {k: v[:0] for k, v in template.items()}
-    template = batch if template is None else template
-    n = len(batch["label"])
-    out = {k: np.concatenate([v, np.zeros((batch_size - n, *v.shape[1:]), v.dtype)]) for k, v in batch.items()}
-    out["mask"] = np.arange(batch_size) < n
-    yield out
 
 
 def _with_bar(stream: Iterator[dict[str, np.ndarray]], total: int | None, desc: str) -> Iterator[dict[str, np.ndarray]]:
@@ -416,6 +454,11 @@ def mean_image(source: Sequence[dict[str, Any]], *, num_images: int | None = Non
                resize: int = CAFFE_RESIZE, worker_count: int = 0, batch_size: int = 64,
                progress: bool = False) -> np.ndarray:
   """Caffe's ``compute_image_mean``: the mean of the resized training images, float32 [resize, resize, 3].
+
+  With several processes (``jax.process_count() > 1``) each sums its `host_shard` of the images and the sums
+  are exchanged (`jax.experimental.multihost_utils.process_allgather`): every host gets the same mean, each
+  having decoded only its share. The sums of uint8 pixels are exact in float64, so the mean is the same
+  whatever the number of hosts.
 
   Args:
     source: the training source.
@@ -434,15 +477,20 @@ def mean_image(source: Sequence[dict[str, Any]], *, num_images: int | None = Non
     raise ValueError(f"num_images must lie in [1, {len(source)}], got {num_images=}")
   indices = (np.arange(n) if num_images is None
              else np.sort(np.random.default_rng(seed).choice(len(source), n, replace=False)))
-  subset = _Subset(source, indices)
-  _start_workers(worker_count)
-  loader = grain.DataLoader(data_source=subset, sampler=grain.IndexSampler(n, num_epochs=1, shuffle=False),
-                            operations=[_Resize(resize), grain.Batch(batch_size)], worker_count=worker_count)
+  mine = indices[host_shard(n, jax.process_index(), jax.process_count())]
   total = np.zeros((resize, resize, 3), np.float64)
-  with tqdm.tqdm(total=n, desc="mean image", unit="img", disable=not progress) as bar:
-    for batch in loader:
-      total += batch.sum(axis=0, dtype=np.float64)
-      bar.update(len(batch))
+  if len(mine):
+    _start_workers(worker_count)
+    loader = grain.DataLoader(data_source=_Subset(source, mine), worker_count=worker_count,
+                              sampler=grain.IndexSampler(len(mine), num_epochs=1, shuffle=False),
+                              operations=[_Resize(resize), grain.Batch(batch_size)])
+    with tqdm.tqdm(total=len(mine), desc="mean image", unit="img", disable=not progress) as bar:
+      for batch in loader:
+        total += batch.sum(axis=0, dtype=np.float64)
+        bar.update(len(batch))
+  if jax.process_count() > 1:  # float64 travels as its bits (uint32 pairs): JAX holds no float64 by default
+    gathered = multihost_utils.process_allgather(total.view(np.uint32))
+    total = np.asarray(gathered).view(np.float64).sum(axis=0)
   return (total / n).astype(np.float32)
 
 

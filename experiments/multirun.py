@@ -7,7 +7,8 @@ itself included), their length (``train.num_steps``) and their logging, evaluati
 is `jax.vmap`-ped over it, inside the trainer's `pmap` over devices, several steps per call as in
 `experiments.train` (``train.steps_per_call``). Run ``i`` trains at ``lax.switch(i, schedules, step)``,
 its own `experiments.setup.build_schedule`; its initialisation, shuffles and augmentation come from its own
-seed, as in a run of its own.
+seed, as in a run of its own. The runs share the dataset held on the devices (`experiments.feed.DeviceData`,
+CIFAR); the streamed ImageNet configs (``data.crop_size`` set) train one run at a time and are refused.
 
 Each run ends with the directory a run of its own leaves (`experiments.rundir`: ``config.json``, its
 metrics, its checkpoints), so `experiments.reproduce` (which writes ``summary.json`` and uses this module
@@ -36,7 +37,7 @@ import optax
 from jax import lax
 
 from experiments import configs as config_lib
-from experiments import data as data_lib
+from experiments import feed
 from experiments import parallel
 from experiments import rundir
 from experiments import setup
@@ -131,15 +132,14 @@ def make_pmapped_train_steps(schedules: Sequence[optax.Schedule], totals: Sequen
 class _Together:
   """The run loop of runs trained together (`experiments.train`'s loop for a stacked state)."""
 
-  def __init__(self, configs: Sequence[config_lib.Config], plans: Sequence[train.RunPlan], ds: data_lib.Dataset,
+  def __init__(self, configs: Sequence[config_lib.Config], plans: Sequence[train.RunPlan], data: feed.DeviceData,
                states: Sequence[Any], devices, *, writers: Sequence[rundir.MetricsWriter], managers,
                steps_per_call: int, progress_start: int | None):
     self.configs, self.plans, self.devices, self.steps_per_call = list(configs), list(plans), devices, steps_per_call
     self.writers, self.managers = list(writers), list(managers)
-    self.num_test, self.num_train = len(ds.test_labels), len(ds.train_labels)
+    self.num_test, self.num_train = data.num_test, data.num_train
     self.state_r = parallel.replicate(stack(states), devices)
-    self.data_r = parallel.replicate((np.asarray(ds.train_images), np.asarray(ds.train_labels, np.int32),
-                                      np.asarray(ds.test_images), np.asarray(ds.test_labels, np.int32)), devices)
+    self.data_r = data.replicated(devices)
     spe = plans[0].steps_per_epoch
     self.schedules = [setup.build_schedule(c.schedule, steps_per_epoch=spe, total_steps=p.total_steps)
                       for c, p in zip(configs, plans)]
@@ -262,7 +262,8 @@ def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: 
   Args:
     configs: the runs; they may differ only in `PER_RUN_FIELDS`.
     workdirs: each run's work directory (what `experiments.train.train_and_evaluate` writes there).
-    dataset: an `experiments.data.Dataset` to use instead of loading the configs' (shared) data.
+    dataset: an `experiments.data.Dataset` to use instead of loading the configs' (shared) data
+      (`experiments.feed.open_data`).
     resume: continue each run from the latest checkpoint in its directory; runs resuming from different
       steps train in one program per step, one after the other.
 
@@ -273,21 +274,26 @@ def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: 
     own images per second (the program trains R times as many).
 
   Raises:
-    ValueError: no runs, a directory per run missing, runs that differ in a shared field (naming them), or
-      what `experiments.train.train_and_evaluate` refuses.
+    ValueError: no runs, a directory per run missing, streamed (ImageNet) configs, runs that differ in a
+      shared field (naming them), or what `experiments.train.train_and_evaluate` refuses.
     FloatingPointError: a run's metric became NaN/inf (naming the run, the metric and its step); every run
       keeps its last checkpoint.
   """
   if not configs or len(configs) != len(workdirs):
     raise ValueError(f"one work directory per run is needed, got {len(configs)} configs and {len(workdirs)} "
                      "workdirs")
+  streamed = [c.name for c in configs if feed.is_streamed(c)]
+  if streamed:
+    raise ValueError(f"runs trained together share the dataset held on the devices; {', '.join(streamed)} "
+                     "stream ImageNet from the host (data.crop_size set): train each on its own "
+                     "(experiments.train, or experiments.reproduce, which never groups them)")
   _check_together(configs)
   workdirs = [pathlib.Path(d) for d in workdirs]
   is_main = jax.process_index() == 0
-  ds = setup.load_data(configs[0])[0] if dataset is None else dataset
   devices = parallel.run_devices(configs[0].train.num_devices)
   n_global = len(devices) * jax.process_count()
-  plans = [train.plan_run(c, num_train=len(ds.train_labels), num_global_devices=n_global) for c in configs]
+  data = feed.open_data(configs[0], workdirs[0], dataset=dataset)
+  plans = [train.plan_run(c, num_train=data.num_train, num_global_devices=n_global) for c in configs]
   managers = []
   summaries: list[dict[str, Any]] = [{} for _ in configs]
   try:
@@ -295,19 +301,18 @@ def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: 
     for config, workdir in zip(configs, workdirs):
       workdir.mkdir(parents=True, exist_ok=True)
       managers.append(rundir.checkpoint_manager(workdir, config.train.max_checkpoints))
-      state, start = train.initial_state(config, ds, workdir, managers[-1], resume=resume)
+      state, start = train.initial_state(config, data, workdir, managers[-1], resume=resume)
       if is_main:
         rundir.write_config(workdir, config)
       writers.append(rundir.MetricsWriter(workdir, enabled=is_main, keep_until_step=start if resume else None))
       states.append(state)
       starts.append(start)
-    steps_per_call = configs[0].train.steps_per_call or parallel.default_steps_per_call(
-        states[0], np.shape(ds.train_images)[1:], devices[0].platform)
+    steps_per_call = data.steps_per_call(configs[0], states[0], devices[0].platform)
     for start in sorted(set(starts)):
       runs = [i for i, s in enumerate(starts) if s == start and s < plans[i].total_steps]
       if not runs:
         continue
-      loop = _Together([configs[i] for i in runs], [plans[i] for i in runs], ds, [states[i] for i in runs],
+      loop = _Together([configs[i] for i in runs], [plans[i] for i in runs], data, [states[i] for i in runs],
                        devices, writers=[writers[i] for i in runs], managers=[managers[i] for i in runs],
                        steps_per_call=steps_per_call,
                        progress_start=start if is_main and configs[0].train.progress else None)
@@ -332,5 +337,6 @@ def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: 
       last = train.logged_evaluation(workdir, plan.total_steps)
       summary = {"test_accuracy": last.get("accuracy"), "test_loss": last.get("loss"),
                  "train_images_per_sec": float("nan"), "wall_time": 0.0, "state": state}
-    out.append({"config": config.name, "steps": plan.total_steps, **summary, "workdir": str(workdir)})
+    out.append({"config": config.name, "steps": plan.total_steps, **summary, "devices": n_global,
+                "device_kind": devices[0].device_kind, "workdir": str(workdir)})
   return out

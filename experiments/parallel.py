@@ -1,6 +1,6 @@
 """The data-parallel machinery: XLA compiler options, replication across devices, the pmapped programs of a
-run (one step, or several per call; evaluation; shuffle), the default steps per call and multi-host
-initialisation.
+run (for the device-resident dataset: one step, or several per call, evaluation, shuffle; for fed batches: one
+step, evaluation), the default steps per call and multi-host initialisation.
 
 The programs are compiled with `compiler_options` (`Program`); the pmap axis is `AXIS`
 (`TrainState.axis_name` of a replicated state).
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -138,6 +138,21 @@ def make_pmapped_train_step(schedule: optax.Schedule, *, global_batch: int, loca
   return pmap_compiled(step, devices, donate_argnums=(0,))
 
 
+def make_pmapped_batch_train_step(schedule: optax.Schedule, *, devices: Sequence[jax.Device]) -> Program:
+  """The compiled step of a streamed run: lr = schedule(step), one step on the batch the host fed.
+
+  The returned function takes ``(state, batch)``: the state replicated across `devices`, the batch
+  (``{"image", "label"}``) split over them along its leading axis (`experiments.imagenet.prefetch_to_device`).
+  The state is donated. It is compiled with `compiler_options` (a `Program`). One step per call: the host
+  feeds every batch.
+  """
+
+  def step(state, batch):
+    return train_step(state, batch, schedule(state.step))
+
+  return pmap_compiled(step, devices, donate_argnums=(0,))
+
+
 def permutation(key: jax.Array, num_examples: int) -> jax.Array:
   """The permutation of ``range(num_examples)`` (int32) of the epoch whose key is `key`."""
   return data_lib.epoch_permutation(key, num_examples).astype(jnp.int32)
@@ -221,6 +236,16 @@ def default_steps_per_call(state: Any, image_shape: Sequence[int], platform: str
   return 1 if "conv_general_dilated" in str(jaxpr) else ACCELERATOR_STEPS_PER_CALL
 
 
+def _eval_sums(state, images, labels, mask):
+  """``{"loss_sum", "correct", "count"}`` of the examples where `mask` holds, summed over all devices."""
+  logits = eval_logits(state, images)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  sums = {"loss_sum": jnp.sum(jnp.where(mask, loss, 0.0)),
+          "correct": jnp.sum(jnp.where(mask, jnp.argmax(logits, -1) == labels, False).astype(jnp.int32)),
+          "count": jnp.sum(mask.astype(jnp.int32))}
+  return lax.psum(sums, AXIS)
+
+
 def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequence[jax.Device],
                            several_runs: bool = False) -> Program:
   """``(state, images, labels, start) -> {"loss_sum", "correct", "count"}`` summed over all devices.
@@ -231,17 +256,21 @@ def make_pmapped_eval_step(*, local_batch: int, num_examples: int, devices: Sequ
 
   def step(state, images, labels, start):
     offsets = start + lax.axis_index(AXIS) * local_batch + jnp.arange(local_batch)
-    mask = offsets < num_examples
     index = jnp.minimum(offsets, num_examples - 1)
-    logits = eval_logits(state, jnp.take(images, index, axis=0))
-    y = jnp.take(labels, index, axis=0)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-    sums = {"loss_sum": jnp.sum(jnp.where(mask, loss, 0.0)),
-            "correct": jnp.sum(jnp.where(mask, jnp.argmax(logits, -1) == y, False).astype(jnp.int32)),
-            "count": jnp.sum(mask.astype(jnp.int32))}
-    return lax.psum(sums, AXIS)
+    return _eval_sums(state, jnp.take(images, index, axis=0), jnp.take(labels, index, axis=0),
+                      offsets < num_examples)
 
   return pmap_compiled(jax.vmap(step, in_axes=(0, None, None, None)) if several_runs else step, devices)
+
+
+def make_pmapped_batch_eval_step(*, devices: Sequence[jax.Device]) -> Program:
+  """``(state, batch) -> {"loss_sum", "correct", "count"}`` over a fed batch's examples where its ``"mask"``
+  holds, summed over all devices (`make_pmapped_batch_train_step`'s layout)."""
+
+  def step(state, batch):
+    return _eval_sums(state, batch["image"], batch["label"], batch["mask"])
+
+  return pmap_compiled(step, devices)
 
 
 def make_pmapped_shuffle(num_examples: int, devices: Sequence[jax.Device], *, several_runs: bool = False):
@@ -251,17 +280,23 @@ def make_pmapped_shuffle(num_examples: int, devices: Sequence[jax.Device], *, se
   return jax.pmap(jax.vmap(shuffle) if several_runs else shuffle, devices=_pmap_devices(devices))
 
 
-def evaluate(p_eval, state_r, test_images_r, test_labels_r, *, num_examples: int, global_batch: int,
-             devices: Sequence[jax.Device]) -> dict[str, Any]:
-  """Test loss and accuracy over the whole (device-resident) test set, with `make_pmapped_eval_step`'s program:
-  floats, or for several runs arrays over the runs."""
+def summed_evaluation(sums: Iterable[Any]) -> dict[str, Any]:
+  """Loss and accuracy from the per-batch sums of an evaluation program (replicated), added up: floats, or for
+  several runs (`make_pmapped_eval_step`'s `several_runs`) arrays over the runs."""
   totals = None
-  for start in range(0, num_examples, global_batch):
-    sums = p_eval(state_r, test_images_r, test_labels_r, replicate(np.int32(start), devices))
-    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  for batch_sums in sums:
+    totals = batch_sums if totals is None else jax.tree.map(jnp.add, totals, batch_sums)
   totals = jax.tree.map(lambda x: np.asarray(x, np.float64), jax.device_get(unreplicate(totals)))
   out = {"loss": totals["loss_sum"] / totals["count"], "accuracy": totals["correct"] / totals["count"]}
   return {k: float(v) if v.ndim == 0 else v for k, v in out.items()}
+
+
+def evaluate(p_eval, state_r, test_images_r, test_labels_r, *, num_examples: int, global_batch: int,
+             devices: Sequence[jax.Device]) -> dict[str, Any]:
+  """Test loss and accuracy over the whole (device-resident) test set, with `make_pmapped_eval_step`'s program
+  (`summed_evaluation`: floats, or for several runs arrays over the runs)."""
+  return summed_evaluation(p_eval(state_r, test_images_r, test_labels_r, replicate(np.int32(start), devices))
+                           for start in range(0, num_examples, global_batch))
 
 
 def run_devices(num_devices: int | None) -> list[jax.Device]:

@@ -14,16 +14,28 @@ import platform
 import re
 from typing import Any, Sequence
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments import configs as config_lib
+from experiments import feed
+from experiments import models
 from experiments import rundir
+from experiments import setup
+from experiments import train
 from experiments.configs import paper_results
 from experiments.configs.tables import Experiment
 from experiments.results import ConfigSummary
 from experiments.results import RunResult
 from experiments.results import mean_std
+
+# The sustained rate at which a run's compute becomes time where no finished run measured its throughput: a
+# fraction of a current accelerator's peak, an assumption (said beside every figure it makes), not a measurement.
+ON_PAPER_FLOP_PER_S = 100e12
+
 
 def hardware_description() -> dict[str, str]:
   """CPU model, core count, JAX version and devices of this machine."""
@@ -62,9 +74,15 @@ def paper_dataset(spec: str | os.PathLike) -> str | None:
   return None
 
 
+def run_dataset(config: config_lib.Config) -> str | None:
+  """Which of the paper's datasets `config` trains on: "imagenet2012" for the ImageNet stream
+  (`experiments.feed.is_streamed`), else `paper_dataset` of its ``data.dataset``."""
+  return "imagenet2012" if feed.is_streamed(config) else paper_dataset(config.data.dataset)
+
+
 def _paper_column(dataset: str | None) -> str:
   """The paper's column a report shows for runs on `dataset` (None: not identified, CIFAR-10 shown)."""
-  return "cifar100" if dataset == "cifar100" else "cifar10"
+  return dataset if dataset in paper_results.DATASETS else "cifar10"
 
 
 def _paper_cell(config: str, shrink: float, dataset: str | None = "cifar10") -> tuple[str, str]:
@@ -112,6 +130,63 @@ def results_table(summaries: Sequence[ConfigSummary], *, shrink: float, referenc
       cells.append(_pm(mean_std(at_end)) if at_end else "-")
     cells.extend(_paper_cell(s.config, shrink, dataset))
     lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+@functools.cache
+def _forward_flops(model_name: str, options: tuple[tuple[str, int], ...], side: int, num_classes: int) -> float:
+  model = models.create_model(model_name, num_classes=num_classes, **dict(options))
+  x = jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32)
+  keys = {name: jax.random.key(0) for name in ("params", "dropout", "stochastic_depth")}
+  variables = jax.eval_shape(lambda x: model.init(keys, x, train=False), x)
+  return float(jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x).cost_analysis()["flops"])
+
+
+def training_flops_per_image(config: config_lib.Config) -> float:
+  """The training compute of one image: 3x the forward FLOPs XLA counts for the config's network at its input
+  side (``data.crop_size``, else CIFAR's 32) and its dataset's classes; the backward pass costs about twice
+  the forward."""
+  classes = paper_results.NUM_CLASSES[run_dataset(config) or "cifar10"]
+  options = tuple(sorted(setup.model_options(config.model).items()))
+  return 3 * _forward_flops(config.model.name, options, config.data.crop_size or 32, classes)
+
+
+def _hours(seconds: float) -> str:
+  return f"{seconds / 3600:,.1f} h" if seconds >= 3600 else f"{seconds / 60:,.1f} min"
+
+
+def cost_table(configs: Sequence[tuple[str, config_lib.Config]], runs: Sequence[RunResult] = ()) -> str:
+  """What each config's run costs, as a markdown table and a note on how it was worked out.
+
+  Iterations and images follow from the config (its Durations resolved for its dataset's training images,
+  `paper_results.TRAIN_IMAGES`; a dataset not identified counts as CIFAR-10), the compute from
+  `training_flops_per_image`. The time is on one accelerator: measured where finished `runs` of the config
+  recorded their throughput and devices (images/s per device, averaged over the runs), on paper at
+  `ON_PAPER_FLOP_PER_S` otherwise.
+  """
+  head = ["config", "iterations", "batch", "images (epochs)", "training compute", "measured images/s per accelerator",
+          "time on one accelerator"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for name, config in configs:
+    train_images = paper_results.TRAIN_IMAGES[run_dataset(config) or "cifar10"]
+    plan = train.plan_run(config, num_train=train_images, num_global_devices=1)
+    images = plan.total_steps * plan.global_batch
+    flops = images * training_flops_per_image(config)
+    mine = [r for r in runs if r.config == name and r.images_per_sec and r.devices]
+    if mine:
+      rate = float(np.mean([r.images_per_sec / r.devices for r in mine]))
+      measured = f"{rate:,.0f} ({', '.join(sorted({str(r.device_kind) for r in mine}))})"
+      hours = f"{_hours(images / rate)} (measured)"
+    else:
+      measured, hours = "not measured", f"{_hours(flops / ON_PAPER_FLOP_PER_S)} on paper"
+    lines.append(f"| `{name}` | {plan.total_steps:,} | {plan.global_batch} | {images / 1e6:,.1f} M "
+                 f"({images / train_images:,.1f}) | {f'{flops:.2g}'.replace('e+', 'e')} FLOP | {measured} | {hours} |")
+  lines += ["", "Compute: 3x the forward FLOPs XLA counts for one image of the network (the backward pass about "
+            "twice the forward) times the images. \"On paper\": that compute at a sustained "
+            f"{ON_PAPER_FLOP_PER_S / 1e12:.0f} TFLOP/s, an assumption (a fraction of a current accelerator's peak), "
+            "not a measurement; \"measured\": the training throughput finished runs logged (compilation and "
+            "evaluation excluded) divided by their devices. A streamed (ImageNet) run also needs the host to "
+            "decode as fast as the accelerator trains (experiments/IMAGENET.md)."]
   return "\n".join(lines)
 
 
@@ -225,7 +300,26 @@ def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
   return out
 
 
-CLAIMS = {"table1": _claims_table1, "table1_full": _claims_table1}
+def _claims_imagenet(net: str):
+  """Table 1's ImageNet claim for `net` ("alexnet", "googlenet"): triangular2 ends above the fixed policy after
+  as many iterations."""
+
+  def claims(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
+    fixed, tri = by.get(f"table1_{net}_fixed"), by.get(f"table1_{net}_triangular2")
+    if not (fixed and tri):
+      return []
+    paper = {n: paper_results.get(f"table1_{net}_{n}") for n in ("fixed", "triangular2")}
+    d = tri.final[0] - fixed.final[0]
+    return [f"- **triangular2 ends above fixed after as many iterations** (paper, unverified: "
+            f"{paper['triangular2'].imagenet_accuracy:.1f}% vs {paper['fixed'].imagenet_accuracy:.1f}% at "
+            f"{paper['fixed'].iterations:,}): {'held' if d > 0 else 'did not hold'} here: triangular2 "
+            f"{_pm(tri.final)}% vs fixed {_pm(fixed.final)}% (difference {100 * d:+.1f} points)."]
+
+  return claims
+
+
+CLAIMS = {"table1": _claims_table1, "table1_full": _claims_table1, "table1_alexnet": _claims_imagenet("alexnet"),
+          "table1_googlenet": _claims_imagenet("googlenet")}
 
 
 def save_figure(fig: Any, path: str | os.PathLike) -> None:
@@ -241,7 +335,8 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
                  elapsed: str, overrides: dict[str, str] | None = None, notes: str = "",
                  dataset: str | None = None,
                  gpu_note: str = "No GPU was available: the full-length GPU runs were not done here.",
-                 lr_curves: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None) -> pathlib.Path:
+                 lr_curves: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None,
+                 cost: str = "") -> pathlib.Path:
   """Writes ``<path>`` (markdown) and, beside it in ``<stem>/``, results.csv, curves.csv and accuracy.png.
 
   Args:
@@ -260,6 +355,7 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
     notes: hand-written discussion appended to the report.
     gpu_note: a line on accelerator runs.
     lr_curves: config -> (steps, learning rates), drawn under the accuracy curves.
+    cost: what the runs cost (`cost_table`), a section of its own.
 
   Returns:
     The report's path. Files are written atomically (a temporary name, then a rename).
@@ -272,6 +368,8 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
   save_figure(plot_accuracy_curves({s.config: s.runs for s in summaries}, title=experiment.title, shrink=shrink,
                                    lr_curves=lr_curves), data_dir / "accuracy.png")
   lines = _results_lines(experiment, summaries, shrink=shrink, seeds=seeds, dataset=dataset, rel=data_dir.name)
+  if cost:
+    lines += ["## What these runs cost", "", cost, ""]
   if notes:
     lines += ["## Discussion", "", notes.strip(), ""]
   lines += _how_lines(command=command, overrides=overrides, shrink=shrink)
@@ -329,6 +427,11 @@ def _how_lines(*, command: str, overrides: dict[str, str] | None, shrink: float)
 def describe_data(config: config_lib.Config) -> str:
   """The data of a run, in words, for a report."""
   spec = str(config.data.dataset)
+  if feed.is_streamed(config):
+    source = "tensorflow-datasets' imagenet2012" if spec == "imagenet2012" else f"the ImageNet-layout folder `{spec}`"
+    return (f"{source}, streamed from the host: every training image, resized to 256x256, a random "
+            f"{config.data.crop_size}x{config.data.crop_size} crop, mirrored at random (Caffe's data layer); "
+            f"evaluated on every validation image (centre crop); normalisation {config.data.normalization}.")
   if spec in ("cifar10", "cifar100"):
     text = f"{spec.upper()} from tensorflow-datasets"
   elif "cifar10-jpeg" in pathlib.Path(spec).name:

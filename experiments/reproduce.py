@@ -16,9 +16,17 @@ finished, so a fresh clone continues a long reproduction where the committed run
 On GPUs and TPUs the runs that differ only in seed and schedule (Table 1's five policies and its seeds)
 train together as one vmapped program (`experiments.multirun`), each still ending in its own run directory;
 not on XLA:CPU, where vmapped convolutions are slower than separate runs (``--vmap-runs on|off`` decides).
+The streamed (ImageNet) rows always train one run at a time.
 
 ``--shrink F`` divides every iteration count by F (`experiments.configs.shrink`): a shrunk run follows the
 full run's learning-rate curve compressed F times along the iterations.
+
+The ImageNet rows are experiments too (``table1_alexnet``, ``table1_googlenet``, ``fig7``, ``fig11``; their
+configs stream ``--data imagenet2012`` or an ImageNet folder, `experiments.feed`). ``--cost`` prints what an
+experiment's runs would cost (iterations, images, compute, and the time on one accelerator: measured by its
+finished runs where there are any, on paper otherwise) and runs nothing; every report has the same table:
+
+  python -m experiments.reproduce table1_alexnet table1_googlenet --cost --seeds 0
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from typing import Any, Sequence
 import jax
 
 from experiments import configs as config_lib
+from experiments import feed
 from experiments import multirun
 from experiments import report
 from experiments import results
@@ -223,8 +232,8 @@ def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds:
     report_dir: where the reports and the finished runs' results (`results_dir`) are kept.
     archive: keep finished runs' results under `report_dir` and count those found there as finished.
     together: train this shard's unfinished runs that can share a program (`multirun.group_runs`: Table 1's
-      policies and seeds) as one vmapped program (`run_together`); None: where the backend gains from it
-      (`multirun.gains`: not on XLA:CPU).
+      policies and seeds; never the streamed ImageNet runs) as one vmapped program (`run_together`); None:
+      where the backend gains from it (`multirun.gains`: not on XLA:CPU).
 
   Returns:
     The summaries of this shard's runs.
@@ -242,7 +251,7 @@ def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds:
   units = [[i] for i in range(len(runs))]
   if together:
     todo = [i for i, ((_, _, config), (d, kept)) in enumerate(zip(runs, places))
-            if finished_dir(config, d, kept) is None]
+            if not feed.is_streamed(config) and finished_dir(config, d, kept) is None]  # ImageNet: one at a time
     groups = [[todo[j] for j in group] for group in multirun.group_runs([runs[i][2] for i in todo])]
     grouped = {i for group in groups for i in group}
     units = sorted(groups + [[i] for i in range(len(runs)) if i not in grouped], key=min)
@@ -256,8 +265,8 @@ def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds:
       print(f"[{i + 1}/{len(runs)}] {name} seed {seed} -> {places[i][0]}{with_others}", file=sys.stderr, flush=True)
     if dataset is not None:
       datasets[_data_key(config)] = dataset
-    elif (any(finished_dir(runs[i][2], *places[i]) is None for i in unit) and
-          _data_key(config) not in datasets):
+    elif (not feed.is_streamed(config) and any(finished_dir(runs[i][2], *places[i]) is None for i in unit)
+          and _data_key(config) not in datasets):  # the ImageNet stream opens its data in the trainer
       datasets[_data_key(config)] = setup.load_data(config)[0]
     data = datasets.get(_data_key(config))
     if len(unit) == 1:
@@ -286,9 +295,7 @@ def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, see
   """
   all_runs = build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides)
   finished, runs, missing, lr_curves = [], [], [], {}
-  for name, seed, config in all_runs:
-    directory = finished_dir(config, rundir.run_dir(workdir, name, seed),
-                             results_dir(report_dir, experiment.name, name, seed))
+  for name, seed, config, directory in _located(experiment, all_runs, workdir, report_dir):
     if directory is None:
       if not partial:
         raise FileNotFoundError(f"the run {name} seed {seed} in {rundir.run_dir(workdir, name, seed)} has not "
@@ -304,13 +311,38 @@ def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, see
     notes = (f"**Incomplete**: {len(missing)} of {len(all_runs)} runs had not finished when this report was "
              f"written: {', '.join(missing)}.\n\n" + notes)
   report_dir = pathlib.Path(report_dir) if report_dir else REPORTS
-  datasets = {report.paper_dataset(config.data.dataset) for _, _, config in runs}
+  datasets = {report.run_dataset(config) for _, _, config in runs}
   return report.write_report(
       experiment, results.summarize(experiment, finished), path=report_dir / f"{experiment.name}.md",
       shrink=shrink, seeds=seeds, command=command, data=report.describe_data(runs[0][2]),
       hardware=hardware or report.hardware_description(), elapsed=report.describe_elapsed(finished),
       overrides=overrides, notes=notes, lr_curves=lr_curves or None,
-      dataset=datasets.pop() if len(datasets) == 1 else None)
+      dataset=datasets.pop() if len(datasets) == 1 else None, cost=report.cost_table(_per_config(all_runs), finished))
+
+
+def _located(experiment: Experiment, runs: list[tuple[str, int, config_lib.Config]], workdir: str | os.PathLike,
+             report_dir: str | os.PathLike | None) -> list[tuple[str, int, config_lib.Config, pathlib.Path | None]]:
+  """Each run with the directory of its finished results (`finished_dir`; None: not finished)."""
+  return [(name, seed, config, finished_dir(config, rundir.run_dir(workdir, name, seed),
+                                            results_dir(report_dir, experiment.name, name, seed)))
+          for name, seed, config in runs]
+
+
+def _per_config(runs: list[tuple[str, int, config_lib.Config]]) -> list[tuple[str, config_lib.Config]]:
+  """Each config of `runs` once, with its first seed's config (the seeds cost the same)."""
+  return list({name: config for name, _, config in reversed(runs)}.items())[::-1]
+
+
+def cost_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds: Sequence[int], shrink: float,
+                    overrides: dict[str, str] | None, report_dir: str | os.PathLike | None = None) -> str:
+  """What `experiment`'s runs would cost (`experiments.report.cost_table`), with the throughput its finished
+  runs measured where there are any; trains nothing and needs no data."""
+  runs = build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides)
+  finished = [results.load_run(directory, name, seed)
+              for name, seed, _, directory in _located(experiment, runs, workdir, report_dir) if directory]
+  per_run = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}) of each config"
+  return f"# {experiment.title}: what a run costs\n\nOne run of each config; the experiment runs {per_run}.\n\n" + \
+      report.cost_table(_per_config(runs), finished)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -336,13 +368,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--report-dir", default=None, help="where reports go (default experiments/reports)")
   parser.add_argument("--no-report", action="store_true", help="only run; write no report")
   parser.add_argument("--report-only", action="store_true", help="write the report of finished runs; run nothing")
+  parser.add_argument("--cost", action="store_true",
+                      help="print what the runs would cost (iterations, images, compute, time; the throughput of "
+                      "finished runs where there are any); run nothing")
   parser.add_argument("--partial", action="store_true",
                       help="with --report-only: report the finished runs, naming the unfinished ones")
   parser.add_argument("--notes", help="a markdown file whose text goes into the report's Discussion")
   parser.add_argument("--command", help="the command to print in the report (default: this one)")
   parser.add_argument("--vmap-runs", choices=("auto", "on", "off"), default="auto",
                       help="train the runs that differ only in seed and schedule as one vmapped program "
-                      "(experiments/multirun.py); auto: on GPUs and TPUs, not on XLA:CPU (default auto)")
+                      "(experiments/multirun.py; not the streamed ImageNet runs); auto: on GPUs and TPUs, not on "
+                      "XLA:CPU (default auto)")
   args = parser.parse_args(argv)
   try:
     args.seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
@@ -369,6 +405,10 @@ def main(argv: Sequence[str] | None = None) -> None:
   command = "python -m experiments.reproduce " + shlex.join(a for a in argv)
   notes = pathlib.Path(args.notes).read_text() if args.notes else ""
   for experiment in experiments:
+    if args.cost:
+      print(cost_experiment(experiment, workdir=args.workdir, seeds=args.seeds, shrink=args.shrink,
+                            overrides=args.overrides, report_dir=args.report_dir))
+      continue
     if not args.report_only:
       run_experiment(experiment, workdir=args.workdir, seeds=args.seeds, shrink=args.shrink,
                      overrides=args.overrides, shard=args.shard, only=args.only, report_dir=args.report_dir,

@@ -45,6 +45,8 @@ class RunResult:
     total_steps: the run's length.
     wall_time: seconds of the run's last (or only) segment, compilation and evaluation included.
     images_per_sec: training throughput, the first (compiling) step and evaluation excluded.
+    devices: the devices the run trained on, all hosts' (None: not recorded, runs made before it was).
+    device_kind: their kind (``jax.Device.device_kind``: "cpu", "NVIDIA H100 80GB HBM3", "TPU v5 lite", ...).
   """
   config: str
   seed: int
@@ -53,6 +55,8 @@ class RunResult:
   total_steps: int
   wall_time: float | None = None
   images_per_sec: float | None = None
+  devices: int | None = None
+  device_kind: str | None = None
 
   @property
   def final(self) -> float:
@@ -77,7 +81,8 @@ def load_run(directory: str | os.PathLike, config: str, seed: int) -> RunResult:
   return RunResult(config=config, seed=seed, steps=tuple(int(r["step"]) for r in test),
                    accuracies=tuple(float(r["accuracy"]) for r in test),
                    total_steps=int(summary.get("steps", test[-1]["step"])),
-                   wall_time=summary.get("wall_time"), images_per_sec=summary.get("train_images_per_sec"))
+                   wall_time=summary.get("wall_time"), images_per_sec=summary.get("train_images_per_sec"),
+                   devices=summary.get("devices"), device_kind=summary.get("device_kind"))
 
 
 def lr_curve(directory: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -38,11 +38,12 @@ TMP_CHECKPOINT = ".orbax-checkpoint-tmp-"
 RESULT_FILES = (SUMMARY, METRICS_JSONL, CONFIG)
 CSV_FIELDS = ("step", "epoch", "split", "loss", "accuracy", "lr", "grad_norm", "images_per_sec", "wall_time")
 
-# Fields a resumed run may change: they decide what is logged, evaluated and kept, or how the same training is
-# split over devices and compiled calls (equal up to float rounding), not what is trained.
+# Fields a resumed run may change: they decide what is logged, evaluated and kept, how the same training is split
+# over devices and compiled calls (equal up to float rounding) or how many processes decode the stream (batch k
+# is the same either way), not what is trained.
 RESUMABLE_CHANGES = frozenset({"paper", "data.cache_dir", "train.eval_every", "train.log_every",
                                "train.checkpoint_every", "train.max_checkpoints", "train.eval_batch_size",
-                               "train.progress", "train.num_devices", "train.steps_per_call"})
+                               "train.progress", "train.num_devices", "train.steps_per_call", "data.workers"})
 
 
 def run_dir(workdir: str | os.PathLike, config_name: str, seed: int) -> pathlib.Path:

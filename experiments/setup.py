@@ -150,19 +150,43 @@ def build_optimizer(optim: config_lib.OptimConfig, model_name: str | None = None
   return optax.inject_hyperparams(factory)(learning_rate=0.0)
 
 
-# data.normalization -> training images -> (mean, std) for `experiments.data.normalize`.
-NORMALIZATIONS: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
-    "channel": lambda images: tuple(np.asarray(x, np.float32) for x in data_lib.channel_stats(images)),
-    "mean_image": lambda images: (np.asarray(data_lib.mean_image(images), np.float32), np.ones((3,), np.float32)),
+def mean_value(data: config_lib.DataConfig) -> tuple[np.ndarray, np.ndarray]:
+  """(mean, std) of Caffe's per-channel ``mean_value`` (``data.mean_value``, RGB) and std 1."""
+  if len(data.mean_value) != 3:
+    raise ValueError(f"data.normalization 'mean_value' needs data.mean_value per channel (R, G, B), got "
+                     f"{data.mean_value=}")
+  return np.asarray(data.mean_value, np.float32), np.ones((3,), np.float32)
+
+
+# data.normalization -> (data section, training images) -> (mean, std) for `experiments.data.normalize`.
+NORMALIZATIONS: dict[str, Callable[[config_lib.DataConfig, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
+    "channel": lambda data, images: tuple(np.asarray(x, np.float32) for x in data_lib.channel_stats(images)),
+    "mean_image": lambda data, images: (np.asarray(data_lib.mean_image(images), np.float32),
+                                        np.ones((3,), np.float32)),
+    "mean_value": lambda data, images: mean_value(data),
 }
 
 
 def normalization_constants(config: config_lib.Config, train_images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(mean, std) for `experiments.data.normalize`: per channel, or the mean image with std 1 (Caffe)."""
+  """(mean, std) for `experiments.data.normalize`: per channel, the mean image with std 1 (Caffe's mean_file)
+  or Caffe's per-channel mean_value with std 1."""
   if config.data.normalization not in NORMALIZATIONS:
     raise ValueError(f"data.normalization must be one of {', '.join(map(repr, NORMALIZATIONS))}, got "
                      f"{config.data.normalization=}")
-  return NORMALIZATIONS[config.data.normalization](train_images)
+  return NORMALIZATIONS[config.data.normalization](config.data, train_images)
+
+
+def model_options(model: config_lib.ModelConfig) -> dict[str, int]:
+  """The module attributes the config sets beyond the network's name (GoogLeNet's ``pool5_window``).
+
+  Raises:
+    ValueError: ``model.pool5_window`` is set for a network without GoogLeNet's pool5.
+  """
+  if model.pool5_window is None:
+    return {}
+  if model.name != "googlenet":
+    raise ValueError(f"model.pool5_window is GoogLeNet's pool5 kernel; {model.name!r} has none (leave it None)")
+  return {"pool5_window": model.pool5_window}
 
 
 def create_train_state(config: config_lib.Config, *, num_classes: int, mean: np.ndarray, std: np.ndarray,
@@ -182,7 +206,8 @@ def create_train_state(config: config_lib.Config, *, num_classes: int, mean: np.
   Returns:
     A single-device (unreplicated) `TrainState` at step 0.
   """
-  model = models.create_model(config.model.name, num_classes=num_classes, bn_axis_name=axis_name)
+  model = models.create_model(config.model.name, num_classes=num_classes, bn_axis_name=axis_name,
+                              **model_options(config.model))
   rng = jax.random.key(config.train.seed) if rng is None else rng
   init_key, state_key = jax.random.split(rng)
   dummy = jnp.zeros((2, *image_shape), jnp.float32)

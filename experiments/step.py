@@ -22,6 +22,7 @@ from flax import struct
 from jax import lax
 
 from experiments import data as data_lib
+from experiments import models
 
 
 class TrainState(struct.PyTreeNode):
@@ -94,8 +95,9 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], lr: jax.Array)
     lr: the learning rate of this step (a scalar; the trainer passes ``schedule(state.step)``).
 
   Returns:
-    ``(new_state, metrics)`` with metrics ``loss``, ``accuracy`` (of this batch before the update, averaged
-    over devices), ``lr`` and ``grad_norm`` (of the averaged gradient).
+    ``(new_state, metrics)`` with metrics ``loss`` (`experiments.models.softmax_loss`: with GoogLeNet's
+    auxiliary classifiers, weighted as in Caffe), ``accuracy`` (of the main classifier on this batch before the
+    update; both averaged over devices), ``lr`` and ``grad_norm`` (of the averaged gradient).
 
   Examples:
     >>> state, metrics = jax.jit(train_step)(state, batch, 0.01)  # doctest: +SKIP
@@ -117,13 +119,12 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], lr: jax.Array)
     rngs = {"dropout": dropout_key, "stochastic_depth": depth_key}
     if has_bn:
       variables["batch_stats"] = state.batch_stats
-      logits, new_vars = state.apply_fn(variables, x, train=True, mutable=["batch_stats"], rngs=rngs)
+      output, new_vars = state.apply_fn(variables, x, train=True, mutable=["batch_stats"], rngs=rngs)
       new_stats = new_vars["batch_stats"]
     else:
-      logits = state.apply_fn(variables, x, train=True, rngs=rngs)
+      output = state.apply_fn(variables, x, train=True, rngs=rngs)
       new_stats = state.batch_stats
-    logits = logits.astype(jnp.float32)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    loss, logits = models.softmax_loss(output, labels)  # GoogLeNet's output adds its auxiliary classifiers
     return loss, (logits, new_stats)
 
   (loss, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -1,13 +1,14 @@
 """Data-parallel training and evaluation of the paper's networks with a clr_optax schedule.
 
-`train_and_evaluate(config, workdir)` is the whole run: the whole training set on the devices, a per-epoch
-shuffle on device, batches gathered inside the compiled step, the schedule evaluated inside the step
-(`experiments.parallel.make_pmapped_train_step`), ``train.steps_per_call`` steps per compiled call
-(`experiments.parallel.make_pmapped_train_steps`; `plan_calls` cuts the calls so that none crosses an
-evaluation or a checkpoint), evaluation every N steps, metrics to JSONL/CSV, a progress bar, orbax
-checkpoints, resume and a NaN guard (`experiments.rundir` owns the files). The pieces
-it is made of live in `experiments.step` (the pure step), `experiments.setup` (config -> data, schedule,
-optimizer, state) and `experiments.parallel` (devices and pmapped programs).
+`train_and_evaluate(config, workdir)` is the whole run: the batches of each step from its data
+(`experiments.feed`: the whole CIFAR training set on the devices, shuffled per epoch on device and gathered
+inside the compiled call, ``train.steps_per_call`` steps per call; or ImageNet streamed from the host, one
+step per call), the schedule evaluated inside the step (`experiments.parallel`), calls cut so that none
+crosses an evaluation or a checkpoint (`plan_calls`), evaluation every N steps, metrics to JSONL/CSV (a row
+per step), a progress bar, orbax checkpoints, resume and a NaN guard (`experiments.rundir` owns the files).
+The pieces it is made of live in `experiments.step` (the pure step), `experiments.setup` (config ->
+schedule, optimizer, state), `experiments.feed` (config -> data and its feeder) and `experiments.parallel`
+(devices and pmapped programs).
 
 The command line (``python -m experiments.train --help``) is `main` at the bottom.
 """
@@ -29,7 +30,7 @@ import jax
 import numpy as np
 
 from experiments import configs as config_lib
-from experiments import data as data_lib
+from experiments import feed
 from experiments import parallel
 from experiments import rundir
 from experiments import setup
@@ -46,18 +47,25 @@ class RunPlan:
   checkpoint_every: int
 
 
-def plan_run(config: config_lib.Config, *, num_train: int, num_global_devices: int) -> RunPlan:
-  """Resolves the Durations of `config` for a training set of `num_train` images on that many devices, and
-  checks that its training and evaluation batches split evenly across them."""
+def check_batch_sizes(config: config_lib.Config, num_global_devices: int) -> None:
+  """Raises ValueError unless the training and evaluation batches of `config` split evenly across that many
+  devices (the trainer checks before it opens the data)."""
   gb = config.train.batch_size
   if gb % num_global_devices:
     raise ValueError(f"train.batch_size must be divisible by the number of devices ({num_global_devices}), got "
                      f"{gb=}")
-  if num_train < gb:
-    raise ValueError(f"the training set ({num_train} images) is smaller than train.batch_size={gb}")
   if config.train.eval_batch_size % num_global_devices:
     raise ValueError(f"train.eval_batch_size must be divisible by the {num_global_devices} devices, got "
                      f"{config.train.eval_batch_size=}")
+
+
+def plan_run(config: config_lib.Config, *, num_train: int, num_global_devices: int) -> RunPlan:
+  """Resolves the Durations of `config` for a training set of `num_train` images on that many devices, and
+  checks that its training and evaluation batches split evenly across them (`check_batch_sizes`)."""
+  check_batch_sizes(config, num_global_devices)
+  gb = config.train.batch_size
+  if num_train < gb:
+    raise ValueError(f"the training set ({num_train} images) is smaller than train.batch_size={gb}")
   spe = num_train // gb
   total = config_lib.resolve_duration(config.train.num_steps, steps_per_epoch=spe, name="train.num_steps")
   if total <= 0:
@@ -155,25 +163,17 @@ def step_rows(first: int, metrics: dict[str, np.ndarray], steps_per_epoch: int) 
 
 
 class _Loop:
-  """The run loop of `train_and_evaluate`, its device programs and what it logs."""
+  """The run loop of `train_and_evaluate`: its calls (`plan_calls`), its feeder (`experiments.feed`: the device
+  programs and their arguments) and what it logs."""
 
-  def __init__(self, config: config_lib.Config, plan: RunPlan, ds: data_lib.Dataset, state, devices, *,
-               writer: rundir.MetricsWriter, manager, progress_start: int | None, steps_per_call: int):
-    self.config, self.plan, self.devices, self.steps_per_call = config, plan, devices, steps_per_call
+  def __init__(self, config: config_lib.Config, plan: RunPlan, data: feed.DeviceData | feed.StreamData, state,
+               devices, *, writer: rundir.MetricsWriter, manager, progress_start: int | None):
+    self.config, self.plan, self.devices = config, plan, devices
     self.writer, self.manager = writer, manager
-    self.num_test, self.num_train = len(ds.test_labels), len(ds.train_labels)
     self.state_r = parallel.replicate(state, devices)
-    self.data_r = parallel.replicate((np.asarray(ds.train_images), np.asarray(ds.train_labels, np.int32),
-                                      np.asarray(ds.test_images), np.asarray(ds.test_labels, np.int32)), devices)
-    self.schedule = setup.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch,
-                                         total_steps=plan.total_steps)
-    n_global = len(devices) * jax.process_count()
-    self.programs: dict[int, parallel.Program] = {}  # steps per call -> its compiled program
-    self.p_eval = parallel.make_pmapped_eval_step(local_batch=config.train.eval_batch_size // n_global,
-                                                  num_examples=self.num_test, devices=devices)
-    self.p_shuffle = parallel.make_pmapped_shuffle(self.num_train, devices)
-    self.shuffle_key = jax.random.fold_in(jax.random.key(config.train.seed), 1)
-    self.shuffle_key_r = parallel.replicate(self.shuffle_key, devices)
+    schedule = setup.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch,
+                                    total_steps=plan.total_steps)
+    self.feeder = data.feeder(config, plan, schedule, devices, state=state)
     self.meter = Meter()
     self.pending: list[tuple[int, Any]] = []
     self.last_eval: dict[str, float] = {}
@@ -183,40 +183,20 @@ class _Loop:
       self.pbar = tqdm(total=plan.total_steps, initial=progress_start, desc=config.name, unit="step",
                        dynamic_ncols=True)
 
-  def _permutation(self, epoch: int):
-    return self.p_shuffle(parallel.replicate(jax.random.fold_in(self.shuffle_key, epoch), self.devices))
-
-  def _program(self, length: int) -> parallel.Program:
-    """The compiled call of `length` steps: with one step per call the plain step (the host draws each
-    epoch's permutation), else `length` steps that draw the next epoch's permutation themselves."""
-    if length not in self.programs:
-      kw = dict(global_batch=self.plan.global_batch, local_batch=self.plan.local_batch,
-                steps_per_epoch=self.plan.steps_per_epoch, devices=self.devices)
-      self.programs[length] = (
-          parallel.make_pmapped_train_step(self.schedule, **kw) if self.steps_per_call == 1 else
-          parallel.make_pmapped_train_steps(self.schedule, num_examples=self.num_train, length=length, **kw))
-    return self.programs[length]
-
   def run(self, start_step: int) -> None:
     """Steps from `start_step` to the end, logging, evaluating and checkpointing on the way."""
-    plan, single = self.plan, self.steps_per_call == 1
-    perm_r = self._permutation(start_step // plan.steps_per_epoch)
-    calls = list(plan_calls(start_step, plan.total_steps, self.steps_per_call,
+    plan, feeder = self.plan, self.feeder
+    calls = list(plan_calls(start_step, plan.total_steps, feeder.steps_per_call,
                             every=(plan.eval_every, plan.checkpoint_every)))
-
-    def arguments():
-      return (self.state_r, self.data_r[0], self.data_r[1], perm_r, *(() if single else (self.shuffle_key_r,)))
-
-    for length in sorted({n for _, n in calls}):  # compiled before the first step: no call compiles later
-      self._program(length).compile(*arguments())
-    for first, length in calls:
+    if not calls:  # a resumed run that had finished: no data to open
+      return
+    args = feeder.train_args(start_step)
+    for i, (first, length) in enumerate(calls):
+      call_args = next(args)
+      if i == 0:  # every call's program compiled before the first step: no call compiles later
+        feeder.compile(self.state_r, {n for _, n in calls}, *call_args)
+      self.state_r, metrics = feeder.step(self.state_r, length, *call_args)
       done = first + length
-      if single:
-        self.state_r, metrics = self._program(1)(*arguments())
-        if done % plan.steps_per_epoch == 0 and done < plan.total_steps:
-          perm_r = self._permutation(done // plan.steps_per_epoch)
-      else:
-        self.state_r, perm_r, metrics = self._program(length)(*arguments())
       self.pending.append((first, metrics))
       self.meter.step(metrics, plan.global_batch * length)
       is_last = done == plan.total_steps
@@ -253,9 +233,7 @@ class _Loop:
                             img_s=f"{self.meter.rate:.0f}", refresh=False)
 
   def _evaluate(self, done: int) -> None:
-    self.last_eval = parallel.evaluate(self.p_eval, self.state_r, self.data_r[2], self.data_r[3],
-                                       num_examples=self.num_test, global_batch=self.config.train.eval_batch_size,
-                                       devices=self.devices)
+    self.last_eval = self.feeder.evaluate(self.state_r)
     row = {"step": done, "epoch": done / self.plan.steps_per_epoch, "split": "test", **self.last_eval,
            "wall_time": self.meter.elapsed()}
     self.writer.write([row])
@@ -273,17 +251,16 @@ class _Loop:
       self.pbar.close()
 
 
-def initial_state(config: config_lib.Config, ds: data_lib.Dataset, workdir: pathlib.Path, manager, *,
-                   resume: bool):
+def initial_state(config: config_lib.Config, data: feed.DeviceData | feed.StreamData, workdir: pathlib.Path,
+                  manager, *, resume: bool):
   """The state to start from (restored on `resume` when there is a checkpoint) and its step.
 
   Raises:
     FileExistsError: `workdir` holds checkpoints and `resume` is false.
     ValueError: resuming a run saved with a config that trains differently (`rundir.check_same_run`).
   """
-  mean, std = setup.normalization_constants(config, np.asarray(ds.train_images))
-  state = setup.create_train_state(config, num_classes=int(ds.num_classes), mean=mean, std=std,
-                                   image_shape=np.shape(ds.train_images)[1:], axis_name=parallel.AXIS)
+  state = setup.create_train_state(config, num_classes=data.num_classes, mean=data.mean, std=data.std,
+                                   image_shape=data.image_shape, axis_name=parallel.AXIS)
   latest = manager.latest_step()
   if latest is None:
     return state, 0
@@ -305,19 +282,22 @@ def logged_evaluation(workdir: pathlib.Path, step: int) -> dict[str, float]:
 
 def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *, dataset: Any = None,
                        resume: bool = False) -> dict[str, Any]:
-  """Trains `config` and evaluates it on the test set; the logic behind the command line.
+  """Trains `config` and evaluates it on the test set (ImageNet: the validation set); the logic behind the
+  command line.
 
   Args:
     config: the experiment (see experiments.configs).
     workdir: where metrics (metrics.jsonl, metrics.csv), the config (config.json) and orbax checkpoints
       (checkpoints/) go (`experiments.rundir`).
     dataset: an `experiments.data.Dataset` to use instead of loading `config.data.dataset` (a notebook
-      may pass one it already holds; subsets of `config.data` are not applied to it).
+      may pass one it already holds; subsets of `config.data` are not applied to it). Not for the ImageNet
+      configs (``data.crop_size`` set), which stream `config.data.dataset` (`experiments.feed`).
     resume: continue from the latest checkpoint in `workdir` (a fresh start when there is none).
 
   Returns:
     A summary: final test loss/accuracy, steps, wall time, the training images/s (excluding the first,
-    compiling, call), the steps per compiled call and the work directory.
+    compiling, call), the steps per compiled call, the devices it ran on (all hosts') and their kind, and the
+    work directory.
 
   Raises:
     FloatingPointError: a training or evaluation metric became NaN/inf (its name and step are in the
@@ -326,21 +306,19 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   is_main = jax.process_index() == 0
-  ds = setup.load_data(config)[0] if dataset is None else dataset
   devices = parallel.run_devices(config.train.num_devices)
   n_global = len(devices) * jax.process_count()
-  plan = plan_run(config, num_train=len(ds.train_labels), num_global_devices=n_global)
+  check_batch_sizes(config, n_global)  # before the data is opened (the stream's mean image takes a pass)
   manager = rundir.checkpoint_manager(workdir, config.train.max_checkpoints)
   try:
-    state, start_step = initial_state(config, ds, workdir, manager, resume=resume)
+    data = feed.open_data(config, workdir, dataset=dataset, reuse=resume and manager.latest_step() is not None)
+    plan = plan_run(config, num_train=data.num_train, num_global_devices=n_global)
+    state, start_step = initial_state(config, data, workdir, manager, resume=resume)
     if is_main:
       rundir.write_config(workdir, config)
     writer = rundir.MetricsWriter(workdir, enabled=is_main, keep_until_step=start_step if resume else None)
-    steps_per_call = config.train.steps_per_call or parallel.default_steps_per_call(
-        state, np.shape(ds.train_images)[1:], devices[0].platform)
-    loop = _Loop(config, plan, ds, state, devices, writer=writer, manager=manager,
-                 progress_start=start_step if is_main and config.train.progress else None,
-                 steps_per_call=steps_per_call)
+    loop = _Loop(config, plan, data, state, devices, writer=writer, manager=manager,
+                 progress_start=start_step if is_main and config.train.progress else None)
     try:
       loop.run(start_step)
     finally:
@@ -355,8 +333,8 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
   last_eval = loop.last_eval or logged_evaluation(workdir, plan.total_steps)
   return {"config": config.name, "steps": plan.total_steps, "test_accuracy": last_eval.get("accuracy"),
           "test_loss": last_eval.get("loss"), "train_images_per_sec": loop.meter.rate,
-          "steps_per_call": loop.steps_per_call,
-          "wall_time": loop.meter.elapsed(), "workdir": str(workdir), "state": parallel.unreplicate(loop.state_r)}
+          "steps_per_call": loop.feeder.steps_per_call, "wall_time": loop.meter.elapsed(), "devices": n_global,
+          "device_kind": devices[0].device_kind, "workdir": str(workdir), "state": parallel.unreplicate(loop.state_r)}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -382,8 +360,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, d
       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_help_epilog())
   parser.add_argument("--config", required=True, help="experiment config name (see below)")
   parser.add_argument("--workdir", required=True, help="directory for metrics and checkpoints")
-  parser.add_argument("--data", help="dataset spec: cifar10, cifar100, or an image-folder dir/archive "
-                      "(sets data.dataset)")
+  parser.add_argument("--data", help="dataset spec (sets data.dataset): cifar10, cifar100, or an image-folder "
+                      "dir/archive; for the ImageNet configs imagenet2012 (tensorflow-datasets) or a "
+                      "{train,val}/<wnid>/*.JPEG folder")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
   parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
   parser.add_argument("--multihost", action="store_true", default=None,

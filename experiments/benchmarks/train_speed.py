@@ -1,14 +1,18 @@
-"""Training throughput on this machine: JAX (experiments.step_lib.train_step) vs PyTorch CPU.
+"""Training throughput on this machine: JAX (experiments.step.train_step) vs PyTorch CPU.
 
-  flock /tmp/clr_cpu.lock python -m experiments.benchmarks.train_speed --quick
-  flock /tmp/clr_cpu.lock python -m experiments.benchmarks.train_speed --torch-python /tmp/torchenv/bin/python
+  python -m experiments.benchmarks.train_speed --torch-python ../torchenv/bin/python
+  python -m experiments.benchmarks.train_speed --quick            # a smoke run, noisy numbers
 
 Measures images/s of one optimizer step (forward, backward, update; uint8 -> float normalisation
-inside) for cifar10_full at batch 100 and ResNet-20 at batch 128, excluding compilation (warm-up
-steps first) and blocking until each step's results are ready; the median step time is reported.
-The PyTorch half (experiments/benchmarks/torch_cifar10_full.py: the same cifar10_full network, batch and
-SGD step) runs as a subprocess with `--torch-python` (torch is not a dependency of this project) and the
-script prints the JAX/PyTorch ratio.
+inside) for cifar10_full at batch 100 and ResNet-20 at batch 128, excluding compilation and blocking
+until each step's results are ready. Each side first runs ``--warmup`` untimed steps (default 200:
+PyTorch's CPU step keeps speeding up over its first ~200 steps, so a 30-step timing understates it), then
+times ``--steps`` steps one by one; the median step is reported, with the medians of five consecutive
+windows, which show whether the speed had settled. The PyTorch half (experiments/benchmarks/torch_speed.py:
+the same networks, batches and SGD steps) runs as a subprocess with ``--torch-python`` (torch is not a
+dependency of this project). JAX and PyTorch alternate, ``--repeats`` pairs per network (default 5), each
+measurement in a fresh process, so that load from other programs hits both alike; the JAX/PyTorch ratio
+reported is the median over pairs.
 
 Every JAX step is compiled as the trainer compiles it, with `experiments.parallel.compiler_options` (on
 XLA:CPU: YNNPACK for dots only, convolutions on XLA's Eigen kernels).
@@ -19,7 +23,8 @@ fresh subprocess (XLA flags are read once per process), to find where the time g
     YNNPACK fusions);
   * `maxpool_slices`: Caffe max pooling as a maximum over 9 strided slices (the model's is separable:
     3 column slices, then 3 row slices); `maxpool_reduce_window`: as `lax.reduce_window` (whose
-    gradient, select_and_scatter, is slow on XLA:CPU);
+    gradient, select_and_scatter, is slow on XLA:CPU); `maxpool_argmax_vjp`: the model's forward pass,
+    with a custom backward pass that scatters through saved argmax indices, as Caffe's and PyTorch's do;
   * `conv1_im2col`: conv1 as one dot over patches (25 shifted slices concatenated on the channel axis),
     its gradients by autodiff; `conv_nchw`: the convolutions in NCHW/OIHW dimension numbers (transposes
     around each);
@@ -53,8 +58,9 @@ from experiments import setup
 from experiments import step as step_lib
 from experiments.models import caffe
 
-TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_cifar10_full.py")
+TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_speed.py")
 DEFAULT_VARIANTS = ("ynnpack_convs", "conv1_im2col", "conv_nchw", "bf16", "maxpool_slices", "maxpool_reduce_window",
+                    "maxpool_argmax_vjp",
                     "fwd_only", "fwd_bwd",
                     "xla:--xla_cpu_use_onednn=true",
                     "xla:--xla_cpu_experimental_onednn_custom_call=true",
@@ -76,6 +82,47 @@ def _maxpool_slices(x, kernel, stride, pad=0):
       s = xp[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride, :]
       out = s if out is None else jnp.maximum(out, s)
   return out
+
+
+def _maxpool_argmax_vjp(x, kernel, stride, pad=0):
+  """Caffe ceil-mode max pooling whose backward pass scatters through saved argmax indices, as Caffe's
+  and PyTorch's do: the forward pass keeps each window's first maximum (row-major) as an int8 index into
+  its kernel*kernel slices, and the gradient is the sum of kernel*kernel interior-padded selects of the
+  output gradient (elementwise work XLA can fuse into one loop), instead of autodiff through the
+  separable maxima."""
+  _, h, w, _ = x.shape
+  out_h, pad_h = caffe._pool_padding(h, kernel, stride, pad)  # pylint: disable=protected-access
+  out_w, pad_w = caffe._pool_padding(w, kernel, stride, pad)  # pylint: disable=protected-access
+  padded = (h + sum(pad_h), w + sum(pad_w))
+
+  def slices(xp):
+    return [xp[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride, :]
+            for i in range(kernel) for j in range(kernel)]
+
+  def forward(x):
+    xp = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=-jnp.inf)
+    out = caffe._window_reduce(x, -jnp.inf, caffe._first_max, kernel, stride, pad)  # pylint: disable=protected-access
+    idx = jnp.full(out.shape, kernel * kernel, jnp.int8)
+    for k, v in reversed(list(enumerate(slices(xp)))):  # the first k whose slice holds the maximum
+      idx = jnp.where(v == out, jnp.int8(k), idx)
+    return out, idx
+
+  @jax.custom_vjp
+  def pool(x):
+    return forward(x)[0]
+
+  def pool_bwd(idx, g):
+    dxp = jnp.zeros((g.shape[0], *padded, g.shape[-1]), g.dtype)
+    zero = jnp.zeros((), g.dtype)
+    for k in range(kernel * kernel):
+      i, j = divmod(k, kernel)
+      part = jnp.where(idx == k, g, zero)
+      dxp = dxp + jax.lax.pad(part, zero, ((0, 0, 0), (i, padded[0] - i - stride * (out_h - 1) - 1, stride - 1),
+                                           (j, padded[1] - j - stride * (out_w - 1) - 1, stride - 1), (0, 0, 0)))
+    return (dxp[:, pad_h[0]:pad_h[0] + h, pad_w[0]:pad_w[0] + w, :],)
+
+  pool.defvjp(forward, pool_bwd)
+  return pool(x)
 
 
 def _maxpool_reduce_window(x, kernel, stride, pad=0):
@@ -128,6 +175,8 @@ def _patch_model(variants: str) -> dict | None:
       caffe.caffe_max_pool = _maxpool_slices
     elif variant == "maxpool_reduce_window":
       caffe.caffe_max_pool = _maxpool_reduce_window
+    elif variant == "maxpool_argmax_vjp":
+      caffe.caffe_max_pool = _maxpool_argmax_vjp
     elif variant == "conv1_im2col":
       _patch_layers(caffe, Conv={"conv_general_dilated": _conv1_im2col})
     elif variant == "conv_nchw":
@@ -187,11 +236,12 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
     t = time.perf_counter()
     jax.block_until_ready(run())
     times.append(time.perf_counter() - t)
-  times.sort()
-  median = times[len(times) // 2]
+  median = float(np.median(times))
+  windows = [float(np.median(w)) for w in np.array_split(np.asarray(times), min(5, len(times)))]
   return {"framework": "jax", "version": jax.__version__, "model": model, "batch": batch, "variant": variant,
-          "xla_flags": os.environ.get("XLA_FLAGS", ""), "steps": steps, "first_call_s": compile_s,
-          "ms_per_step_median": 1e3 * median, "images_per_sec": batch / median}
+          "xla_flags": os.environ.get("XLA_FLAGS", ""), "warmup": warmup, "steps": steps,
+          "first_call_s": compile_s, "ms_per_step_median": 1e3 * median, "images_per_sec": batch / median,
+          "images_per_sec_windows": [batch / w for w in windows]}
 
 
 def breakdown(steps: int, batch: int = 100) -> dict[str, float]:
@@ -239,6 +289,59 @@ def breakdown(steps: int, batch: int = 100) -> dict[str, float]:
   return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
 
 
+def dispatch_paths(rounds: int, block: int = 20, num_images: int = 50_000) -> dict[str, float]:
+  """Median ms per cifar10_full step (batch 100) along the trainer's path, piece by piece, in one process.
+
+  Each path runs blocks of `block` steps dispatched back to back and waits at the end of each block, as
+  the trainer does between log flushes; the paths alternate block by block, `rounds` times:
+
+  * ``jit_batch``: ``jax.jit(train_step)`` on one fixed device batch (what `time_jax` times, without its
+    wait after every step);
+  * ``jit_gather``: the same with the trainer's in-step data path: the batch gathered (``jnp.take``) from
+    `num_images` device-resident images through an epoch permutation, and the rate from the schedule;
+  * ``pmap_gather``: the trainer's own program (`experiments.parallel.make_pmapped_train_step`) on one
+    device.
+  """
+  config = configs.get_config("table1_triangular2")
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (num_images, 32, 32, 3), dtype=np.uint8)
+  labels = rng.integers(0, 10, num_images).astype(np.int32)
+  mean, std = setup.normalization_constants(config, images[:1000])
+  state = setup.create_train_state(config, num_classes=10, mean=mean, std=std)
+  spe = num_images // 100
+  schedule = setup.build_schedule(config.schedule, steps_per_epoch=spe, total_steps=10 * spe)
+  options = parallel.compiler_options(jax.local_devices())
+  devices = jax.local_devices()[:1]
+  perm = np.random.default_rng(1).permutation(num_images).astype(np.int32)
+  d_images, d_labels, d_perm = jnp.asarray(images), jnp.asarray(labels), jnp.asarray(perm)
+  batch = {"image": d_images[:100], "label": d_labels[:100]}
+
+  def gathered(state, images, labels, perm):
+    index = jax.lax.dynamic_slice_in_dim(perm, (state.step % spe) * 100, 100)
+    return step_lib.train_step(state, {"image": jnp.take(images, index, axis=0),
+                                       "label": jnp.take(labels, index, axis=0)}, schedule(state.step))
+
+  fixed = jax.jit(step_lib.train_step, donate_argnums=0, compiler_options=options)
+  gather = jax.jit(gathered, donate_argnums=0, compiler_options=options)
+  pmapped = parallel.make_pmapped_train_step(schedule, global_batch=100, local_batch=100, steps_per_epoch=spe,
+                                             devices=devices)
+  replicated = parallel.replicate((d_images, d_labels, d_perm), devices)
+  lr = jnp.float32(0.001)
+  paths = {"jit_batch": [lambda s: fixed(s, batch, lr), jax.tree.map(jnp.copy, state)],
+           "jit_gather": [lambda s: gather(s, d_images, d_labels, d_perm), jax.tree.map(jnp.copy, state)],
+           "pmap_gather": [lambda s: pmapped(s, *replicated), parallel.replicate(state, devices)]}
+  times = {name: [] for name in paths}
+  for r in range(rounds + 1):  # round 0 compiles and warms up
+    for name, path in paths.items():
+      t = time.perf_counter()
+      for _ in range(block):
+        path[1], metrics = path[0](path[1])
+      jax.block_until_ready(metrics)
+      if r:
+        times[name].append((time.perf_counter() - t) / block)
+  return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
+
+
 def _subprocess_json(cmd: list[str], env: dict | None = None, timeout: float = 900) -> dict:
   out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
   if out.returncode:
@@ -259,74 +362,98 @@ def _variant_in_subprocess(variant: str, steps: int, warmup: int) -> dict:
   return result
 
 
-def _compare_with_torch(torch_python: str, results: dict, *, steps: int, warmup: int, repeats: int) -> None:
-  """Times cifar10_full in PyTorch (`TORCH_SCRIPT`, run by `torch_python`) against JAX; adds to `results`."""
-  # JAX and PyTorch alternate, `--repeats` pairs, so that load from other programs hits both alike; the
-  # ratio reported is the median over pairs.
-  ratios = []
-  for repeat in range(repeats):
-    if repeat:
-      r = _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
-                            "cifar10_full,100,default", "--steps", str(steps), "--warmup", str(warmup)])
-      results["runs"].append(r)
-      jax_full = r["images_per_sec"]
-    else:
-      jax_full = next(r["images_per_sec"] for r in results["runs"] if (r["model"], r["batch"]) == ("cifar10_full", 100))
-    t = _subprocess_json([torch_python, str(TORCH_SCRIPT), "--batch", "100", "--steps", str(steps)])
-    results["runs"].append(t)
-    ratios.append(jax_full / t["images_per_sec"])
-    print(f"torch cifar10_full  batch 100: {t['images_per_sec']:8.0f} images/s ({t['ms_per_step_median']:.1f} "
-          f"ms/step, {t['threads']} threads, torch {t['version']}); JAX/PyTorch {ratios[-1]:.2f}x", flush=True)
-  results["jax_over_torch_cifar10_full"] = float(sorted(ratios)[len(ratios) // 2])
-  print(f"JAX / PyTorch (cifar10_full, batch 100, median of {len(ratios)} alternating pairs): "
-        f"{results['jax_over_torch_cifar10_full']:.2f}x")
+def _jax_in_subprocess(model: str, batch: int, steps: int, warmup: int) -> dict:
+  return _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
+                           f"{model},{batch},default", "--steps", str(steps), "--warmup", str(warmup)])
+
+
+def _windows(r: dict) -> str:
+  return "/".join(f"{w:.0f}" for w in r.get("images_per_sec_windows", []))
+
+
+def compare_with_torch(torch_python: str, models: list[tuple[str, int]], *, steps: int, warmup: int,
+                       repeats: int) -> dict:
+  """JAX against PyTorch (`TORCH_SCRIPT`, run by `torch_python`), alternating, `repeats` pairs per network.
+
+  Returns:
+    ``{"runs": [...], "ratios": {model: [JAX/PyTorch per pair]}, "median": {model: ratio}}``.
+  """
+  out = {"runs": [], "ratios": {}, "median": {}}
+  for model, batch in models:
+    ratios = []
+    for pair in range(repeats):
+      j = _jax_in_subprocess(model, batch, steps, warmup)
+      t = _subprocess_json([torch_python, str(TORCH_SCRIPT), "--model", model, "--batch", str(batch),
+                            "--steps", str(steps), "--warmup", str(warmup)])
+      out["runs"] += [j, t]
+      ratios.append(j["images_per_sec"] / t["images_per_sec"])
+      print(f"pair {pair + 1} {model:13s} batch {batch:3d}: jax {j['images_per_sec']:6.0f} images/s (windows "
+            f"{_windows(j)}), torch {t['images_per_sec']:6.0f} (windows {_windows(t)}, {t['threads']} threads); "
+            f"JAX/PyTorch {ratios[-1]:.2f}x", flush=True)
+    out["ratios"][model] = ratios
+    out["median"][model] = float(np.median(ratios))
+    print(f"JAX / PyTorch ({model}, batch {batch}, median of {repeats} alternating pairs): "
+          f"{out['median'][model]:.2f}x", flush=True)
+  return out
 
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.train_speed", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true", help="few steps (a smoke run, noisy numbers)")
-  parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default 30; quick 5)")
-  parser.add_argument("--warmup", type=int, default=2)
-  parser.add_argument("--torch-python", default="/tmp/torchenv/bin/python",
+  parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default 300; quick 5)")
+  parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 200; quick 2)")
+  parser.add_argument("--torch-python", default="../torchenv/bin/python",
                       help="a Python with torch for the comparison ('' to skip)")
-  parser.add_argument("--repeats", type=int, default=None, help="JAX/PyTorch pairs (default 3; quick 1)")
+  parser.add_argument("--repeats", type=int, default=None, help="JAX/PyTorch pairs per network (default 5; quick 1)")
   parser.add_argument("--variants", nargs="*", default=None,
                       help=f"cifar10_full variants to time (default with --profile: {' '.join(DEFAULT_VARIANTS)})")
   parser.add_argument("--profile", action="store_true", help="also time the variants")
   parser.add_argument("--breakdown", action="store_true", help="attribute the cifar10_full step time to layer kinds")
+  parser.add_argument("--dispatch", action="store_true",
+                      help="time the trainer's data path and pmap against a plain jit (dispatch_paths)")
   parser.add_argument("--json", help="write all results to this file")
   parser.add_argument("--models", default="cifar10_full:100,resnet20:128", metavar="MODEL:BATCH,...",
                       help="the JAX measurements (default cifar10_full:100,resnet20:128)")
   parser.add_argument("--_one", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
-  steps = args.steps or (5 if args.quick else 30)
-  args.repeats = args.repeats or (1 if args.quick else 3)
+  steps = args.steps or (5 if args.quick else 300)
+  warmup = args.warmup if args.warmup is not None else (2 if args.quick else 200)
+  repeats = args.repeats or (1 if args.quick else 5)
 
   if args._one:
     model, batch, variant = args._one.split(",")
-    print(json.dumps(time_jax(model, int(batch), steps, args.warmup, variant)))
+    print(json.dumps(time_jax(model, int(batch), steps, warmup, variant)))
     return {}
 
   results = {"machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}, "runs": []}
-  for model, batch in ((m, int(b)) for m, b in (spec.split(":") for spec in args.models.split(","))):
-    r = _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
-                          f"{model},{batch},default", "--steps", str(steps), "--warmup", str(args.warmup)])
-    results["runs"].append(r)
-    print(f"jax   {model:13s} batch {batch:3d}: {r['images_per_sec']:8.0f} images/s "
-          f"({r['ms_per_step_median']:.1f} ms/step; first call {r['first_call_s']:.1f} s)", flush=True)
-  has_full = any((r["model"], r["batch"]) == ("cifar10_full", 100) for r in results["runs"])
-  if args.torch_python and has_full and pathlib.Path(args.torch_python).exists():  # PyTorch's half: cifar10_full
-    _compare_with_torch(args.torch_python, results, steps=steps, warmup=args.warmup, repeats=args.repeats)
-  elif args.torch_python and has_full:
-    print(f"(no PyTorch comparison: {args.torch_python} not found; python3 -m venv /tmp/torchenv && "
-          "/tmp/torchenv/bin/pip install torch==2.13.0 numpy)")
+  models = [(m, int(b)) for m, b in (spec.split(":") for spec in args.models.split(","))]
+  if args.torch_python and pathlib.Path(args.torch_python).exists():
+    compared = compare_with_torch(args.torch_python, models, steps=steps, warmup=warmup, repeats=repeats)
+    results["runs"] += compared["runs"]
+    results["jax_over_torch"] = compared["median"]
+    results["jax_over_torch_pairs"] = compared["ratios"]
+  else:
+    if args.torch_python:
+      print(f"(no PyTorch comparison: {args.torch_python} not found; python3 -m venv ../torchenv && "
+            "../torchenv/bin/pip install torch==2.13.0 numpy)")
+    for model, batch in models:
+      r = _jax_in_subprocess(model, batch, steps, warmup)
+      results["runs"].append(r)
+      print(f"jax   {model:13s} batch {batch:3d}: {r['images_per_sec']:8.0f} images/s "
+            f"({r['ms_per_step_median']:.1f} ms/step; windows {_windows(r)}; first call {r['first_call_s']:.1f} s)",
+            flush=True)
   variants = args.variants if args.variants is not None else (DEFAULT_VARIANTS if args.profile else ())
   for variant in variants:
-    r = _variant_in_subprocess(variant, steps, args.warmup)
+    r = _variant_in_subprocess(variant, steps, warmup)
     results["runs"].append(r)
     print(f"jax   cifar10_full variant {variant}: {r['images_per_sec']:8.0f} images/s "
           f"({r['ms_per_step_median']:.1f} ms/step)", flush=True)
+  if args.dispatch:
+    ms = dispatch_paths(max(steps // 20, 3))
+    results["dispatch_ms"] = ms
+    print("cifar10_full step along the trainer's path, median ms: " + ", ".join(f"{k} {v:.1f}" for k, v in ms.items()),
+          flush=True)
   if args.breakdown:
     ms = breakdown(steps)
     results["breakdown_ms"] = ms

@@ -81,8 +81,11 @@ class DataConfig:
 class ModelConfig:
   """The network; built by experiments.models.create_model(name, num_classes=<from the data>)."""
   # One of experiments.models' names: cifar10_full, cifar10_quick, cifar10_bn_sigmoid, resnet20,
-  # resnet56, resnet110, sd_resnet110, densenet40, densenet_bc100.
+  # resnet56, resnet110, sd_resnet110, densenet40, densenet_bc100, alexnet, caffenet, googlenet.
   name: str = "cifar10_full"
+  # GoogLeNet's pool5 kernel (None: Caffe's 7, the whole final map of a 224x224 crop); a smaller
+  # data.crop_size needs one no larger than its final map (crop / 32, rounded up: 2 at 64 px, 3 at 96).
+  pool5_window: int | None = _added_field(None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +165,8 @@ class TrainConfig:
   # Training steps per compiled call (a lax.scan; the on-device data path). None: chosen per backend by
   # experiments.parallel.default_steps_per_call (1 on XLA:CPU for networks with convolutions, whose
   # gradients are much slower inside its loops; more on GPUs and TPUs). Calls are shortened so that none
-  # crosses an evaluation or checkpoint step; every step's metrics are logged either way.
+  # crosses an evaluation or checkpoint step; every step's metrics are logged either way. The ImageNet stream
+  # (data.crop_size set) feeds each step's batch from the host: one step per call (None or 1).
   steps_per_call: int | None = _added_field(None)
 
   def __post_init__(self):

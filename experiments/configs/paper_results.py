@@ -8,10 +8,12 @@ printed; Figure 6 has no table, its two numbers are quoted from the text of Sect
 paper gives no iteration count (Table 4, Figure 6) ``iterations`` is None. The config modules' docstrings
 quote the same values and say which of our settings the paper does not state.
 
-Every row of `PAPER_RESULTS` has a CIFAR-10 number (``accuracy``); only Table 4 also has a CIFAR-100 column
-(``cifar100_accuracy``). Table 1's ImageNet rows (``imagenet_accuracy``) are in `IMAGENET_RESULTS`, at the end,
-not yet checked against the paper's text (``verified=False``). A report picks the column of the data its runs used with
-`PaperResult.accuracy_on`.
+The CIFAR rows have a CIFAR-10 number (``accuracy``); only Table 4 also has a CIFAR-100 column
+(``cifar100_accuracy``). Table 1's ImageNet rows (AlexNet and GoogLeNet) have only an ImageNet number
+(``imagenet_accuracy``, top-1 on the 50,000 validation images) and are marked ``verified=False``: the text of
+v6 could not be read where they were written, nor in a later session (which reached only the paper's first
+page; a third-party summary of the paper gives the same nine numbers, which is no check of the paper's own
+table). A report picks the column of the data its runs used with `PaperResult.accuracy_on`.
 
 This module is not an experiment config (it has no ``get_config``) and is not listed by
 `experiments.configs.list_configs`.
@@ -34,6 +36,9 @@ import dataclasses
 # The datasets the paper reports on (`experiments.data.load` / `experiments.imagenet` names), and their column
 # names in the paper.
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet2012": "ImageNet"}
+# Their training images and classes: what a run of a config costs before its data is at hand.
+TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "imagenet2012": 1_281_167}
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet2012": 1000}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +82,8 @@ class PaperResult:
 _T3 = "Table 3 of arXiv 1506.01186v6; bounds {} (the fixed row at the lower bound, as the paper says)"
 _T4 = ("Table 4 of arXiv 1506.01186v6, CIFAR-10 and CIFAR-100 (--data cifar100) columns, mean of 5 runs; "
        "the paper gives no iteration count (the original implementation's schedule)")
+_IMAGENET = ("Table 1 of arXiv 1506.01186v6 (ImageNet rows), top-1 validation accuracy; not checked against the "
+             "paper's text")
 _F6 = ("Section 4.1.1 of arXiv 1506.01186v6 (text about Figure 6): final accuracy, which the text calls "
        "'training accuracy'; it gives no iteration count and no CLR bounds or policy")
 
@@ -121,40 +128,8 @@ PAPER_RESULTS: dict[str, PaperResult] = {
     "table4_densenet:0.2": PaperResult(94.5, None, "Table 4", note=_T4, cifar100_accuracy=75.3),
     "table4_densenet:0.3": PaperResult(94.2, None, "Table 4", note=_T4, cifar100_accuracy=74.5),
     "table4_densenet:clr": PaperResult(94.9, None, "Table 4", note=_T4 + "; CLR 0.1 - 0.2", cifar100_accuracy=75.9),
-    # Not a row of 1506.01186.
-    "one_cycle_resnet56": PaperResult(None, None, "Smith & Topin 2017 (super-convergence)", False,
-                                      "not a result of 1506.01186; about 92% expected, not verified here"),
-}
-
-
-# How a config's ``paper`` line quotes its row, by the row's source ({label}: the row's name in words).
-_QUOTES = {
-    "Table 1": "{source}, CIFAR-10 {label}: {accuracy}% at {iterations:,} iterations",
-    "Table 2 / Figure 1": "{source}, CIFAR-10 {label}: {accuracy}% at {iterations:,} iterations",
-    "Table 3": "{source}, {label}: {accuracy}% at {iterations:,}",
-    "Table 4": "{source}, {label}: {accuracy}% (CIFAR-10; CIFAR-100 {cifar100_accuracy}%)",
-    "Figure 6 (text)": "Figure 6 (text of Sec. 4.1.1), {label}: {accuracy}% final accuracy",
-}
-
-
-def quote(config_name: str, label: str) -> str:
-  """The config's ``paper`` line: its row's result as the paper reports it, from `PAPER_RESULTS`.
-
-  Examples:
-    >>> quote("table1_triangular2", "triangular2")
-    'Table 1, CIFAR-10 triangular2: 81.4% at 25,000 iterations'
-  """
-  r = PAPER_RESULTS[config_name]
-  return _QUOTES[r.source].format(label=label, **dataclasses.asdict(r))
-
-
-# Table 1, ImageNet rows (Caffe's bvlc_alexnet at batch 256, bvlc_googlenet at batch 128): top-1 accuracy on the
-# 50,000 validation images. NOT checked against the paper's text in the session that wrote them (no copy of the
-# paper was reachable): they are Table 1 of v6 as recalled, hence verified=False until someone checks them. Kept
-# apart from PAPER_RESULTS until `experiments.reproduce` names these configs in an experiment; `get` finds both.
-_IMAGENET = ("Table 1 of arXiv 1506.01186v6 (ImageNet rows), top-1 validation accuracy; not yet checked against "
-             "the paper's text")
-IMAGENET_RESULTS: dict[str, PaperResult] = {
+    # Table 1, ImageNet rows (Caffe's bvlc_alexnet at batch 256, bvlc_googlenet at batch 128): top-1 validation
+    # accuracy. Not checked against the paper's text (see the module docstring).
     "table1_alexnet_fixed": PaperResult(None, 400000, "Table 1", False, _IMAGENET + "; Caffe's step solver",
                                         imagenet_accuracy=58.0),
     "table1_alexnet_triangular2": PaperResult(None, 400000, "Table 1", False, _IMAGENET + "; CLR 0.01 - 0.015",
@@ -172,9 +147,40 @@ IMAGENET_RESULTS: dict[str, PaperResult] = {
                                         imagenet_accuracy=58.2),
     "table1_googlenet_exp_range": PaperResult(None, 240000, "Table 1", False,
                                               _IMAGENET + "; CLR 0.01 - 0.026, gamma 0.99998", imagenet_accuracy=60.2),
+    # Not a row of 1506.01186.
+    "one_cycle_resnet56": PaperResult(None, None, "Smith & Topin 2017 (super-convergence)", False,
+                                      "not a result of 1506.01186; about 92% expected, not verified here"),
 }
+
+
+# How a config's ``paper`` line quotes its row, by the row's source ({label}: the row's name in words).
+_QUOTES = {
+    "Table 1": "{source}, CIFAR-10 {label}: {accuracy}% at {iterations:,} iterations",
+    "Table 2 / Figure 1": "{source}, CIFAR-10 {label}: {accuracy}% at {iterations:,} iterations",
+    "Table 3": "{source}, {label}: {accuracy}% at {iterations:,}",
+    "Table 4": "{source}, {label}: {accuracy}% (CIFAR-10; CIFAR-100 {cifar100_accuracy}%)",
+    "Figure 6 (text)": "Figure 6 (text of Sec. 4.1.1), {label}: {accuracy}% final accuracy",
+}
+
+
+# How a config's ``paper`` line quotes an ImageNet row (Table 1's AlexNet and GoogLeNet rows).
+_IMAGENET_QUOTE = "{source}, {label}: {imagenet_accuracy}% at {iterations:,} iterations"
+
+
+def quote(config_name: str, label: str) -> str:
+  """The config's ``paper`` line: its row's result as the paper reports it, from `PAPER_RESULTS`.
+
+  Examples:
+    >>> quote("table1_triangular2", "triangular2")
+    'Table 1, CIFAR-10 triangular2: 81.4% at 25,000 iterations'
+    >>> quote("table1_googlenet_triangular2", "GoogLeNet triangular2")
+    'Table 1, GoogLeNet triangular2: 64.4% at 420,000 iterations'
+  """
+  r = PAPER_RESULTS[config_name]
+  template = _IMAGENET_QUOTE if r.imagenet_accuracy is not None else _QUOTES[r.source]
+  return template.format(label=label, **dataclasses.asdict(r))
 
 
 def get(config_name: str) -> PaperResult | None:
   """The paper's result for `config_name` (None when the paper has no row for it)."""
-  return PAPER_RESULTS.get(config_name) or IMAGENET_RESULTS.get(config_name)
+  return PAPER_RESULTS.get(config_name)

@@ -10,9 +10,9 @@ Caffe's rate for this network, is our choice. The two rows differ only in their 
 
 from experiments.configs import _imagenet
 from experiments.configs import config_lib
+from experiments.configs import paper_results
 
 ARGS = ("300k", "460k")
-_PAPER = {"300k": "56.0% at 300,000", "460k": "56.5% at 460,000"}
 
 
 def get_config(arg: str | None = None) -> config_lib.Config:
@@ -21,7 +21,7 @@ def get_config(arg: str | None = None) -> config_lib.Config:
     raise ValueError(f"table1_alexnet_exp takes one of {ARGS}, got {arg=}")
   return _imagenet.alexnet({
       "name": f"table1_alexnet_exp:{arg}",
-      "paper": f"Table 1, AlexNet exp: {_PAPER[arg]} iterations",
+      "paper": paper_results.quote(f"table1_alexnet_exp:{arg}", "AlexNet exp"),
       "schedule.name": "exp",
       "schedule.base_lr": 0.01,  # not stated for this run (ours: Caffe's base_lr)
       "schedule.gamma": 0.999995,

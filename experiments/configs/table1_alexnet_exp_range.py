@@ -9,12 +9,13 @@ base_lr 0.006 and max_lr 0.014 (from the range test of Fig. 7), gamma 0.999995, 
 
 from experiments.configs import _imagenet
 from experiments.configs import config_lib
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return _imagenet.alexnet({
       "name": "table1_alexnet_exp_range",
-      "paper": "Table 1, AlexNet exp_range: 56.5% at 300,000 iterations",
+      "paper": paper_results.quote("table1_alexnet_exp_range", "AlexNet exp_range"),
       "schedule.name": "exp_range",
       "schedule.base_lr": 0.006,
       "schedule.max_lr": 0.014,

@@ -9,12 +9,13 @@ models/bvlc_alexnet/solver.prototxt); the run stops at the paper's 400,000.
 
 from experiments.configs import _imagenet
 from experiments.configs import config_lib
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return _imagenet.alexnet({
       "name": "table1_alexnet_fixed",
-      "paper": "Table 1, AlexNet fixed: 58.0% at 400,000 iterations",
+      "paper": paper_results.quote("table1_alexnet_fixed", "AlexNet fixed"),
       "schedule.name": "fixed",
       "schedule.base_lr": 0.01,
       "schedule.drop_at": ("100000", "200000", "300000"),  # Caffe's solver: stepsize 100,000, gamma 0.1

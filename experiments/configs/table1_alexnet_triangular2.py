@@ -8,12 +8,13 @@ base_lr 0.01 (Caffe's fixed rate) and max_lr 0.015, stepsize 30,000 iterations (
 
 from experiments.configs import _imagenet
 from experiments.configs import config_lib
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return _imagenet.alexnet({
       "name": "table1_alexnet_triangular2",
-      "paper": "Table 1, AlexNet triangular2: 58.4% at 400,000 iterations",
+      "paper": paper_results.quote("table1_alexnet_triangular2", "AlexNet triangular2"),
       "schedule.name": "triangular2",
       "schedule.base_lr": 0.01,
       "schedule.max_lr": 0.015,

@@ -8,12 +8,13 @@ section). The paper does not restate base_lr for this run: 0.01, the fixed row's
 
 from experiments.configs import _imagenet
 from experiments.configs import config_lib
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return _imagenet.googlenet({
       "name": "table1_googlenet_exp",
-      "paper": "Table 1, GoogLeNet exp: 58.2% at 240,000 iterations",
+      "paper": paper_results.quote("table1_googlenet_exp", "GoogLeNet exp"),
       "schedule.name": "exp",
       "schedule.base_lr": 0.01,  # not stated for this run (ours)
       "schedule.gamma": 0.99998,

@@ -9,12 +9,13 @@ base_lr 0.01, max_lr 0.026, gamma 0.99998, stepsize 30,000 iterations.
 
 from experiments.configs import _imagenet
 from experiments.configs import config_lib
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return _imagenet.googlenet({
       "name": "table1_googlenet_exp_range",
-      "paper": "Table 1, GoogLeNet exp_range: 60.2% at 240,000 iterations",
+      "paper": paper_results.quote("table1_googlenet_exp_range", "GoogLeNet exp_range"),
       "schedule.name": "exp_range",
       "schedule.base_lr": 0.01,
       "schedule.max_lr": 0.026,

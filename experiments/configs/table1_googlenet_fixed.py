@@ -10,12 +10,13 @@ in epochs at batch 128: x0.96 at 8, 16, 24, 32 and 40 epochs, about 0.82x the ba
 
 from experiments.configs import _imagenet
 from experiments.configs import config_lib
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return _imagenet.googlenet({
       "name": "table1_googlenet_fixed",
-      "paper": "Table 1, GoogLeNet fixed: 63.0% at 420,000 iterations",
+      "paper": paper_results.quote("table1_googlenet_fixed", "GoogLeNet fixed"),
       "schedule.name": "fixed",
       "schedule.base_lr": 0.01,
       "schedule.drop_at": ("8ep", "16ep", "24ep", "32ep", "40ep"),  # not stated by the paper (ours)

@@ -9,12 +9,13 @@ batch 128).
 
 from experiments.configs import _imagenet
 from experiments.configs import config_lib
+from experiments.configs import paper_results
 
 
 def get_config() -> config_lib.Config:
   return _imagenet.googlenet({
       "name": "table1_googlenet_triangular2",
-      "paper": "Table 1, GoogLeNet triangular2: 64.4% at 420,000 iterations",
+      "paper": paper_results.quote("table1_googlenet_triangular2", "GoogLeNet triangular2"),
       "schedule.name": "triangular2",
       "schedule.base_lr": 0.01,
       "schedule.max_lr": 0.026,

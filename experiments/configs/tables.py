@@ -60,6 +60,15 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     _table4("sd_resnet", "Table 4, Stochastic Depth ResNet-110: fixed 0.1/0.2/0.3 vs CLR 0.1-0.3"),
     _table4("densenet", "Table 4, DenseNet-40: fixed 0.1/0.2/0.3 vs CLR 0.1-0.2"),
     Experiment("one_cycle_resnet56", "One-cycle ResNet-56 (super-convergence)", ("one_cycle_resnet56",), None),
+    # ImageNet (the configs stream --data imagenet2012 or an ImageNet folder; see experiments/IMAGENET.md).
+    Experiment("table1_alexnet", "Table 1, ImageNet with AlexNet (Caffe's bvlc_alexnet): fixed, triangular2, exp, "
+               "exp_range", ("table1_alexnet_fixed", "table1_alexnet_triangular2", "table1_alexnet_exp:300k",
+                             "table1_alexnet_exp:460k", "table1_alexnet_exp_range"), "table1_alexnet_fixed"),
+    Experiment("table1_googlenet", "Table 1, ImageNet with GoogLeNet (Caffe's bvlc_googlenet): fixed, triangular2, "
+               "exp, exp_range", ("table1_googlenet_fixed", "table1_googlenet_triangular2", "table1_googlenet_exp",
+                                  "table1_googlenet_exp_range"), "table1_googlenet_fixed"),
+    Experiment("fig7", "Figure 7, AlexNet's LR range test on ImageNet", ("fig7_alexnet_range",), None),
+    Experiment("fig11", "Figure 11, GoogLeNet's LR range test on ImageNet", ("fig11_googlenet_range",), None),
 )}
 
 

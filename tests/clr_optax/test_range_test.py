@@ -118,7 +118,7 @@ def test_masking_keeps_nan_out_and_suggestions_finite():
 
 
 @pytest.mark.parametrize("method", ["scan", "chunked"])
-def test_scan_stops_at_divergence_and_chunked_masks_to_the_end(method):
+def test_scan_stops_at_divergence_and_chunked_one_chunk_later(method):
   x, y = _least_squares(5)
   data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
   executed = []
@@ -133,8 +133,9 @@ def test_scan_stops_at_divergence_and_chunked_masks_to_the_end(method):
   jax.effects_barrier()
   d = int(result.diverged_step[0])
   assert 0 < d < 59
-  # The compiled loop runs the diverged step and no later one; straight-line chunks cannot stop.
-  assert len(executed) == (d + 1 if method == "scan" else 60)
+  # The compiled loop runs the diverged step and no later one. Straight-line chunks cannot stop, but the
+  # host dispatches only the chunk after the one it saw diverge, then stops.
+  assert len(executed) == (d + 1 if method == "scan" else min((d // 4 + 2) * 4, 60))
   assert np.isnan(np.asarray(result.loss[0, d:])).all() and np.asarray(result.masked[0, d:]).all()
   np.testing.assert_allclose(result.lr[0], clr_optax.learning_rates(1e-3, 1e3, 60, "exponential"), rtol=1e-6)
 
@@ -441,7 +442,8 @@ def test_progress_reports_per_chunk_match_the_records(method):
                                 batch_size=16, num_steps=30, min_lr=1e-3, max_lr=1e3, mode="exponential",
                                 num_runs=2, method=method, chunk_size=4, progress=reports.append)
   steps = [r.step for r in reports]
-  assert steps == sorted(steps) and steps[-1] == 30 and len(steps) == 8  # one report per chunk of 4
+  # One report per chunk of 4 until every run has diverged, then one at the end.
+  assert steps == sorted(steps) and steps[-1] == 30 and steps[:-1] == list(range(4, 4 * len(steps) - 3, 4))
   for r in reports:
     assert r.num_steps == 30 and r.smooth_loss.shape == (2,) and r.diverged.shape == (2,)
     assert r.lr == pytest.approx(float(result.lr[0, r.step - 1]), rel=1e-6)
@@ -453,6 +455,29 @@ def test_progress_reports_per_chunk_match_the_records(method):
       else:
         assert r.smooth_loss[run] == pytest.approx(float(result.smooth_loss[run, r.step - 1]), rel=1e-5)
   assert reports[-1].diverged.all()
+
+
+@pytest.mark.parametrize("method,chunk_size", [("scan", 4), ("chunked", 1)])
+def test_progress_follows_the_device(method, chunk_size):
+  # Each report comes while the device is at most one chunk ahead of it, not after every chunk was queued.
+  x, y = _least_squares(11)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  executed, seen = [], []
+
+  def loss_fn(w, batch):
+    jax.debug.callback(lambda: executed.append(1))
+    return _mse(w, batch)
+
+  def report(p):
+    jax.effects_barrier()
+    seen.append((p.step, len(executed)))
+
+  clr_optax.range_test(data, loss_fn=loss_fn, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd,
+                       batch_size=16, num_steps=40, min_lr=1e-4, max_lr=1e-2, method=method,
+                       chunk_size=chunk_size, progress=report)
+  assert [s for s, _ in seen] == list(range(chunk_size, 41, chunk_size))
+  for step, ran in seen:
+    assert step <= ran <= step + chunk_size, seen
 
 
 def test_progress_bar_by_default(capsys):

@@ -34,11 +34,11 @@ def _sigmoid(z):
 
 # A logistic rise of accuracy in log(lr), centred at lr = C with width W (in e-folds):
 #   acc = 0.1 + 0.6 * sigmoid((log lr - log C) / W)
-# It is 10% of the way up at z = -log(9), and its slope falls to a quarter of its maximum (s (1 - s) = 1/16)
-# at z = log((1 + sqrt(3/4)) / (1 - sqrt(3/4))).
+# It is 10% of the way up at z = -log(9), and its slope falls to 1/8 of its maximum (s (1 - s) = 1/32)
+# at z = log((1 + sqrt(7/8)) / (1 - sqrt(7/8))).
 C, W = 1e-2, 0.4
 TRUE_BASE = C * np.exp(-np.log(9) * W)
-TRUE_SLOW = C * np.exp(np.log((1 + np.sqrt(0.75)) / (1 - np.sqrt(0.75))) * W)
+TRUE_SLOW = C * np.exp(np.log((1 + np.sqrt(7 / 8)) / (1 - np.sqrt(7 / 8))) * W)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -225,12 +225,37 @@ def test_training_shards_are_disjoint_and_cover_the_records(folder):
   assert labels == sorted(source.labels.tolist())
 
 
-def test_worker_processes_crop_each_image_as_the_inline_loader(folder):
+def _assert_same(first, second):
+  assert len(first) == len(second)
+  for x, y in zip(first, second):
+    assert x.keys() == y.keys()
+    for k in x:
+      np.testing.assert_array_equal(x[k], y[k])
+
+
+def test_worker_processes_give_the_inline_loaders_batches(folder):
   source = imagenet.image_folder(folder, "train")
-  inline = _all(_batches(source, batch_size=1, num_epochs=1))
-  workers = _all(_batches(source, batch_size=1, num_epochs=1, worker_count=2))
-  # Workers batch every second record each; the records, their crops and mirrors are those of the inline run.
-  assert sorted(b["image"].tobytes() for b in inline) == sorted(b["image"].tobytes() for b in workers)
+  # Each worker makes whole batches: batch k is the same whoever makes it.
+  _assert_same(_all(_batches(source, num_epochs=2)), _all(_batches(source, num_epochs=2, worker_count=2)))
+
+
+def test_a_stream_started_at_batch_k_continues_the_uninterrupted_stream(folder):
+  """How a resumed run continues: batches(start=k) are the uninterrupted stream's batches from k on, across
+  the end of an epoch (27 records, batches of 4: batch 6 holds records of epochs 0 and 1)."""
+  source = imagenet.image_folder(folder, "train")
+  whole = _all(_batches(source, stop=12))
+  assert len(whole) == 12
+  _assert_same(_all(_batches(source, start=5, stop=12)), whole[5:])
+  endless = _batches(source, start=11)
+  _assert_same([next(endless), next(endless)], [whole[11], _all(_batches(source, stop=13))[12]])
+  # Every record once in each epoch's 27 stream positions (batch size 1 shows them one by one).
+  ones = np.concatenate([b["label"] for b in _all(_batches(source, batch_size=1, stop=54))])
+  np.testing.assert_array_equal(np.bincount(ones[:27]), np.bincount(source.labels))
+  np.testing.assert_array_equal(np.bincount(ones[27:]), np.bincount(source.labels))
+  with pytest.raises(ValueError, match="num_epochs or stop, not both"):
+    _batches(source, num_epochs=1, stop=3)
+  with pytest.raises(ValueError, match=r"0 <= start <= the stream's end \(6 batches\), got start=7"):
+    _batches(source, num_epochs=1, start=7)
 
 
 @pytest.mark.slow

@@ -92,8 +92,9 @@ def test_paper_results_of_the_imagenet_rows():
     # The config's "paper" line and docstring quote the same numbers.
     assert f"{r.imagenet_accuracy}% at {r.iterations:,}" in config.paper, name
     assert configs.resolve_duration(config.train.num_steps, steps_per_epoch=1) == r.iterations
-  assert set(paper_results.IMAGENET_RESULTS) == set(ROWS)
-  assert not set(paper_results.IMAGENET_RESULTS) & set(paper_results.PAPER_RESULTS)
+  # One table of the paper's numbers: the ImageNet rows are those with an ImageNet number, and only it.
+  imagenet_rows = {n for n, r in paper_results.PAPER_RESULTS.items() if r.imagenet_accuracy is not None}
+  assert imagenet_rows == set(ROWS)
   # The paper's headline ImageNet claims: triangular2 beats fixed for both networks at the same length.
   for net in ("alexnet", "googlenet"):
     assert paper_results.get(f"table1_{net}_triangular2").imagenet_accuracy > paper_results.get(

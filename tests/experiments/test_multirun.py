@@ -150,3 +150,20 @@ def test_reproduce_trains_runs_apart_on_the_cpu_by_default(tmp_path, monkeypatch
   with pytest.raises(SystemExit):
     reproduce.parse_args(["table1", "--vmap-runs", "sometimes"])
   assert reproduce.parse_args(["table1"]).vmap_runs == "auto"
+
+
+def test_streamed_imagenet_runs_never_train_together(tmp_path, monkeypatch):
+  """The ImageNet configs stream their batches from the host: multirun refuses them, and reproduce trains
+  each alone even with --vmap-runs on, leaving its data to the trainer."""
+  alexnet = [configs.get_config("table1_alexnet_fixed"), configs.get_config("table1_alexnet_triangular2")]
+  with pytest.raises(ValueError, match="table1_alexnet_fixed, table1_alexnet_triangular2 stream ImageNet from the "
+                                       "host .*train each on its own"):
+    multirun.train_and_evaluate_together(alexnet, [tmp_path / "a", tmp_path / "b"])
+  assert not (tmp_path / "a").exists()
+  trained = []
+  monkeypatch.setattr(reproduce, "run_one", lambda config, directory, **kw: trained.append(config.name) or {})
+  monkeypatch.setattr(reproduce, "run_together", lambda *a, **k: pytest.fail("streamed runs trained together"))
+  monkeypatch.setattr(reproduce.setup, "load_data", lambda *a, **k: pytest.fail("loaded the stream's data"))
+  reproduce.run_experiment(tables.get_experiment("table1_alexnet"), workdir=tmp_path, seeds=(0, 1), together=True,
+                           archive=False)
+  assert len(trained) == 10 and set(trained) >= {"table1_alexnet_fixed", "table1_alexnet_triangular2"}

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from experiments import configs
 from experiments import report
 from experiments import results
 from experiments.configs import tables
@@ -72,3 +73,55 @@ def test_table1_report_on_cifar100_has_no_paper_number():
   assert report._paper_cell("table1_fixed", 50, "cifar100") == ("-", "70,000 (= 1400 here)")
   assert report._paper_cell("table1_fixed", 50, "cifar10") == ("81.4", "70,000 (= 1400 here)")
   assert report._paper_cell("one_cycle_resnet56", 1, "cifar10") == ("see the paper", "-")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What a run costs.
+
+def _alexnet_forward_multiply_adds(side=227):
+  """AlexNet's convolutions and inner products in multiply-adds, from the prototxt's layer shapes (every kernel
+  tap, padding included): (output side, kernel, input channels per group, outputs) per layer."""
+  def out(n, k, s, p):
+    return (n + 2 * p - k) // s + 1
+  c1 = out(side, 11, 4, 0)                       # 55
+  p1 = -(-(c1 - 3) // 2) + 1                     # 27 (ceil-mode pooling)
+  p2 = -(-(p1 - 3) // 2) + 1                     # 13
+  p5 = -(-(p2 - 3) // 2) + 1                     # 6
+  convs = [(c1, 11, 3, 96), (p1, 5, 48, 256), (p2, 3, 256, 384), (p2, 3, 192, 384), (p2, 3, 192, 256)]
+  fcs = [(256 * p5 * p5, 4096), (4096, 4096), (4096, 1000)]
+  return sum(o * o * k * k * c * n for o, k, c, n in convs) + sum(i * n for i, n in fcs)
+
+
+def test_training_compute_of_the_imagenet_networks_matches_their_published_size():
+  """3x the forward FLOPs XLA counts, against 2 x the multiply-adds: AlexNet's from its layer shapes (0.72 G),
+  GoogLeNet's as Szegedy et al. 2015 give it (1.5 G). Within 10%: XLA leaves out the kernel taps that fall on
+  padding (AlexNet's conv2-5) and adds the pooling, LRN and ReLU arithmetic."""
+  alexnet = report.training_flops_per_image(configs.get_config("table1_alexnet_fixed"))
+  assert _alexnet_forward_multiply_adds() == pytest.approx(0.724e9, rel=0.01)
+  assert alexnet == pytest.approx(3 * 2 * _alexnet_forward_multiply_adds(), rel=0.1)
+  googlenet = report.training_flops_per_image(configs.get_config("table1_googlenet_fixed"))
+  assert googlenet == pytest.approx(3 * 2 * 1.5e9, rel=0.1)
+
+
+def _cells(table, config):
+  row = next(line for line in table.splitlines() if line.startswith(f"| `{config}` |"))
+  return [c.strip() for c in row.strip("|").split("|")][1:]
+
+
+def test_cost_table_on_paper_and_measured():
+  names = ["table1_alexnet_triangular2", "fig11_googlenet_range"]
+  pairs = [(n, configs.get_config(n)) for n in names]
+  # 4,000 images/s over 2 devices: 2,000 per accelerator.
+  measured = results.RunResult("table1_alexnet_triangular2", 0, (400000,), (0.5,), 400000, images_per_sec=4000.0,
+                               devices=2, device_kind="TPU v5 lite")
+  table = report.cost_table(pairs, [measured])
+  alexnet = _cells(table, "table1_alexnet_triangular2")
+  assert alexnet[:3] == ["400,000", "256", f"{400000 * 256 / 1e6:.1f} M ({400000 * 256 / 1281167:.1f})"]
+  assert alexnet[4:] == ["2,000 (TPU v5 lite)", f"{400000 * 256 / 2000 / 3600:.1f} h (measured)"]
+  # The range test: 4 epochs of the 1,281,167 images at batch 128 (10,009 iterations an epoch), on paper.
+  googlenet = _cells(table, "fig11_googlenet_range")
+  assert googlenet[:3] == ["40,036", "128", f"{40036 * 128 / 1e6:.1f} M (4.0)"]
+  flops = 40036 * 128 * report.training_flops_per_image(pairs[1][1])
+  assert googlenet[3] == f"{flops:.2g} FLOP".replace("e+", "e") and googlenet[4] == "not measured"
+  assert googlenet[5] == f"{flops / report.ON_PAPER_FLOP_PER_S / 60:.1f} min on paper"
+  assert "an assumption" in table

@@ -251,3 +251,51 @@ def test_run_experiment_only_and_report_from_committed_results(tmp_path, monkeyp
                                      overrides=_TINY, command="c", report_dir=tmp_path / "reports", partial=True)
   text = path.read_text()
   assert "`table1_fixed` seed 0" in text and "| `table1_triangular2` | 1 | 6 |" in text
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The ImageNet rows.
+
+def test_the_imagenet_rows_are_experiments():
+  assert tables.get_experiment("table1_alexnet").configs == (
+      "table1_alexnet_fixed", "table1_alexnet_triangular2", "table1_alexnet_exp:300k", "table1_alexnet_exp:460k",
+      "table1_alexnet_exp_range")
+  assert tables.get_experiment("table1_googlenet").reference == "table1_googlenet_fixed"
+  assert tables.get_experiment("fig7").configs == ("fig7_alexnet_range",)
+  assert tables.get_experiment("fig11").configs == ("fig11_googlenet_range",)
+
+
+def test_cost_prints_what_the_runs_would_cost_and_trains_nothing(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("--cost trained"))
+  reproduce.main(["table1_googlenet", "fig7", "--cost", "--seeds", "0,1", "--workdir", str(tmp_path)])
+  out = capsys.readouterr().out
+  assert "the experiment runs 2 seeds (0, 1) of each config" in out
+  assert "| `table1_googlenet_exp` | 240,000 | 128 | 30.7 M (24.0) |" in out
+  assert "| `fig7_alexnet_range` | 20,016 | 256 | 5.1 M (4.0) |" in out  # 4 epochs of 5,004 iterations
+  assert "not measured" in out and not (tmp_path / "reports").exists()
+
+
+def test_imagenet_report_quotes_the_imagenet_column_claims_and_costs(tmp_path):
+  """A report of finished (hand-made) GoogLeNet runs: the paper's ImageNet numbers marked unverified, its
+  triangular2-vs-fixed claim checked, the measured throughput per accelerator in the cost table."""
+  experiment = tables.get_experiment("table1_googlenet")
+  for name, seed, config in reproduce.build_configs(experiment, seeds=(0,), shrink=1000, overrides={}):
+    directory = rundir.run_dir(tmp_path / "runs", name, seed)
+    directory.mkdir(parents=True)
+    total = int(config.train.num_steps)
+    accuracy = 0.55 if name.endswith("triangular2") else 0.5
+    (directory / "metrics.jsonl").write_text(json.dumps({"step": total, "split": "test", "accuracy": accuracy,
+                                                         "loss": 2.0}) + "\n")
+    (directory / "config.json").write_text(json.dumps(configs.to_dict(config)))
+    (directory / rundir.SUMMARY).write_text(json.dumps({"steps": total, "wall_time": 30.0, "devices": 8,
+                                                        "train_images_per_sec": 16000.0, "device_kind": "TPU v4"}))
+  reproduce.main(["table1_googlenet", "--shrink", "1000", "--seeds", "0", "--workdir", str(tmp_path / "runs"),
+                  "--report-only", "--report-dir", str(tmp_path / "reports")])
+  text = (tmp_path / "reports" / "table1_googlenet.md").read_text()
+  assert "| paper acc. % (ImageNet) |" in text and "its ImageNet column" in text
+  row = next(line for line in text.splitlines() if line.startswith("| `table1_googlenet_triangular2` |"))
+  assert row.rstrip(" |").endswith("64.4 (unverified) | 420,000 (= 420 here)")
+  assert ("triangular2 ends above fixed after as many iterations** (paper, unverified: 64.4% vs 63.0% at "
+          "420,000): held here") in text
+  assert "## What these runs cost" in text and "| `table1_googlenet_exp` | 240 | 128 |" in text
+  assert "2,000 (TPU v4)" in text and "streamed from the host" in text
