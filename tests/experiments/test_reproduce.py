@@ -58,7 +58,8 @@ _TINY = {"model.name": "cifar10_quick", "train.batch_size": "20", "train.num_ste
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch):
   experiment = tables.Experiment("tiny", "tiny", ("table1_fixed", "table1_triangular2"), "table1_fixed")
   ds = _tiny_dataset()
-  kw = dict(seeds=(0,), shrink=1.0, overrides=_TINY, dataset=ds)
+  # archive=False: the runs resume from their work directories only (and write nothing to experiments/reports).
+  kw = dict(seeds=(0,), shrink=1.0, overrides=_TINY, dataset=ds, archive=False)
   reproduce.run_experiment(experiment, workdir=tmp_path / "a", **kw)
 
   # Interrupt the second run after its step-4 checkpoint (as a kill would).
@@ -88,7 +89,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
   # A different config in the same directory is refused, not silently mixed.
   with pytest.raises(ValueError, match="different config"):
     reproduce.run_experiment(experiment, workdir=tmp_path / "b", seeds=(0,), shrink=1.0,
-                             overrides={**_TINY, "train.num_steps": "8"}, dataset=ds)
+                             overrides={**_TINY, "train.num_steps": "8"}, dataset=ds, archive=False)
 
 
 def test_run_one_reads_finished_runs_back_and_refuses_other_configs(tmp_path, monkeypatch):
