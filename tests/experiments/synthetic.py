@@ -1,10 +1,14 @@
 """Synthetic data and small configs the experiments tests share."""
 
+import contextlib
+
 import numpy as np
+import pytest
 
 from experiments import configs
 from experiments import data
 from experiments import results
+from experiments import rundir
 from experiments import setup
 from experiments.configs import tables
 
@@ -60,3 +64,28 @@ def synthetic_table1():
           synthetic_run("table1_exp_range", 0, [420, 840], [0.55, 0.61]),
           synthetic_run("table1_exp_range", 1, [420, 840], [0.56, 0.63])]
   return results.summarize(tables.get_experiment("table1"), runs)
+
+
+class Crash(BaseException):
+  """Stands for a kill: a BaseException, so that no ``except Exception`` in the code under test catches it."""
+
+
+@contextlib.contextmanager
+def crash_at_checkpoint(step, *, after_saving=True, only=lambda manager, state: True):
+  """A block in which `rundir.save_checkpoint` raises `Crash` at the checkpoint of `step` (right after writing
+  it, as a kill just after it would; with ``after_saving=False`` instead of writing it), and which must end
+  in that crash. `only(manager, state)` limits it to some checkpoints (e.g. one run's)."""
+  real = rundir.save_checkpoint
+
+  def save(manager, state):
+    crash = int(state.step) == step and only(manager, state)
+    if crash and not after_saving:
+      raise Crash
+    real(manager, state)
+    if crash:
+      raise Crash
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(rundir, "save_checkpoint", save)
+    with pytest.raises(Crash):
+      yield

@@ -29,6 +29,7 @@ from experiments import parallel
 from experiments import rundir
 from experiments import setup
 from experiments import train
+from tests.experiments.synthetic import crash_at_checkpoint
 from tests.experiments.test_imagenet import CLASSES
 from tests.experiments.test_imagenet import make_folder
 
@@ -107,7 +108,7 @@ def test_a_streamed_run_subtracts_the_mean_image_and_evaluates_every_validation_
 
 
 @pytest.mark.slow
-def test_a_resumed_streamed_run_trains_on_the_uninterrupted_runs_batches(folder, tmp_path, monkeypatch):
+def test_a_resumed_streamed_run_trains_on_the_uninterrupted_runs_batches(folder, tmp_path):
   """4 steps of 3 an epoch (the fourth batch holds the end of epoch 0 and the start of epoch 1) with GoogLeNet's
   mean_value, interrupted after the checkpoint of step 2 and resumed: the parameters, the logged losses and the
   evaluation equal the uninterrupted run's bitwise."""
@@ -115,17 +116,8 @@ def test_a_resumed_streamed_run_trains_on_the_uninterrupted_runs_batches(folder,
                                                              "train.eval_every": "4"})
   assert config.data.normalization == "mean_value"
   whole = train.train_and_evaluate(config, tmp_path / "whole")
-  real_save = rundir.save_checkpoint
-
-  def save_then_stop(manager, state):
-    real_save(manager, state)
-    if int(state.step) == 2:
-      raise KeyboardInterrupt
-
-  monkeypatch.setattr(rundir, "save_checkpoint", save_then_stop)
-  with pytest.raises(KeyboardInterrupt):
+  with crash_at_checkpoint(2):
     train.train_and_evaluate(config, tmp_path / "cut")
-  monkeypatch.setattr(rundir, "save_checkpoint", real_save)
   resumed = train.train_and_evaluate(config, tmp_path / "cut", resume=True)
   jax.tree.map(np.testing.assert_array_equal, _params(tmp_path / "cut", 4), _params(tmp_path / "whole", 4))
   losses = lambda d: [(r["step"], r["loss"]) for r in _rows(d, "train")]  # noqa: E731

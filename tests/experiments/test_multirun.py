@@ -14,6 +14,7 @@ from experiments import results
 from experiments import rundir
 from experiments import train
 from experiments.configs import tables
+from tests.experiments.synthetic import crash_at_checkpoint
 from tests.experiments.synthetic import small_config
 from tests.experiments.synthetic import synthetic_dataset
 
@@ -74,25 +75,12 @@ def test_runs_trained_together_equal_the_runs_trained_alone(runs):
   assert (sorted(p.name for p in (runs["together_dirs"][0] / rundir.CHECKPOINTS).iterdir()) == ["6", "7"])
 
 
-class _Crash(Exception):
-  """Stands for a kill while the first run's step-6 checkpoint is written."""
-
-
-def test_runs_trained_together_resume_from_their_own_checkpoints(runs, tmp_path, monkeypatch):
+def test_runs_trained_together_resume_from_their_own_checkpoints(runs, tmp_path):
   """Killed at step 6: the fixed run had finished at step 5, the others resume from step 3 as a group of
   two, and all three end as the runs trained alone (one step per call: one program per group to compile)."""
-  real = rundir.save_checkpoint
-
-  def die_at_6(manager, state):
-    if int(state.step) == 6:
-      raise _Crash
-    real(manager, state)
-
   dirs = [tmp_path / f"run{i}" for i in range(3)]
-  monkeypatch.setattr(rundir, "save_checkpoint", die_at_6)
-  with pytest.raises(_Crash):
+  with crash_at_checkpoint(6, after_saving=False):
     multirun.train_and_evaluate_together(_configs(1), dirs, dataset=runs["ds"])
-  monkeypatch.undo()
   assert [sorted(p.name for p in (d / rundir.CHECKPOINTS).iterdir()) for d in dirs] == [["3"], ["3"], ["3", "5"]]
   resumed = multirun.train_and_evaluate_together(_configs(1), dirs, dataset=runs["ds"], resume=True)
   assert [s.get("runs_together") for s in resumed] == [2, 2, None]

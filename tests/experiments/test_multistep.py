@@ -11,6 +11,7 @@ from experiments import configs
 from experiments import parallel
 from experiments import rundir
 from experiments import train
+from tests.experiments.synthetic import crash_at_checkpoint
 from tests.experiments.synthetic import initial_state
 from tests.experiments.synthetic import small_config
 from tests.experiments.synthetic import synthetic_dataset
@@ -84,24 +85,10 @@ def test_steps_per_call_give_the_metrics_and_parameters_of_single_steps(runs):
   assert sorted(p.name for p in (four_dir / "checkpoints").iterdir()) == ["13", "7"]
 
 
-class _Crash(Exception):
-  """Stands for a kill right after the step-7 checkpoint."""
-
-
-def test_a_run_of_several_steps_per_call_resumes_to_the_uninterrupted_parameters_bitwise(runs, tmp_path,
-                                                                                          monkeypatch):
+def test_a_run_of_several_steps_per_call_resumes_to_the_uninterrupted_parameters_bitwise(runs, tmp_path):
   config, whole_dir, whole = runs[4]
-  real = rundir.save_checkpoint
-
-  def save_then_die(manager, state):
-    real(manager, state)
-    if int(state.step) == 7:
-      raise _Crash
-
-  monkeypatch.setattr(rundir, "save_checkpoint", save_then_die)
-  with pytest.raises(_Crash):
+  with crash_at_checkpoint(7):
     train.train_and_evaluate(config, tmp_path, dataset=runs["ds"])
-  monkeypatch.undo()
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["7"]
   resumed = train.train_and_evaluate(config, tmp_path, dataset=runs["ds"], resume=True)
   for x, y in zip(jax.tree.leaves(resumed["state"].checkpoint_items()), jax.tree.leaves(whole["state"].checkpoint_items())):

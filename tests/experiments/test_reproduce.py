@@ -14,6 +14,7 @@ from experiments import rundir
 from experiments import setup
 from experiments import train
 from experiments.configs import tables
+from tests.experiments.synthetic import crash_at_checkpoint
 
 
 def test_shard_runs_partitions_every_run_once():
@@ -55,7 +56,7 @@ _TINY = {"model.name": "cifar10_quick", "train.batch_size": "20", "train.num_ste
 
 
 @pytest.mark.slow
-def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
   experiment = tables.Experiment("tiny", "tiny", ("table1_fixed", "table1_triangular2"), "table1_fixed")
   ds = _tiny_dataset()
   # archive=False: the runs resume from their work directories only (and write nothing to experiments/reports).
@@ -63,17 +64,9 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
   reproduce.run_experiment(experiment, workdir=tmp_path / "a", **kw)
 
   # Interrupt the second run after its step-4 checkpoint (as a kill would).
-  real_save = rundir.save_checkpoint
-
-  def save_then_die(manager, state):
-    real_save(manager, state)
-    if int(state.step) == 4 and state.tx is not None and "triangular2" in str(manager.directory):
-      raise KeyboardInterrupt
-
-  monkeypatch.setattr(rundir, "save_checkpoint", save_then_die)
-  with pytest.raises(KeyboardInterrupt):
+  with crash_at_checkpoint(4, only=lambda manager, state: state.tx is not None
+                           and "triangular2" in str(manager.directory)):
     reproduce.run_experiment(experiment, workdir=tmp_path / "b", **kw)
-  monkeypatch.setattr(rundir, "save_checkpoint", real_save)
   first = rundir.run_dir(tmp_path / "b", "table1_fixed", 0) / rundir.SUMMARY
   assert first.exists() and not (rundir.run_dir(tmp_path / "b", "table1_triangular2", 0) / rundir.SUMMARY).exists()
   before = first.stat().st_mtime_ns
