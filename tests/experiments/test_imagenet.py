@@ -1,15 +1,18 @@
 """Tests for experiments.imagenet on a small generated ImageNet-layout folder of JPEGs of varied sizes:
 layout checks, Caffe's crops and mirror against a reference, shapes and dtypes, per-host shards, determinism,
-worker processes, prefetching, and clear errors on bad input."""
+worker processes, prefetching, clear errors on bad input, and the LR range test fed by the stream."""
 
 import io
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from PIL import Image
 
+import clr_optax
 from experiments import imagenet
 
 CLASSES = ("n01440764", "n01443537", "n01484850")
@@ -297,3 +300,33 @@ def test_prefetch_to_device_splits_over_local_devices(folder):
     np.testing.assert_array_equal(np.asarray(d["image"]).reshape(h["image"].shape), h["image"])
   with pytest.raises(ValueError, match="split over 2 devices"):
     _all(imagenet.prefetch_to_device(iter([{"label": np.zeros(3, np.int32)}]), devices=devices))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The LR range test over the stream (the library's iterator path, fed by the ImageNet pipeline).
+
+
+def _softmax_loss(w, batch):
+  x = batch["image"].reshape(batch["image"].shape[0], -1).astype(jnp.float32) / 255.0
+  logits = x @ w
+  return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), batch["label"][:, None], axis=1))
+
+
+def test_range_test_over_the_stream_equals_a_loop_of_plain_steps(folder):
+  source = imagenet.image_folder(folder, "train")
+  steps, low, high = 12, 1e-3, 1.0
+  w0 = jnp.zeros((CROP * CROP * 3, len(CLASSES)), jnp.float32)
+  result = clr_optax.range_test(_batches(source, worker_count=1), loss_fn=_softmax_loss, params=w0,
+                                optimizer=optax.sgd, num_steps=steps, min_lr=low, max_lr=high,
+                                mode="exponential", chunk_size=4, divergence_factor=None, progress=False)
+  # The reference: the same batches (batch k depends on the seed and k alone), one jitted SGD step each.
+  grad = jax.jit(jax.value_and_grad(_softmax_loss))
+  lrs = np.geomspace(low, high, steps)
+  w, want = w0, []
+  for batch, lr in zip(_batches(source), lrs):
+    loss, g = grad(w, batch)
+    want.append(float(loss))
+    w = w - lr * g
+  np.testing.assert_allclose(np.asarray(result.lr[0]), lrs, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(result.loss[0]), want, rtol=1e-4)
+  assert not np.asarray(result.masked).any()
