@@ -178,7 +178,10 @@ def _plot(curves, path: pathlib.Path) -> None:
     ax.set_title(f"{policy} ({'0.001' if policy == 'fixed' else '0.001-0.006, step size 2,000'})")
     ax.set_xlabel("iteration")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if any(not line.get_label().startswith("_") for line in ax.get_lines()):
+      ax.legend(fontsize=8)
+    else:  # no finished run of this policy yet
+      ax.text(0.5, 0.5, "no finished run yet", transform=ax.transAxes, ha="center", color="grey")
   axes[0].set_ylabel("test accuracy (%)")
   fig.suptitle("cifar10_full with Caffe's solver: JAX (this project) vs PyTorch (written from Caffe's definitions)")
   fig.tight_layout()

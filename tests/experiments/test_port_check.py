@@ -1,6 +1,7 @@
 """experiments.benchmarks.port_check: its measures on synthetic runs, computed by hand, and its run configs."""
 
 import json
+import warnings
 
 import pytest
 
@@ -69,3 +70,11 @@ def test_a_pytorch_run_with_other_settings_is_refused(tmp_path):
   with pytest.raises(ValueError, match="other settings.*--steps"):
     port_check._torch_finished(tmp_path, port_check.torch_args("fixed", 0, 10000, 1000))
   assert not port_check._torch_finished(tmp_path / "none", port_check.torch_args("fixed", 0, 10000, 1000))
+
+
+def test_curves_plot_of_a_policy_without_finished_runs_warns_nothing(tmp_path):
+  curves = {"jax_fixed": {0: {1000: 0.5, 2000: 0.6}}}  # no triangular2 run, no PyTorch run
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # matplotlib's "No artists with labels found to put in legend"
+    port_check._plot(curves, tmp_path / "curves.png")
+  assert (tmp_path / "curves.png").stat().st_size > 0
