@@ -28,3 +28,20 @@ def test_quadratic_setup_reports_each_rule_and_reuses_its_records(tmp_path, caps
   again = json.loads((tmp_path / "quadratic.json").read_text())
   assert [row["seconds"] for row in again["seeds"][:2]] == [row["seconds"] for row in report["seeds"]]
   assert len(again["seeds"]) == 3
+
+
+def test_report_only_reads_the_kept_settings_and_needs_no_data(tmp_path):
+  # Kept sweeps of a CIFAR setup (records of the cheap quadratic setup stand in for them).
+  suggest_robustness.main(["--setups", "quadratic", "--seeds", "2", "--out", str(tmp_path)])
+  (tmp_path / "quadratic").rename(tmp_path / "cifar10_full")
+  settings = {"made": "elsewhere", "num_steps": 100}
+  (tmp_path / "cifar10_full" / "settings.json").write_text(json.dumps(settings))
+  suggest_robustness.main(["--setups", "cifar10_full", "--seeds", "3", "--report-only", "--out", str(tmp_path),
+                           "--data", str(tmp_path / "no-such-data")])
+  report = json.loads((tmp_path / "cifar10_full.json").read_text())
+  assert report["settings"] == settings and [row["seed"] for row in report["seeds"]] == [0, 1]
+  assert report["known"] == {"max_lr": 0.006, "base_lr": 0.001}
+  assert report["rules"]["default max_lr"]["vs_known"][0] == pytest.approx(
+      min(report["rules"]["default max_lr"]["values"]) / 0.006)
+  with pytest.raises(SystemExit, match="no sweep of cifar10_quick"):
+    suggest_robustness.main(["--setups", "cifar10_quick", "--report-only", "--out", str(tmp_path)])
