@@ -17,8 +17,8 @@ Two ways to drive a sweep:
 
 Two ways to run it, chosen by backend (``method="auto"``):
 
-* ``"scan"``: compiled loops (``lax.while_loop``s that stop at divergence): the whole sweep in one dispatch,
-  or, when the host drives it (a stream, or progress reports), one loop per chunk of ``chunk_size`` steps.
+* ``"scan"``: compiled loops (``lax.while_loop``s that stop at divergence): the whole sweep in one dispatch
+  (after the one that computes the initial states), or, when the host drives it (a stream, or progress reports), one loop per chunk of ``chunk_size`` steps.
   Used on accelerators, and on CPU for steps without convolutions.
 * ``"chunked"``: one compiled program of ``chunk_size`` fully unrolled steps, dispatched by a host loop
   that never waits for the device. Used on XLA:CPU for steps with convolutions: inside XLA:CPU's while
