@@ -252,12 +252,9 @@ def main(argv=None) -> None:
     else:
       if dataset is None:
         dataset = data_lib.load(args.data)
-      if name == "cifar10_quick":
-        sweep = cifar10_setup("cifar10_quick", dataset, train_size=args.quick_train, val_size=args.val, epochs=8,
-                              eval_points=args.eval_points, known=KNOWN[name])
-      else:
-        sweep = cifar10_setup("cifar10_full", dataset, train_size=args.full_train, val_size=args.val, epochs=8,
-                              eval_points=args.eval_points, known=KNOWN[name])
+      train_size = args.quick_train if name == "cifar10_quick" else args.full_train
+      sweep = cifar10_setup(name, dataset, train_size=train_size, val_size=args.val, epochs=8,
+                            eval_points=args.eval_points, known=KNOWN[name])
     print(f"== {name}: {sweep.settings}", flush=True)
     reports.append(run_setup(sweep, out, args.seeds, args.rerun, args.report_only))
   print_table(reports)
