@@ -54,3 +54,25 @@ def test_unknown_names_list_the_table(updates, match):
     setup.build_schedule(config.schedule, steps_per_epoch=10, total_steps=100)
     setup.build_optimizer(config.optim, config.model.name)
     setup.normalization_constants(config, np.zeros((2, 4, 4, 3), np.uint8))
+
+
+def test_the_initial_weights_are_the_models_initializer_draws_with_the_configs_seed():
+  """The initializer is compiled for compiling fast (`INIT_COMPILER_OPTIONS`): its weights are still the
+  model's own initializer's, drawn from the run's seed (op by op, uncompiled), to within a few ulps."""
+  import jax
+  import jax.numpy as jnp
+
+  from experiments import models
+
+  config = configs.override(configs.get_config("table1_fixed"), {"train.seed": 5})
+  state = setup.create_train_state(config, num_classes=10, mean=np.zeros(3), std=np.ones(3))
+  init_key, _ = jax.random.split(jax.random.key(5))
+  with jax.disable_jit():
+    want = models.create_model("cifar10_full", num_classes=10).init(
+        {"params": init_key, "dropout": init_key, "stochastic_depth": init_key}, jnp.zeros((2, 32, 32, 3)),
+        train=False)["params"]
+  got = jax.tree.map(np.asarray, state.params)
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(g, np.asarray(w), rtol=1e-6, atol=1e-9)
+  assert np.std(got["conv1"]["kernel"]) > 1e-5  # drawn, not zeros
