@@ -10,7 +10,10 @@ step). Each model is timed three ways, every one end to end from a fresh jit (co
 * (a) loop: a Python loop calling a jitted step once per learning rate and reading the loss back each
   step to smooth it and test for divergence on the host (how fastai and pytorch-lr-finder work);
 * (b) plain: the same number of training steps with no range-test bookkeeping, run the way the sweep runs
-  (one ``lax.fori_loop``, or a Python loop of jitted steps that never waits for the device).
+  (one ``lax.fori_loop``, or a Python loop of jitted steps that never waits for the device), keeping each
+  step's metrics as a training loop that logs them does (recorded on the device, never read back). A loop
+  that dropped them would let XLA skip computing the loss and accuracy: for the MLP that is about 10% of
+  its step, which the sweep, whose job is to record them, cannot skip.
 
 All three draw their batches the same way: a fresh on-device permutation of the examples every epoch
 (with 5,000 examples an epoch is 50 steps, and on XLA:CPU each permutation costs about a millisecond).
@@ -167,7 +170,8 @@ def loop_runner(name, data, steps):
 
 
 def plain_runner(name, data, steps, method):
-  """(b): the same training steps, executed the way the sweep executes them, without its bookkeeping."""
+  """(b): the same training steps, executed the way the sweep executes them, without its bookkeeping (each
+  step's metrics kept on the device)."""
   init, step = _make(name)
   n = len(data["label"])
   per_epoch = n // BATCH
@@ -176,24 +180,32 @@ def plain_runner(name, data, steps, method):
 
   def body(state, data, perm, i):
     idx = jax.lax.dynamic_slice_in_dim(perm, (i % per_epoch) * BATCH, BATCH)
-    return step(state, jax.tree.map(lambda x: x[idx], data), lrs[i])[0]
+    state, metrics = step(state, jax.tree.map(lambda x: x[idx], data), lrs[i])
+    return state, jnp.stack([metrics[k] for k in sorted(metrics)])
 
   if method == "scan":
     @_jit
     def whole(key, data):
       perms = jax.vmap(lambda e: permutation(key, e))(jnp.arange(-(-steps // per_epoch)))
-      return jax.lax.fori_loop(0, steps, lambda i, s: body(s, data, perms[i // per_epoch], i), init(key))
+
+      def one(i, carry):
+        state, record = body(carry[0], data, perms[i // per_epoch], i)
+        return state, jax.lax.dynamic_update_index_in_dim(carry[1], record, i, 0)
+
+      width = jax.eval_shape(lambda s: body(s, data, perms[0], 0)[1], jax.eval_shape(init, key)).shape[0]
+      return jax.lax.fori_loop(0, steps, one, (init(key), jnp.zeros((steps, width), jnp.float32)))
     return lambda key: _timed(lambda: whole(key, data))[0]
 
   jbody, jinit = _jit(body, donate_argnums=0), _jit(init)
 
   def go(key):
-    state = jinit(key)
+    state, records = jinit(key), []
     for i in range(steps):
       if i % per_epoch == 0:
         perm = permutation(key, i // per_epoch)
-      state = jbody(state, data, perm, i)
-    return state
+      state, record = jbody(state, data, perm, i)
+      records.append(record)
+    return state, records
 
   return lambda key: _timed(lambda: go(key))[0]
 
