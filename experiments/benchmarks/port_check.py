@@ -256,7 +256,9 @@ def write_report(*, report_dir: pathlib.Path | None, seeds: Sequence[int], steps
             "summary: `port_check/runs/`.", ""]
   speeds = _speeds(report_dir, seeds)
   hw = report.hardware_description()
-  lines += ["## Where it ran", "", f"- **Hardware**: {hw['cpu']}, {hw['cores']} cores, CPU only; JAX {hw['jax']}."]
+  lines += ["## Where it ran", "",
+            f"- **Hardware this report was written on** (runs kept from earlier sessions may have run on another "
+            f"machine of the kind): {hw['cpu']}, {hw['cores']} cores, CPU only; JAX {hw['jax']}."]
   if speeds:
     lines.append("- **Training throughput** (images/s, compilation and evaluation excluded, one run at a time "
                  "on a shared machine): " + "; ".join(f"{k} {v}" for k, v in speeds.items()) + ".")
