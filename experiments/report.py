@@ -373,8 +373,9 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
   if notes:
     lines += ["## Discussion", "", notes.strip(), ""]
   lines += _how_lines(command=command, overrides=overrides, shrink=shrink)
-  lines += [f"- **Data**: {data}", f"- **Hardware this report was written on** (runs kept from earlier sessions may have run on another machine of "
-            f"the kind): {hardware.get('cpu')}, {hardware.get('cores')} cores; "
+  lines += [f"- **Data**: {data}",
+            "- **Hardware this report was written on** (runs kept from earlier sessions may have run on another "
+            f"machine of the kind): {hardware.get('cpu')}, {hardware.get('cores')} cores; "
             f"JAX {hardware.get('jax')}, devices: {hardware.get('devices')}; Python {hardware.get('python')}, "
             f"{hardware.get('platform')}.", f"- **Wall time**: {elapsed}", f"- {gpu_note}", ""]
   rundir.write_text(path, "\n".join(lines))

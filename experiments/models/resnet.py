@@ -66,8 +66,8 @@ class _BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=he_normal,
-                             conv_general_dilated=conv_lib.conv_general_dilated)
+    conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding=((1, 1), (1, 1)), use_bias=False,
+                             kernel_init=he_normal, conv_general_dilated=conv_lib.conv_general_dilated)
     norm = functools.partial(
       nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=self.bn_axis_name)
     y = conv(self.features, strides=(self.strides, self.strides))(x)

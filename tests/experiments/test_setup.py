@@ -1,10 +1,13 @@
 """experiments.setup: the one data path (subsets and the held-out split), the name tables."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments import configs
 from experiments import data
+from experiments import models
 from experiments import setup
 
 
@@ -59,11 +62,6 @@ def test_unknown_names_list_the_table(updates, match):
 def test_the_initial_weights_are_the_models_initializer_draws_with_the_configs_seed():
   """The initializer is compiled for compiling fast (`INIT_COMPILER_OPTIONS`): its weights are still the
   model's own initializer's, drawn from the run's seed (op by op, uncompiled), to within a few ulps."""
-  import jax
-  import jax.numpy as jnp
-
-  from experiments import models
-
   config = configs.override(configs.get_config("table1_fixed"), {"train.seed": 5})
   state = setup.create_train_state(config, num_classes=10, mean=np.zeros(3), std=np.ones(3))
   init_key, _ = jax.random.split(jax.random.key(5))
