@@ -21,10 +21,15 @@ XLA:CPU: YNNPACK for dots only, convolutions on XLA's Eigen kernels).
 fresh subprocess (XLA flags are read once per process), to find where the time goes:
   * `ynnpack_convs`: compiled with XLA's default options (on jaxlib 0.10's XLA:CPU, convolutions as
     YNNPACK fusions);
-  * `maxpool_slices`: Caffe max pooling as a maximum over 9 strided slices (the model's is separable:
-    3 column slices, then 3 row slices); `maxpool_reduce_window`: as `lax.reduce_window` (whose
-    gradient, select_and_scatter, is slow on XLA:CPU); `maxpool_argmax_vjp`: the model's forward pass,
-    with a custom backward pass that scatters through saved argmax indices, as Caffe's and PyTorch's do;
+  * the model's max pool keeps each window's argmax for a custom backward pass, as Caffe's and PyTorch's
+    do; instead, differentiated by autodiff: `maxpool_separable` (two separable passes of first-maximum
+    selects, the model's earlier pool), `maxpool_slices` (a maximum over 9 strided slices),
+    `maxpool_reduce_window` (`lax.reduce_window`, whose gradient, select_and_scatter, is slow on XLA:CPU);
+  * `avgpool_autodiff`: the average pool differentiated by autodiff instead of its custom backward pass;
+    `lrn_pow`: LRN's power as ``pow`` and its autodiff derivative (a second ``pow``);
+    `no_materialize`: `experiments.models.materialize.materialized` as the identity, so XLA fuses (and
+    recomputes) across the pools' and convolutions' inputs and outputs;
+    `maxpool_separable+avgpool_autodiff+lrn_pow+no_materialize` is the earlier cifar10_full step;
   * `conv1_im2col`: conv1 as one dot over patches (25 shifted slices concatenated on the channel axis),
     its gradients by autodiff; `conv_nchw`: the convolutions in NCHW/OIHW dimension numbers (transposes
     around each);
@@ -38,7 +43,6 @@ fresh subprocess (XLA flags are read once per process), to find where the time g
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import pathlib
@@ -57,10 +61,12 @@ from experiments import parallel
 from experiments import setup
 from experiments import step as step_lib
 from experiments.models import caffe
+from experiments.models import materialize
 
 TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_speed.py")
 DEFAULT_VARIANTS = ("ynnpack_convs", "conv1_im2col", "conv_nchw", "bf16", "maxpool_slices", "maxpool_reduce_window",
-                    "maxpool_argmax_vjp",
+                    "maxpool_separable", "avgpool_autodiff", "lrn_pow", "no_materialize",
+                    "maxpool_separable+avgpool_autodiff+lrn_pow+no_materialize",
                     "fwd_only", "fwd_bwd",
                     "xla:--xla_cpu_use_onednn=true",
                     "xla:--xla_cpu_experimental_onednn_custom_call=true",
@@ -84,45 +90,17 @@ def _maxpool_slices(x, kernel, stride, pad=0):
   return out
 
 
-def _maxpool_argmax_vjp(x, kernel, stride, pad=0):
-  """Caffe ceil-mode max pooling whose backward pass scatters through saved argmax indices, as Caffe's
-  and PyTorch's do: the forward pass keeps each window's first maximum (row-major) as an int8 index into
-  its kernel*kernel slices, and the gradient is the sum of kernel*kernel interior-padded selects of the
-  output gradient (elementwise work XLA can fuse into one loop), instead of autodiff through the
-  separable maxima."""
-  _, h, w, _ = x.shape
-  out_h, pad_h = caffe._pool_padding(h, kernel, stride, pad)  # pylint: disable=protected-access
-  out_w, pad_w = caffe._pool_padding(w, kernel, stride, pad)  # pylint: disable=protected-access
-  padded = (h + sum(pad_h), w + sum(pad_w))
+def _maxpool_separable(x, kernel, stride, pad=0):
+  """The model's max pool before its custom VJP: two separable passes of first-maximum selects (the
+  leftmost in the topmost row on ties, as Caffe), differentiated by autodiff."""
+  first_max = lambda a, b: jnp.where(a >= b, a, b)  # noqa: E731
+  return caffe._window_reduce(x, -jnp.inf, first_max, kernel, stride, pad)  # pylint: disable=protected-access
 
-  def slices(xp):
-    return [xp[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride, :]
-            for i in range(kernel) for j in range(kernel)]
 
-  def forward(x):
-    xp = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=-jnp.inf)
-    out = caffe._window_reduce(x, -jnp.inf, caffe._first_max, kernel, stride, pad)  # pylint: disable=protected-access
-    idx = jnp.full(out.shape, kernel * kernel, jnp.int8)
-    for k, v in reversed(list(enumerate(slices(xp)))):  # the first k whose slice holds the maximum
-      idx = jnp.where(v == out, jnp.int8(k), idx)
-    return out, idx
-
-  @jax.custom_vjp
-  def pool(x):
-    return forward(x)[0]
-
-  def pool_bwd(idx, g):
-    dxp = jnp.zeros((g.shape[0], *padded, g.shape[-1]), g.dtype)
-    zero = jnp.zeros((), g.dtype)
-    for k in range(kernel * kernel):
-      i, j = divmod(k, kernel)
-      part = jnp.where(idx == k, g, zero)
-      dxp = dxp + jax.lax.pad(part, zero, ((0, 0, 0), (i, padded[0] - i - stride * (out_h - 1) - 1, stride - 1),
-                                           (j, padded[1] - j - stride * (out_w - 1) - 1, stride - 1), (0, 0, 0)))
-    return (dxp[:, pad_h[0]:pad_h[0] + h, pad_w[0]:pad_w[0] + w, :],)
-
-  pool.defvjp(forward, pool_bwd)
-  return pool(x)
+def _avgpool_autodiff(x, kernel, stride, pad=0):
+  """The model's average pool without its custom VJP (separable sums, differentiated by autodiff)."""
+  total = caffe._window_reduce(x, 0.0, jnp.add, kernel, stride, pad)  # pylint: disable=protected-access
+  return total / caffe._ave_divisors(x.shape, kernel, stride, pad, x.dtype)  # pylint: disable=protected-access
 
 
 def _maxpool_reduce_window(x, kernel, stride, pad=0):
@@ -156,10 +134,11 @@ def _conv_nchw(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilatio
 
 def _patch_layers(caffe, **layers) -> None:
   """Gives experiments.models.caffe a linen namespace whose `layers` (name -> keyword arguments) are
-  `functools.partial`s of its current ones: caffe.py builds its layers as ``nn.Conv`` / ``nn.Dense``."""
+  its current ones with those keywords: caffe.py builds its layers as ``nn.Conv`` / ``nn.Dense``."""
   patched = types.SimpleNamespace(**{k: getattr(caffe.nn, k) for k in dir(caffe.nn) if not k.startswith("__")})
-  for name, kwargs in layers.items():
-    setattr(patched, name, functools.partial(getattr(caffe.nn, name), **kwargs))
+  for name, kwargs in layers.items():  # the variant's keywords win over the model's
+    layer = getattr(caffe.nn, name)
+    setattr(patched, name, lambda *a, _layer=layer, _kwargs=kwargs, **k: _layer(*a, **{**k, **_kwargs}))
   caffe.nn = patched
 
 
@@ -175,8 +154,14 @@ def _patch_model(variants: str) -> dict | None:
       caffe.caffe_max_pool = _maxpool_slices
     elif variant == "maxpool_reduce_window":
       caffe.caffe_max_pool = _maxpool_reduce_window
-    elif variant == "maxpool_argmax_vjp":
-      caffe.caffe_max_pool = _maxpool_argmax_vjp
+    elif variant == "maxpool_separable":
+      caffe.caffe_max_pool = _maxpool_separable
+    elif variant == "avgpool_autodiff":
+      caffe.caffe_avg_pool = _avgpool_autodiff
+    elif variant == "lrn_pow":
+      caffe._power = lambda base, exponent: base**exponent  # pylint: disable=protected-access
+    elif variant == "no_materialize":
+      materialize.materialized = lambda *arrays: arrays[0] if len(arrays) == 1 else arrays
     elif variant == "conv1_im2col":
       _patch_layers(caffe, Conv={"conv_general_dilated": _conv1_im2col})
     elif variant == "conv_nchw":

@@ -28,6 +28,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,6 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
+
+from experiments.models import materialize
 
 __all__ = [
   "CaffeBatchNorm",
@@ -81,22 +84,9 @@ def _pool_padding(size: int, kernel: int, stride: int, pad: int) -> tuple[int, t
   return out, (pad, high)
 
 
-def _first_max(a: jax.Array, b: jax.Array) -> jax.Array:
-  # On a tie the earlier element wins and alone receives the gradient.
-  return jnp.where(a >= b, a, b)
-
-
 def _window_reduce(x: jax.Array, init: float, op, kernel: int, stride: int, pad: int) -> jax.Array:
-  """Reduces Caffe's pooling windows as two separable passes of strided slices: along each row of a
-  window (columns), then across its rows.
-
-  With `_first_max` this keeps the first maximum in row-major order (the leftmost in the topmost row that
-  holds the maximum), the element Caffe's strict ``>`` scan keeps, and the gradient goes to it alone.
-  The gradients are plain selects and pads instead of ``lax.reduce_window``'s ``select_and_scatter``: on
-  XLA:CPU the cifar10_full training step was faster this way than with ``reduce_window``, with a max
-  over all ``kernel * kernel`` slices, or with a select of the argmax among them (re-measure on yours:
-  ``python -m experiments.benchmarks.train_speed --variants maxpool_reduce_window maxpool_slices``).
-  """
+  """Reduces Caffe's pooling windows with `op` as two separable passes of strided slices: along each row of
+  a window (columns), then across its rows (``init`` pads the input)."""
   _, height, width, _ = x.shape
   out_h, pad_h = _pool_padding(height, kernel, stride, pad)
   out_w, pad_w = _pool_padding(width, kernel, stride, pad)
@@ -112,11 +102,90 @@ def _window_reduce(x: jax.Array, init: float, op, kernel: int, stride: int, pad:
   return out
 
 
+def _shift(a: jax.Array, axis: int, low: int, length: int) -> jax.Array:
+  """`a` after `low` zeros along `axis`, cut or zero-extended to `length`."""
+  widths = [(0, 0)] * a.ndim
+  widths[axis] = (low, max(0, length - low - a.shape[axis]))
+  return jax.lax.slice_in_dim(jnp.pad(a, widths), 0, length, axis=axis)
+
+
+def _window_transpose(tap_gradient: Callable[[int], jax.Array], shape: tuple[int, ...], kernel: int, stride: int,
+                      pad: int) -> jax.Array:
+  """The gradient of a pooling layer's input: the sum over windows ``w`` and taps ``t`` of
+  ``tap_gradient(t)[w]`` (output-shaped; taps numbered row-major, ``t = i * kernel + j``) at input position
+  ``stride * w + (i, j) - pad``.
+
+  Built without scatters or interior padding: the input positions ``stride * q + r`` of each phase
+  ``r = (r_h, r_w)`` receive from the taps ``r + stride * m`` of the windows ``q - m``, so each phase is a sum
+  of shifted output-sized arrays, and the ``stride**2`` phases interleave (a stack and a reshape) into the
+  padded input. XLA fuses all of it into one loop over the input.
+  """
+  n, height, width, channels = shape
+  _, pad_h = _pool_padding(height, kernel, stride, pad)
+  _, pad_w = _pool_padding(width, kernel, stride, pad)
+  qh, qw = -(-(height + sum(pad_h)) // stride), -(-(width + sum(pad_w)) // stride)
+  taps = lambda r: range(-(-(kernel - r) // stride)) if r < kernel else range(0)  # noqa: E731
+  phases = []
+  for rh in range(stride):
+    row = []
+    for rw in range(stride):
+      total = jnp.zeros((n, qh, qw, channels), tap_gradient(0).dtype)
+      for mh in taps(rh):
+        for mw in taps(rw):
+          part = tap_gradient((rh + stride * mh) * kernel + rw + stride * mw)
+          total = total + _shift(_shift(part, 1, mh, qh), 2, mw, qw)
+      row.append(total)
+    phases.append(jnp.stack(row, axis=3))  # [N, qh, qw, r_w, C]
+  padded = jnp.stack(phases, axis=2).reshape(n, qh * stride, qw * stride, channels)  # [N, qh, r_h, qw, r_w, C]
+  return padded[:, pad_h[0] : pad_h[0] + height, pad_w[0] : pad_w[0] + width, :]
+
+
+def _pool_taps(x: jax.Array, kernel: int, stride: int, pad: int) -> list[jax.Array]:
+  """The ``kernel**2`` taps of every window of ``x`` padded with -inf, row-major, each output-shaped."""
+  _, height, width, _ = x.shape
+  out_h, pad_h = _pool_padding(height, kernel, stride, pad)
+  out_w, pad_w = _pool_padding(width, kernel, stride, pad)
+  x = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=np.array(-np.inf, x.dtype))
+  return [x[:, i : i + (out_h - 1) * stride + 1 : stride, j : j + (out_w - 1) * stride + 1 : stride, :]
+          for i in range(kernel) for j in range(kernel)]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def _max_pool(x: jax.Array, kernel: int, stride: int, pad: int) -> jax.Array:
+  return _max_pool_forward(x, kernel, stride, pad)[0]
+
+
+def _max_pool_forward(x, kernel, stride, pad):
+  # Caffe's Forward_cpu: a strict `>` scan over each window in row-major order, so the first maximum wins.
+  taps = _pool_taps(x, kernel, stride, pad)
+  out, argmax = taps[0], jnp.zeros(taps[0].shape, jnp.int8 if kernel * kernel <= 127 else jnp.int32)
+  for t, v in enumerate(taps[1:], 1):
+    take = v > out
+    out, argmax = jnp.where(take, v, out), jnp.where(take, jnp.asarray(t, argmax.dtype), argmax)
+  out, argmax = materialize.materialized(out, argmax)
+  return out, (argmax, x.shape)
+
+
+def _max_pool_backward(kernel, stride, pad, residuals, g):
+  # Caffe's Backward_cpu: each window's gradient goes to its argmax alone.
+  argmax, shape = residuals
+  g, argmax = materialize.materialized(g, argmax)
+  zero = jnp.zeros((), g.dtype)
+  return (_window_transpose(lambda t: jnp.where(argmax == t, g, zero), shape, kernel, stride, pad),)
+
+
+_max_pool.defvjp(_max_pool_forward, _max_pool_backward)
+
+
 def caffe_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
   """Caffe MAX pooling of an NHWC array: ceil-mode output size, windows clipped to the input.
 
   Each window's gradient goes to one element, the one Caffe's ``Forward_cpu`` records as the argmax (the
-  first maximum in row-major order, ties included), as in Caffe's ``Backward_cpu``.
+  first maximum in row-major order, ties included), as in Caffe's ``Backward_cpu``. The argmax is kept as a
+  small integer per output (a custom VJP); the forward pass's outputs and the backward pass's inputs are
+  `experiments.models.materialize.materialized`, which on XLA:CPU made the cifar10_full training step about
+  1.2x faster than autodiff through separable maxima (``python -m experiments.benchmarks.train_speed
+  --variants maxpool_separable``).
 
   Args:
     x: ``[N, H, W, C]`` array.
@@ -131,7 +200,7 @@ def caffe_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.
     >>> caffe_max_pool(jnp.zeros((1, 32, 32, 3)), 3, 2).shape
     (1, 16, 16, 3)
   """
-  return _window_reduce(x, -jnp.inf, _first_max, kernel, stride, pad)
+  return _max_pool(x, kernel, stride, pad)
 
 
 def _ave_divisor(size: int, kernel: int, stride: int, pad: int) -> np.ndarray:
@@ -142,12 +211,39 @@ def _ave_divisor(size: int, kernel: int, stride: int, pad: int) -> np.ndarray:
   return (end - start).astype(np.float32)
 
 
+def _ave_divisors(shape: tuple[int, ...], kernel: int, stride: int, pad: int, dtype) -> jax.Array:
+  _, height, width, _ = shape
+  divisor = np.outer(_ave_divisor(height, kernel, stride, pad), _ave_divisor(width, kernel, stride, pad))
+  return jnp.asarray(divisor[None, :, :, None], dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def _avg_pool(x: jax.Array, kernel: int, stride: int, pad: int) -> jax.Array:
+  return _avg_pool_forward(x, kernel, stride, pad)[0]
+
+
+def _avg_pool_forward(x, kernel, stride, pad):
+  out = _window_reduce(x, 0.0, jnp.add, kernel, stride, pad) / _ave_divisors(x.shape, kernel, stride, pad, x.dtype)
+  return materialize.materialized(out), x.shape
+
+
+def _avg_pool_backward(kernel, stride, pad, shape, g):
+  # Caffe's Backward_cpu (AVE): top_diff / pool_size to every element of the window.
+  per_tap = materialize.materialized(g / _ave_divisors(shape, kernel, stride, pad, g.dtype))
+  return (_window_transpose(lambda t: per_tap, shape, kernel, stride, pad),)
+
+
+_avg_pool.defvjp(_avg_pool_forward, _avg_pool_backward)
+
+
 def caffe_avg_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
   """Caffe AVE pooling of an NHWC array.
 
   The sum runs over the window's part inside the input (padding adds zeros); it is divided by the
   window clipped to the *padded* input, ``(min(hstart + k, H + pad) - hstart) * (...)``, so a window
-  that overhangs the padded input in ceil mode is averaged over fewer elements.
+  that overhangs the padded input in ceil mode is averaged over fewer elements. The gradient is Caffe's
+  (each window's output gradient over its divisor, to every element of the window), computed by a custom
+  VJP as the max pool's is.
 
   Args:
     x: ``[N, H, W, C]`` array.
@@ -162,10 +258,25 @@ def caffe_avg_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.
     >>> caffe_avg_pool(jnp.ones((1, 8, 8, 1)), 3, 2)[0, :, :, 0].tolist()[0]
     [1.0, 1.0, 1.0, 1.0]
   """
-  _, height, width, _ = x.shape
-  total = _window_reduce(x, 0.0, jnp.add, kernel, stride, pad)
-  divisor = np.outer(_ave_divisor(height, kernel, stride, pad), _ave_divisor(width, kernel, stride, pad))
-  return total / jnp.asarray(divisor[None, :, :, None], x.dtype)
+  return _avg_pool(x, kernel, stride, pad)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _power(base: jax.Array, exponent: float) -> jax.Array:
+  """``base ** exponent`` for a constant exponent; -0.75 (every LRN here) as ``rsqrt(b) * sqrt(rsqrt(b))``,
+  and the derivative ``exponent * power / base`` from the value, so neither pass evaluates ``pow``
+  (log and exp: LRN's two powers were 8% of the cifar10_full step on XLA:CPU)."""
+  if exponent == -0.75:
+    r = jax.lax.rsqrt(base)
+    return r * jnp.sqrt(r)
+  return base**exponent
+
+
+@_power.defjvp
+def _power_jvp(exponent, primals, tangents):
+  (base,), (tangent,) = primals, tangents
+  value = _power(base, exponent)
+  return value, exponent * value / base * tangent
 
 
 def lrn_within_channel(x: jax.Array, local_size: int = 3, alpha: float = 5e-5, beta: float = 0.75) -> jax.Array:
@@ -188,7 +299,7 @@ def lrn_within_channel(x: jax.Array, local_size: int = 3, alpha: float = 5e-5, b
   if local_size % 2 != 1:
     raise ValueError(f"LRN needs an odd local_size, got {local_size=}")
   mean_square = caffe_avg_pool(jnp.square(x), local_size, 1, (local_size - 1) // 2)
-  return x * (1.0 + alpha * mean_square) ** (-beta)
+  return x * _power(1.0 + alpha * mean_square, -beta)
 
 
 def lrn_across_channels(x: jax.Array, local_size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
@@ -221,7 +332,7 @@ def lrn_across_channels(x: jax.Array, local_size: int = 5, alpha: float = 1e-4, 
   channels = x.shape[-1]
   padded = jnp.pad(jnp.square(x), ((0, 0),) * (x.ndim - 1) + ((half, half),))
   window_sum = sum(padded[..., i:i + channels] for i in range(local_size))
-  return x * (k + (alpha / local_size) * window_sum) ** (-beta)
+  return x * _power(k + (alpha / local_size) * window_sum, -beta)
 
 
 class CaffeBatchNorm(nn.Module):
@@ -273,7 +384,8 @@ class CaffeBatchNorm(nn.Module):
 def _conv(name: str, features: int, std: float, use_bias: bool = True) -> nn.Conv:
   return nn.Conv(
     features, (5, 5), padding=((2, 2), (2, 2)), use_bias=use_bias,
-    kernel_init=nn.initializers.normal(std), bias_init=nn.initializers.zeros, name=name)
+    kernel_init=nn.initializers.normal(std), bias_init=nn.initializers.zeros, name=name,
+    conv_general_dilated=materialize.conv_general_dilated)
 
 
 def _ip(name: str, features: int, std: float) -> nn.Dense:

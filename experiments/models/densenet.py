@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from experiments.models import conv as conv_lib
+from experiments.models import materialize
 from experiments.models.resnet import he_normal
 
 __all__ = ["DenseNet"]
@@ -64,7 +64,7 @@ class DenseNet(nn.Module):
       raise ValueError(f"compression must be in (0, 1], got compression={self.compression}")
     k = self.growth_rate
     conv = functools.partial(nn.Conv, use_bias=False, kernel_init=he_normal,
-                             conv_general_dilated=conv_lib.conv_general_dilated)
+                             conv_general_dilated=materialize.conv_general_dilated)
     conv3 = functools.partial(conv, kernel_size=(3, 3), padding=((1, 1), (1, 1)))
     norm = functools.partial(
       nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=self.bn_axis_name)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-from experiments.models import conv as conv_lib
+from experiments.models import materialize
 
 __all__ = ["CifarResNet", "he_normal", "survival_probabilities"]
 
@@ -67,7 +67,7 @@ class _BasicBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding=((1, 1), (1, 1)), use_bias=False,
-                             kernel_init=he_normal, conv_general_dilated=conv_lib.conv_general_dilated)
+                             kernel_init=he_normal, conv_general_dilated=materialize.conv_general_dilated)
     norm = functools.partial(
       nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=self.bn_axis_name)
     y = conv(self.features, strides=(self.strides, self.strides))(x)
@@ -111,7 +111,7 @@ class CifarResNet(nn.Module):
     if self.final_survival is not None:
       survival = [float(p) for p in survival_probabilities(3 * blocks_per_stage, self.final_survival)]
     x = nn.Conv(16, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=he_normal,
-                conv_general_dilated=conv_lib.conv_general_dilated)(x)
+                conv_general_dilated=materialize.conv_general_dilated)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=self.bn_axis_name)(x)
     x = nn.relu(x)
     index = 0

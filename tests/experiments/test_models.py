@@ -17,6 +17,8 @@ from experiments.models.caffe import (
   caffe_max_pool,
   caffe_multipliers,
   caffe_pool_output_size,
+  _power,
+  lrn_across_channels,
   lrn_within_channel,
 )
 from experiments.models.resnet import CifarResNet, survival_probabilities
@@ -120,17 +122,76 @@ def caffe_max_pool_backward_reference(x, top_diff, kernel, stride, pad):
   return bottom_diff
 
 
-@pytest.mark.parametrize("size,kernel,stride,pad", [(7, 3, 2, 0), (8, 3, 2, 0), (7, 3, 2, 1), (10, 4, 3, 1)])
-def test_max_pool_gradient_matches_caffe_backward_with_ties(size, kernel, stride, pad):
-  # Few distinct values, so most windows tie: the gradient must reach Caffe's argmax (the first maximum
-  # in row-major order) and no other element.
+POOL_GRADIENT_CASES = [(7, 3, 2, 0), (8, 3, 2, 0), (32, 3, 2, 0), (7, 3, 2, 1), (6, 3, 1, 1), (10, 4, 3, 1),
+                       (9, 2, 2, 0), (10, 2, 3, 0), (14, 12, 2, 0)]  # last: 144 taps, past an int8 argmax
+
+
+@pytest.mark.parametrize("ties", [True, False])
+@pytest.mark.parametrize("size,kernel,stride,pad", POOL_GRADIENT_CASES)
+def test_max_pool_gradient_matches_caffe_backward(size, kernel, stride, pad, ties):
+  # With ties (few distinct values, so most windows tie) the gradient must reach Caffe's argmax (the first
+  # maximum in row-major order) and no other element.
   rng = np.random.default_rng(size + 10 * kernel + 100 * pad)
-  x = rng.integers(0, 3, size=(2, size, size + 1, 2)).astype(np.float64)
+  x = rng.integers(0, 3, size=(2, size, size + 1, 2)).astype(np.float64) if ties else rng.normal(
+      size=(2, size, size + 1, 2))
   top_diff = rng.normal(size=caffe_pool_reference(x, kernel, stride, pad, "max").shape)
   _, vjp = jax.vjp(lambda v: caffe_max_pool(v, kernel, stride, pad), jnp.asarray(x, jnp.float32))
   (grad,) = vjp(jnp.asarray(top_diff, jnp.float32))
   want = caffe_max_pool_backward_reference(x, top_diff, kernel, stride, pad)
   np.testing.assert_allclose(np.asarray(grad), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("size,kernel,stride,pad", POOL_GRADIENT_CASES)
+def test_avg_pool_gradient_matches_caffe_backward_everywhere(size, kernel, stride, pad):
+  # Backward_cpu (AVE) adds top_diff / pool_size to every element of the window clipped to the input.
+  rng = np.random.default_rng(size + kernel)
+  x = rng.normal(size=(2, size, size + 1, 2))
+  top_diff = rng.normal(size=caffe_pool_reference(x, kernel, stride, pad, "ave").shape)
+  want = np.zeros_like(x)
+  height, width = x.shape[1:3]
+  for ph in range(top_diff.shape[1]):
+    for pw in range(top_diff.shape[2]):
+      hstart, wstart = ph * stride - pad, pw * stride - pad
+      hend, wend = min(hstart + kernel, height + pad), min(wstart + kernel, width + pad)
+      pool_size = (hend - hstart) * (wend - wstart)
+      hstart, wstart, hend, wend = max(hstart, 0), max(wstart, 0), min(hend, height), min(wend, width)
+      want[:, hstart:hend, wstart:wend, :] += top_diff[:, ph : ph + 1, pw : pw + 1, :] / pool_size
+  _, vjp = jax.vjp(lambda v: caffe_avg_pool(v, kernel, stride, pad), jnp.asarray(x, jnp.float32))
+  (grad,) = jax.jit(vjp)(jnp.asarray(top_diff, jnp.float32))
+  np.testing.assert_allclose(np.asarray(grad), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("exponent", [-0.75, -0.5, -2.0, 1.5])
+def test_lrn_power_and_its_derivative_match_float64(exponent):
+  base = np.geomspace(1e-3, 1e4, 57)
+  value, derivative = jax.jit(jax.vmap(jax.value_and_grad(lambda b: _power(b, exponent))))(jnp.asarray(base, jnp.float32))
+  np.testing.assert_allclose(np.asarray(value), base**exponent, rtol=3e-7)
+  np.testing.assert_allclose(np.asarray(derivative), exponent * base ** (exponent - 1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("lrn", ["within", "across"])
+def test_lrn_gradient_matches_float64_finite_differences(lrn):
+  rng = np.random.default_rng(7)
+  x = rng.normal(size=(1, 5, 4, 6)) * 30.0  # large enough that the normalisation acts
+  cot = rng.normal(size=x.shape)
+  if lrn == "within":
+    reference = lambda v: lrn_within_channel_reference(v, 3, 5e-3, 0.75)  # noqa: E731
+    fn = lambda v: lrn_within_channel(v, 3, 5e-3, 0.75)  # noqa: E731
+  else:
+    def reference(v):
+      sq = np.pad(v**2, ((0, 0), (0, 0), (0, 0), (2, 2)))
+      return v * (1.0 + 1e-3 / 5 * sum(sq[..., i : i + v.shape[-1]] for i in range(5))) ** -0.75
+    fn = lambda v: lrn_across_channels(v, 5, 1e-3, 0.75)  # noqa: E731
+  eps = 1e-4
+  want = np.zeros_like(x)
+  for i in np.ndindex(*x.shape):
+    e = np.zeros_like(x)
+    e[i] = eps
+    want[i] = ((reference(x + e) - reference(x - e)) * cot).sum() / (2 * eps)
+  _, vjp = jax.vjp(fn, jnp.asarray(x, jnp.float32))
+  (got,) = jax.jit(vjp)(jnp.asarray(cot, jnp.float32))
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
+  assert np.abs(want - cot).max() > 1e-2 * np.abs(cot).max()  # the LRN's own term must matter
 
 
 @pytest.mark.parametrize("alpha,beta,scale", [(5e-5, 0.75, 100.0), (1.0, 0.75, 1.0), (0.3, 2.0, 2.0)])
