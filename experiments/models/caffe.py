@@ -183,8 +183,8 @@ def caffe_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.
   Each window's gradient goes to one element, the one Caffe's ``Forward_cpu`` records as the argmax (the
   first maximum in row-major order, ties included), as in Caffe's ``Backward_cpu``. The argmax is kept as a
   small integer per output (a custom VJP); the forward pass's outputs and the backward pass's inputs are
-  `experiments.models.materialize.materialized`, which on XLA:CPU made the cifar10_full training step about
-  1.2x faster than autodiff through separable maxima (``python -m experiments.benchmarks.train_speed
+  `experiments.models.materialize.materialized`, which on XLA:CPU made the cifar10_full training step 1.28x
+  faster than autodiff through separable maxima in an alternating timing (``python -m experiments.benchmarks.train_speed
   --variants maxpool_separable``).
 
   Args:
