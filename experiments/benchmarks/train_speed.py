@@ -43,11 +43,15 @@ fresh subprocess (XLA flags are read once per process), to find where the time g
 from __future__ import annotations
 
 import argparse
+import collections
+import gzip
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
+import tempfile
 import time
 import types
 
@@ -173,10 +177,9 @@ def _patch_model(variants: str) -> dict | None:
   return options
 
 
-def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "default") -> dict:
-  """Median images/s of the jitted train_step (or a part of it, per `variant`) for `model` at `batch`."""
-
-  options = _patch_model(variant)
+def _state_and_batch(model: str, batch: int):
+  """A fresh training state of `model` (cifar10_full with Table 1's solver, else the ResNet config) and one
+  random uint8 batch of `batch` CIFAR-sized images on the device."""
   if model == "cifar10_full":
     config = configs.get_config("table1_triangular2")
   else:
@@ -186,7 +189,14 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
   labels = rng.integers(0, 10, batch).astype(np.int32)
   mean, std = setup.normalization_constants(config, images)
   state = setup.create_train_state(config, num_classes=10, mean=mean, std=std)
-  data = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
+  return state, {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
+
+
+def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "default") -> dict:
+  """Median images/s of the jitted train_step (or a part of it, per `variant`) for `model` at `batch`."""
+
+  options = _patch_model(variant)
+  state, data = _state_and_batch(model, batch)
   lr = jnp.float32(0.001)
 
   if variant.split("+")[-1] in ("fwd_only", "fwd_bwd"):
@@ -327,6 +337,51 @@ def dispatch_paths(rounds: int, block: int = 20, num_images: int = 50_000) -> di
   return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
 
 
+def trace_step(model: str, batch: int, steps: int, top: int = 12) -> dict:
+  """Where `model`'s jitted train_step spends its time, from a `jax.profiler` trace of `steps` steps.
+
+  The trace times every thunk XLA's runtime executes; each is matched to its instruction in the compiled
+  program, and the times are summed per kind (the instruction's name without its number, e.g.
+  ``transpose_copy_fusion``) and listed for the `top` instructions with their shape and the JAX operation
+  they came from. On XLA:CPU a convolution thunk only starts work on Eigen's threads and returns, so the
+  convolutions' share is what the step takes beyond the summed thunks; the loop fusions are timed in full.
+
+  Returns:
+    ``{"step_ms", "thunks_ms", "by_kind": {kind: ms per step}, "top": [{"name", "ms", "shape", "op"}]}``.
+  """
+  state, data = _state_and_batch(model, batch)
+  step = jax.jit(step_lib.train_step, donate_argnums=0, compiler_options=parallel.compiler_options(jax.local_devices()))
+  lr = jnp.float32(0.001)
+  instructions = {}
+  for m in re.finditer(r"^\s+%(\S+) = (\S+) \w[\w-]*\((.*)$", step.lower(state, data, lr).compile().as_text(), re.M):
+    op = re.search(r'op_name="([^"]*)"', m.group(3))
+    instructions[m.group(1)] = (m.group(2), op.group(1) if op else "")
+  for _ in range(3):
+    state, metrics = step(state, data, lr)
+    jax.block_until_ready(metrics)
+  with tempfile.TemporaryDirectory() as log_dir:
+    jax.profiler.start_trace(log_dir, create_perfetto_trace=True)
+    start = time.perf_counter()
+    for _ in range(steps):
+      state, metrics = step(state, data, lr)
+      jax.block_until_ready(metrics)
+    step_s = (time.perf_counter() - start) / steps
+    jax.profiler.stop_trace()
+    (trace_file,) = pathlib.Path(log_dir).rglob("*.trace.json.gz")
+    events = json.loads(gzip.decompress(trace_file.read_bytes()))["traceEvents"]
+  per_instruction = collections.Counter()
+  for event in events:
+    if event.get("ph") == "X" and event.get("name") in instructions:
+      per_instruction[event["name"]] += event["dur"] / 1e3 / steps  # microseconds -> ms per step
+  by_kind = collections.Counter()
+  for name, ms in per_instruction.items():
+    by_kind[re.sub(r"\.\d+$", "", name)] += ms
+  return {"model": model, "batch": batch, "steps": steps, "step_ms": 1e3 * step_s,
+          "thunks_ms": sum(per_instruction.values()), "by_kind": dict(by_kind.most_common()),
+          "top": [{"name": n, "ms": ms, "shape": instructions[n][0], "op": instructions[n][1]}
+                  for n, ms in per_instruction.most_common(top)]}
+
+
 def _subprocess_json(cmd: list[str], env: dict | None = None, timeout: float = 900) -> dict:
   out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
   if out.returncode:
@@ -397,6 +452,8 @@ def main(argv=None) -> dict:
   parser.add_argument("--breakdown", action="store_true", help="attribute the cifar10_full step time to layer kinds")
   parser.add_argument("--dispatch", action="store_true",
                       help="time the trainer's data path and pmap against a plain jit (dispatch_paths)")
+  parser.add_argument("--trace", action="store_true",
+                      help="profile each of --models' steps with jax.profiler: time per kind of XLA instruction")
   parser.add_argument("--json", help="write all results to this file")
   parser.add_argument("--models", default="cifar10_full:100,resnet20:128", metavar="MODEL:BATCH,...",
                       help="the JAX measurements (default cifar10_full:100,resnet20:128)")
@@ -444,6 +501,18 @@ def main(argv=None) -> dict:
     results["breakdown_ms"] = ms
     print("cifar10_full step, median ms with layer kinds replaced: " +
           ", ".join(f"{k} {v:.1f}" for k, v in ms.items()), flush=True)
+  if args.trace:
+    results["traces"] = []
+    for model, batch in models:
+      t = trace_step(model, batch, min(steps, 20))
+      results["traces"].append(t)
+      print(f"{model} batch {batch}: {t['step_ms']:.1f} ms per traced step, {t['thunks_ms']:.1f} ms in timed thunks "
+            "(convolutions return before their work ends on XLA:CPU); by kind, ms per step:", flush=True)
+      for kind, ms in list(t["by_kind"].items())[:12]:
+        print(f"  {ms:8.2f}  {100 * ms / t['thunks_ms']:5.1f}%  {kind}")
+      print("  top instructions:")
+      for row in t["top"]:
+        print(f"  {row['ms']:8.2f}  {row['name']:30s} {row['shape']:30s} {row['op'][-70:]}")
   results["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
   print(f"(load average {results['machine']['load_avg_1m']:.1f} -> {results['machine']['load_avg_1m_end']:.1f} "
         f"on {os.cpu_count()} CPUs: other work on this machine slows every number)")
