@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import gzip
 import json
 import os
@@ -81,17 +82,9 @@ DEFAULT_VARIANTS = ("ynnpack_convs", "conv1_im2col", "conv_nchw", "bf16", "maxpo
 
 
 def _maxpool_slices(x, kernel, stride, pad=0):
-  """Caffe ceil-mode max pooling as the maximum of kernel*kernel strided slices (cheap gradient on CPU)."""
-  _, h, w, _ = x.shape
-  out_h, pad_h = caffe._pool_padding(h, kernel, stride, pad)  # pylint: disable=protected-access
-  out_w, pad_w = caffe._pool_padding(w, kernel, stride, pad)  # pylint: disable=protected-access
-  xp = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=-jnp.inf)
-  out = None
-  for i in range(kernel):
-    for j in range(kernel):
-      s = xp[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride, :]
-      out = s if out is None else jnp.maximum(out, s)
-  return out
+  """Caffe ceil-mode max pooling as the maximum of the kernel*kernel strided slices (the model's taps),
+  differentiated by autodiff."""
+  return functools.reduce(jnp.maximum, caffe._pool_taps(x, kernel, stride, pad))  # pylint: disable=protected-access
 
 
 def _maxpool_separable(x, kernel, stride, pad=0):

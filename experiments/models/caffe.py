@@ -125,11 +125,12 @@ def _window_transpose(tap_gradient: Callable[[int], jax.Array], shape: tuple[int
   _, pad_w = _pool_padding(width, kernel, stride, pad)
   qh, qw = -(-(height + sum(pad_h)) // stride), -(-(width + sum(pad_w)) // stride)
   taps = lambda r: range(-(-(kernel - r) // stride)) if r < kernel else range(0)  # noqa: E731
+  dtype = jax.eval_shape(tap_gradient, 0).dtype
   phases = []
   for rh in range(stride):
     row = []
     for rw in range(stride):
-      total = jnp.zeros((n, qh, qw, channels), tap_gradient(0).dtype)
+      total = jnp.zeros((n, qh, qw, channels), dtype)
       for mh in taps(rh):
         for mw in taps(rw):
           part = tap_gradient((rh + stride * mh) * kernel + rw + stride * mw)
@@ -184,8 +185,8 @@ def caffe_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.
   first maximum in row-major order, ties included), as in Caffe's ``Backward_cpu``. The argmax is kept as a
   small integer per output (a custom VJP); the forward pass's outputs and the backward pass's inputs are
   `experiments.models.materialize.materialized`, which on XLA:CPU made the cifar10_full training step 1.28x
-  faster than autodiff through separable maxima in an alternating timing (``python -m experiments.benchmarks.train_speed
-  --variants maxpool_separable``).
+  faster than autodiff through separable maxima in an alternating timing (``python -m
+  experiments.benchmarks.train_speed --variants maxpool_separable``).
 
   Args:
     x: ``[N, H, W, C]`` array.
