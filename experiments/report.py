@@ -454,11 +454,13 @@ def describe_elapsed(results: Sequence[RunResult]) -> str:
   """The runs' wall and throughput, from their summaries (file times are not kept by a clone of committed runs)."""
   walls = [r.wall_time for r in results if r.wall_time is not None]
   rates = [r.images_per_sec for r in results if r.images_per_sec]
-  text = (f"{sum(walls) / 60:.1f} min summed over the {len(walls)} runs (each run's wall time includes "
+  runs = "the run" if len(walls) == 1 else f"the {len(walls)} runs"
+  text = (f"{sum(walls) / 60:.1f} min summed over {runs} (each run's wall time includes "
           "its compilation, evaluations and checkpoints; a resumed run counts only its last segment)")
   if rates:
-    text += (f"; training throughput {min(rates):.0f}-{max(rates):.0f} images/s per run (compilation and "
-             "evaluation excluded)")
+    low, high = f"{min(rates):,.0f}", f"{max(rates):,.0f}"
+    text += (f"; training throughput {low if low == high else f'{low}-{high}'} images/s per run (compilation "
+             "and evaluation excluded)")
   return text + "."
 
 

@@ -125,3 +125,13 @@ def test_cost_table_on_paper_and_measured():
   assert googlenet[3] == f"{flops:.2g} FLOP".replace("e+", "e") and googlenet[4] == "not measured"
   assert googlenet[5] == f"{flops / report.ON_PAPER_FLOP_PER_S / 60:.1f} min on paper"
   assert "an assumption" in table
+
+
+def test_describe_elapsed_names_one_run_and_one_throughput_as_such():
+  run = lambda seed, wall, rate: results.RunResult(  # noqa: E731
+      "table1_fixed", seed, (100,), (0.5,), 100, wall_time=wall, images_per_sec=rate)
+  one = report.describe_elapsed([run(0, 2298.0, 1117.2)])
+  assert one.startswith("38.3 min summed over the run (") and "throughput 1,117 images/s per run" in one
+  two = report.describe_elapsed([run(0, 60.0, 980.0), run(1, 120.0, 1263.4)])
+  assert two.startswith("3.0 min summed over the 2 runs (") and "throughput 980-1,263 images/s per run" in two
+  assert "throughput" not in report.describe_elapsed([run(0, 60.0, None)])

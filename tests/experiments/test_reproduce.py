@@ -124,13 +124,13 @@ def test_cli_report_only_from_run_directories(tmp_path):
     (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (directory / "config.json").write_text(json.dumps(configs.to_dict(config)))
     (directory / rundir.SUMMARY).write_text(json.dumps({"steps": total, "wall_time": 30.0,
-                                                        "train_images_per_sec": 400.0}))
+                                                        "train_images_per_sec": 1000.0 + 200 * seed}))
   reproduce.main(["table1", "--shrink", "80", "--seeds", "0,1", "--workdir", str(tmp_path / "runs"),
                   "--set", "data.test_size=2000", "--report-only", "--report-dir", str(tmp_path / "reports"),
                   "--command", "the command"])
   text = (tmp_path / "reports" / "table1.md").read_text()
   assert "| `table1_exp_range` | 2 | 525 |" in text
-  assert "5.0 min summed over the 10 runs" in text and "400-400 images/s" in text
+  assert "5.0 min summed over the 10 runs" in text and "throughput 1,000-1,200 images/s per run" in text
   assert "```\nthe command\n```" in text
   assert ("CIFAR10 from tensorflow-datasets; all 50,000 training images; evaluated on a stratified subset of "
           "2,000 test images (the same for every run)") in text
