@@ -19,6 +19,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats  # a dependency of jax
 
 from experiments import configs as config_lib
 from experiments import feed
@@ -263,6 +264,42 @@ def _quoted(config: str, *, iterations: bool = True) -> str:
   return text + (f" at {r.iterations:,}" if iterations else "")
 
 
+def _paired_verdict(a: ConfigSummary, b: ConfigSummary) -> tuple[str, str]:
+  """Whether ``a``'s final accuracy is above ``b``'s, judged over their common seeds, and why, as prose.
+
+  A seed gives every policy the same initial weights and batch order, so the runs pair up by seed: the
+  verdict is "held" or "did not hold" when the 95% interval of the mean same-seed difference (Student's t,
+  seeds - 1 degrees of freedom) excludes 0, "not shown" when it includes 0; with one common seed, the sign.
+  """
+  finals = {r.seed: r.final for r in b.runs}
+  diffs = [100 * (r.final - finals[r.seed]) for r in a.runs if r.seed in finals]
+  d = float(np.mean(diffs))
+  if len(diffs) < 2:
+    return ("held" if d > 0 else "did not hold",
+            f"difference {d:+.1f} points on {len(diffs)} common seed: no seed spread to judge it by")
+  half = float(stats.t.ppf(0.975, len(diffs) - 1) * np.std(diffs, ddof=1) / np.sqrt(len(diffs)))
+  detail = (f"same-seed differences {', '.join(f'{x:+.1f}' for x in diffs)} points, mean {d:+.1f}; its 95% "
+            f"interval over the seeds, ±{half:.1f}, {'excludes' if abs(d) > half else 'includes'} 0")
+  if abs(d) > half:
+    return "held" if d > 0 else "did not hold", detail
+  return (f"not shown ({len(diffs)} seeds do not resolve the difference, whose mean is "
+          f"{'for' if d > 0 else 'against'} the claim)", detail)
+
+
+def _fixed_reaching(fixed: ConfigSummary, tri: ConfigSummary) -> str:
+  """The claim the other way round: where each same-seed fixed run first reached triangular2's final accuracy."""
+  fixed_by_seed = {r.seed: r for r in fixed.runs}
+  firsts = []
+  for run in tri.runs:
+    if run.seed in fixed_by_seed:
+      f = fixed_by_seed[run.seed]
+      firsts.append(next((f"{s:,}" for s, a in zip(f.steps, f.accuracies) if a >= run.final), "never"))
+  if not firsts:
+    return ""
+  return (f"; the other way round, the same-seed fixed runs first reached triangular2's final accuracy at "
+          f"iteration{'s' if len(firsts) > 1 else ''} {', '.join(firsts)}")
+
+
 def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
   """The paper's Table 1 claims, each checked against our numbers (the paper's from paper_results)."""
   iters = {name: f"{paper_results.get(name).iterations:,}" for name in ("table1_fixed", "table1_triangular2")}
@@ -280,23 +317,22 @@ def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
         + f"; final accuracy {_pm(tri.final)}% after {max(r.total_steps for r in tri.runs):,} iterations vs "
         f"fixed {_pm(fixed.final)}% after {fixed_len:,}"
         + (f"; at the same iteration ({max(r.total_steps for r in tri.runs):,}) the fixed runs stood at "
-           f"{_pm(mean_std(tri.reference_at_end))}%." if tri.reference_at_end and None not in tri.reference_at_end
-           else "."))
+           f"{_pm(mean_std(tri.reference_at_end))}%" if tri.reference_at_end and None not in tri.reference_at_end
+           else "")
+        + _fixed_reaching(fixed, tri) + ".")
   exp, expr = by.get("table1_exp"), by.get("table1_exp_range")
   if exp and expr:
-    d = expr.final[0] - exp.final[0]
+    verdict, why = _paired_verdict(expr, exp)
     out.append(
         f"- **exp_range beats exp** (paper: {_quoted('table1_exp_range')} vs {_quoted('table1_exp')}): "
-        f"{'held' if d > 0 else 'did not hold'} here: exp_range {_pm(expr.final)}% vs exp {_pm(exp.final)}% "
-        f"(difference {100 * d:+.1f} points; seed std about {100 * max(exp.final[1], expr.final[1]):.1f}).")
+        f"{verdict} here: exp_range {_pm(expr.final)}% vs exp {_pm(exp.final)}% ({why}).")
   decay = by.get("table1_decay")
   if decay and tri:
-    d = tri.final[0] - decay.final[0]
+    verdict, why = _paired_verdict(tri, decay)
     out.append(
         f"- **decay ends below triangular2** (paper: {_quoted('table1_decay', iterations=False)} vs "
         f"{_quoted('table1_triangular2', iterations=False)}, both {iters['table1_triangular2']} iterations): "
-        f"{'held' if d > 0 else 'did not hold'} here: decay {_pm(decay.final)}% vs triangular2 "
-        f"{_pm(tri.final)}% (difference {100 * d:+.1f} points).")
+        f"{verdict} here: decay {_pm(decay.final)}% vs triangular2 {_pm(tri.final)}% ({why}).")
   return out
 
 

@@ -45,7 +45,9 @@ def test_write_report_contents(tmp_path):
   # Claims: triangular2 reached the fixed accuracy (both seeds, before 1400); exp_range > exp; decay < tri.
   assert "fewer iterations** (paper: 25,000 vs 70,000): held" in text
   assert "exp_range beats exp** (paper: 82.2% at 42,000 vs 79.1% at 70,000): held" in text
-  assert "decay ends below triangular2** (paper: 78.5% vs 81.4%, both 25,000 iterations): held" in text
+  # decay's +9 and +6 points below triangular2 on two seeds: a 95% interval of ±19 points includes 0.
+  assert ("decay ends below triangular2** (paper: 78.5% vs 81.4%, both 25,000 iterations): not shown (2 seeds do "
+          "not resolve the difference, whose mean is for the claim) here") in text
   for needle in ("TestCPU", "2 cores", "synthetic data", "1 min", "python -m experiments.reproduce table1 --shrink 50",
                  "`data.test_size=2000`", "Hand-written notes.", "gamma**50", "No GPU"):
     assert needle in text, needle
@@ -135,3 +137,45 @@ def test_describe_elapsed_names_one_run_and_one_throughput_as_such():
   two = report.describe_elapsed([run(0, 60.0, 980.0), run(1, 120.0, 1263.4)])
   assert two.startswith("3.0 min summed over the 2 runs (") and "throughput 980-1,263 images/s per run" in two
   assert "throughput" not in report.describe_elapsed([run(0, 60.0, None)])
+
+
+def test_table1_claims_give_the_same_seed_differences_and_whether_the_seeds_resolve_them():
+  by = {s.config: s for s in synthetic_table1()}
+  text = "\n".join(report.CLAIMS["table1"](by, 50))
+  # exp_range 0.61/0.63 against exp 0.56/0.58: +5.0 both seeds, no spread.
+  assert ("exp_range 62.0 ± 1.4% vs exp 57.0 ± 1.4% (same-seed differences +5.0, +5.0 points, mean +5.0; its 95% "
+          "interval over the seeds, ±0.0, excludes 0)") in text
+  # triangular2 0.64/0.63 against decay 0.55/0.57: +9 and +6, mean 7.5, standard error 1.5; t(1) = 12.706.
+  assert "same-seed differences +9.0, +6.0 points, mean +7.5; its 95% interval over the seeds, ±19.1, includes 0)" in text
+  # The other way round: fixed (0.40, 0.52, 0.58, 0.60 / 0.41, 0.55, 0.61, 0.62) never reaches 0.64 or 0.63.
+  assert "the same-seed fixed runs first reached triangular2's final accuracy at iterations never, never." in text
+  # Differences that the seeds cannot tell from noise are said to be so.
+  noisy = dict(by)
+  noisy["table1_exp"] = results.ConfigSummary("table1_exp", tuple(
+      dataclasses.replace(r, accuracies=(0.5, a)) for r, a in zip(by["table1_exp"].runs, (0.70, 0.56))), (None, None))
+  text = "\n".join(report.CLAIMS["table1"](noisy, 50))
+  assert ("exp_range beats exp** (paper: 82.2% at 42,000 vs 79.1% at 70,000): not shown (2 seeds do not resolve "
+          "the difference, whose mean is against the claim) here: exp_range 62.0 ± 1.4% vs exp 63.0 ± 9.9% "
+          "(same-seed differences -9.0, +7.0 points, mean -1.0; its 95% interval over the seeds, ±101.6, "
+          "includes 0)") in text
+  fixed = by["table1_fixed"]
+  lower = results.ConfigSummary("table1_triangular2", tuple(
+      dataclasses.replace(r, accuracies=(0.5, 0.53)) for r in by["table1_triangular2"].runs), (None, None))
+  assert report._fixed_reaching(fixed, lower) == (
+      "; the other way round, the same-seed fixed runs first reached triangular2's final accuracy at "
+      "iterations 1,050, 700")
+
+
+def test_paired_verdict_uses_students_t_for_the_seeds_it_has():
+  run = lambda config, seed, final: results.RunResult(config, seed, (100,), (final,), 100)  # noqa: E731
+  a = results.ConfigSummary("a", tuple(run("a", s, f) for s, f in enumerate((0.73, 0.74, 0.75))), ())
+  b = results.ConfigSummary("b", tuple(run("b", s, 0.70) for s in range(3)), ())
+  # +3, +4, +5 points: standard error 1 / sqrt(3); t(0.975, 2 degrees of freedom) = 4.303 (tables).
+  assert report._paired_verdict(a, b) == (
+      "held", "same-seed differences +3.0, +4.0, +5.0 points, mean +4.0; its 95% interval over the seeds, ±2.5, "
+      "excludes 0")
+  assert report._paired_verdict(b, a)[0] == "did not hold"
+  # Only the seeds both have pair up; one common seed has no spread.
+  c = results.ConfigSummary("c", (run("c", 2, 0.70), run("c", 7, 0.71)), ())
+  assert report._paired_verdict(a, c) == (
+      "held", "difference +5.0 points on 1 common seed: no seed spread to judge it by")
