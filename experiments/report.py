@@ -12,6 +12,7 @@ import os
 import pathlib
 import platform
 import re
+import textwrap
 from typing import Any, Sequence
 
 import functools
@@ -53,7 +54,9 @@ def hardware_description() -> dict[str, str]:
 
 
 def _pm(mean_and_std: tuple[float, float]) -> str:
-  return f"{100 * mean_and_std[0]:.1f} ± {100 * mean_and_std[1]:.1f}"
+  """A fraction as percent, ``mean ± std``; the mean alone where there is no spread (one run: NaN std)."""
+  mean, std = mean_and_std
+  return f"{100 * mean:.1f}" if np.isnan(std) else f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
 def paper_dataset(spec: str | os.PathLike) -> str | None:
@@ -221,7 +224,7 @@ def plot_accuracy_curves(curves: dict[str, Sequence[RunResult]], *, title: str =
 
   Args:
     curves: config (label) -> its runs.
-    title: the figure's title.
+    title: the figure's title (wrapped at 70 characters).
     shrink: the shrink factor (the x label then says how to read paper iterations).
     lr_curves: optional label -> (steps, learning rates), drawn in a lower panel.
 
@@ -245,7 +248,7 @@ def plot_accuracy_curves(curves: dict[str, Sequence[RunResult]], *, title: str =
   ax.grid(alpha=0.3)
   ax.legend(fontsize="small", loc="lower right")
   if title:
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 70)))  # a long title would run off the figure
   if lr_curves:
     lax_ = axes[1, 0]
     for label, (steps, lrs) in lr_curves.items():
@@ -282,8 +285,8 @@ def _paired_verdict(a: ConfigSummary, b: ConfigSummary) -> tuple[str, str]:
             f"interval over the seeds, ±{half:.1f}, {'excludes' if abs(d) > half else 'includes'} 0")
   if abs(d) > half:
     return "held" if d > 0 else "did not hold", detail
-  return (f"not shown ({len(diffs)} seeds do not resolve the difference, whose mean is "
-          f"{'for' if d > 0 else 'against'} the claim)", detail)
+  return "not shown", (f"{detail}, so {len(diffs)} seeds do not resolve it; the mean is "
+                       f"{'for' if d > 0 else 'against'} the claim")
 
 
 def _fixed_reaching(fixed: ConfigSummary, tri: ConfigSummary) -> str:
@@ -296,8 +299,9 @@ def _fixed_reaching(fixed: ConfigSummary, tri: ConfigSummary) -> str:
       firsts.append(next((f"{s:,}" for s, a in zip(f.steps, f.accuracies) if a >= run.final), "never"))
   if not firsts:
     return ""
-  return (f"; the other way round, the same-seed fixed runs first reached triangular2's final accuracy at "
-          f"iteration{'s' if len(firsts) > 1 else ''} {', '.join(firsts)}")
+  many = len(firsts) > 1
+  return (f"; the other way round, the same-seed fixed run{'s' if many else ''} first reached triangular2's final "
+          f"accuracy at iteration{'s' if many else ''} {', '.join(firsts)}")
 
 
 def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
@@ -316,8 +320,8 @@ def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
         + (f", at iterations {', '.join(f'{x:,}' for x in reached)} (fixed: {fixed_len:,})" if reached else "")
         + f"; final accuracy {_pm(tri.final)}% after {max(r.total_steps for r in tri.runs):,} iterations vs "
         f"fixed {_pm(fixed.final)}% after {fixed_len:,}"
-        + (f"; at the same iteration ({max(r.total_steps for r in tri.runs):,}) the fixed runs stood at "
-           f"{_pm(mean_std(tri.reference_at_end))}%" if tri.reference_at_end and None not in tri.reference_at_end
+        + (f"; at the same iteration ({max(r.total_steps for r in tri.runs):,}) the fixed "
+           f"run{'s' if len(fixed.runs) > 1 else ''} stood at {_pm(mean_std(tri.reference_at_end))}%" if tri.reference_at_end and None not in tri.reference_at_end
            else "")
         + _fixed_reaching(fixed, tri) + ".")
   exp, expr = by.get("table1_exp"), by.get("table1_exp_range")
@@ -423,8 +427,9 @@ def _results_lines(experiment: Experiment, summaries: Sequence[ConfigSummary], *
   """The report's title, table, figure and claims."""
   lines = [f"# {experiment.title}", ""]
   length = "full length" if shrink == 1 else f"shrunk {shrink:g}x (every iteration count divided by {shrink:g})"
-  lines += [f"Experiment `{experiment.name}`, {length}, seeds {', '.join(map(str, seeds))}; test accuracies "
-            "are mean ± sample std over the seeds.", ""]
+  lines += [f"Experiment `{experiment.name}`, {length}, "
+            + (f"seeds {', '.join(map(str, seeds))}; test accuracies are mean ± sample std over the seeds."
+               if len(seeds) > 1 else f"seed {seeds[0]}; test accuracies are those of one run per config."), ""]
   if dataset is None:
     lines += ["The data of these runs is not identified as CIFAR-10 or CIFAR-100 (see Data below): the "
               "paper's numbers shown are its CIFAR-10 column.", ""]

@@ -93,9 +93,9 @@ def lr_curve(directory: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-  """Mean and sample standard deviation (0 for one value)."""
+  """Mean and sample standard deviation (NaN for one value, which has no spread to estimate)."""
   a = np.asarray(values, np.float64)
-  return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+  return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else float("nan")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,8 +46,8 @@ def test_write_report_contents(tmp_path):
   assert "fewer iterations** (paper: 25,000 vs 70,000): held" in text
   assert "exp_range beats exp** (paper: 82.2% at 42,000 vs 79.1% at 70,000): held" in text
   # decay's +9 and +6 points below triangular2 on two seeds: a 95% interval of ±19 points includes 0.
-  assert ("decay ends below triangular2** (paper: 78.5% vs 81.4%, both 25,000 iterations): not shown (2 seeds do "
-          "not resolve the difference, whose mean is for the claim) here") in text
+  assert ("decay ends below triangular2** (paper: 78.5% vs 81.4%, both 25,000 iterations): not shown here") in text
+  assert "includes 0, so 2 seeds do not resolve it; the mean is for the claim)." in text
   for needle in ("TestCPU", "2 cores", "synthetic data", "1 min", "python -m experiments.reproduce table1 --shrink 50",
                  "`data.test_size=2000`", "Hand-written notes.", "gamma**50", "No GPU"):
     assert needle in text, needle
@@ -146,7 +146,7 @@ def test_table1_claims_give_the_same_seed_differences_and_whether_the_seeds_reso
   assert ("exp_range 62.0 ± 1.4% vs exp 57.0 ± 1.4% (same-seed differences +5.0, +5.0 points, mean +5.0; its 95% "
           "interval over the seeds, ±0.0, excludes 0)") in text
   # triangular2 0.64/0.63 against decay 0.55/0.57: +9 and +6, mean 7.5, standard error 1.5; t(1) = 12.706.
-  assert "same-seed differences +9.0, +6.0 points, mean +7.5; its 95% interval over the seeds, ±19.1, includes 0)" in text
+  assert "same-seed differences +9.0, +6.0 points, mean +7.5; its 95% interval over the seeds, ±19.1, includes 0, " in text
   # The other way round: fixed (0.40, 0.52, 0.58, 0.60 / 0.41, 0.55, 0.61, 0.62) never reaches 0.64 or 0.63.
   assert "the same-seed fixed runs first reached triangular2's final accuracy at iterations never, never." in text
   # Differences that the seeds cannot tell from noise are said to be so.
@@ -154,10 +154,9 @@ def test_table1_claims_give_the_same_seed_differences_and_whether_the_seeds_reso
   noisy["table1_exp"] = results.ConfigSummary("table1_exp", tuple(
       dataclasses.replace(r, accuracies=(0.5, a)) for r, a in zip(by["table1_exp"].runs, (0.70, 0.56))), (None, None))
   text = "\n".join(report.CLAIMS["table1"](noisy, 50))
-  assert ("exp_range beats exp** (paper: 82.2% at 42,000 vs 79.1% at 70,000): not shown (2 seeds do not resolve "
-          "the difference, whose mean is against the claim) here: exp_range 62.0 ± 1.4% vs exp 63.0 ± 9.9% "
-          "(same-seed differences -9.0, +7.0 points, mean -1.0; its 95% interval over the seeds, ±101.6, "
-          "includes 0)") in text
+  assert ("exp_range beats exp** (paper: 82.2% at 42,000 vs 79.1% at 70,000): not shown here: exp_range 62.0 ± 1.4% "
+          "vs exp 63.0 ± 9.9% (same-seed differences -9.0, +7.0 points, mean -1.0; its 95% interval over the seeds, "
+          "±101.6, includes 0, so 2 seeds do not resolve it; the mean is against the claim).") in text
   fixed = by["table1_fixed"]
   lower = results.ConfigSummary("table1_triangular2", tuple(
       dataclasses.replace(r, accuracies=(0.5, 0.53)) for r in by["table1_triangular2"].runs), (None, None))
@@ -179,3 +178,32 @@ def test_paired_verdict_uses_students_t_for_the_seeds_it_has():
   c = results.ConfigSummary("c", (run("c", 2, 0.70), run("c", 7, 0.71)), ())
   assert report._paired_verdict(a, c) == (
       "held", "difference +5.0 points on 1 common seed: no seed spread to judge it by")
+
+
+def test_accuracy_figure_keeps_a_long_title_inside_the_figure():
+  import matplotlib
+  matplotlib.use("Agg")
+  title = tables.EXPERIMENTS["table1_full"].title
+  assert len(title) > 70
+  runs = {s.config: s.runs for s in synthetic_table1()[:2]}
+  fig = report.plot_accuracy_curves(runs, title=title)
+  fig.canvas.draw()
+  shown = fig.axes[0].title
+  assert shown.get_text().replace("\n", " ") == title
+  # The drawn title lies within the figure's width.
+  box = shown.get_window_extent(fig.canvas.get_renderer())
+  assert 0 <= box.x0 and box.x1 <= fig.bbox.width
+
+
+def test_one_seed_report_gives_plain_accuracies_without_a_spread(tmp_path):
+  experiment = tables.get_experiment("table1")
+  one = results.summarize(experiment, [r for s in synthetic_table1() for r in s.runs if r.seed == 0])
+  text = report.write_report(
+      experiment, one, path=tmp_path / "t.md", shrink=50, seeds=(0,), command="c",
+      data="synthetic data", hardware={"cpu": "c", "cores": "2", "jax": "0", "devices": "cpu:0", "python": "3",
+                                       "platform": "x"}, elapsed="1 min").read_text()
+  assert "seed 0; test accuracies are those of one run per config." in text
+  tri = next(line for line in text.splitlines() if line.startswith("| `table1_triangular2`"))
+  cells = [c.strip() for c in tri.strip("|").split("|")]
+  assert cells[1] == "1" and cells[3] == "64.0" and cells[4] == "64.0" and cells[6] == "40.0"  # fixed at 500: 0.40
+  assert "±" not in text.split("## What these runs cost")[0].replace("mean ± sample std", "")
