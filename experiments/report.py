@@ -129,7 +129,9 @@ def results_table(summaries: Sequence[ConfigSummary], *, shrink: float, referenc
     steps = sorted({r.total_steps for r in s.runs})
     cells = [f"`{s.config}`", str(len(s.runs)), "/".join(f"{n:,}" for n in steps), _pm(s.final), _pm(s.best)]
     if reference:
-      cells.append(", ".join("never" if x is None else f"{x:,}" for x in s.reached) if s.reached else "-")
+      # "-": no reference run of that seed (yet) to compare with.
+      cells.append(", ".join("-" if ref is None else "never" if x is None else f"{x:,}"
+                             for x, ref in zip(s.reached, s.reference_at_end)) if s.reached else "-")
       at_end = [x for x in s.reference_at_end if x is not None]
       cells.append(_pm(mean_std(at_end)) if at_end else "-")
     cells.extend(_paper_cell(s.config, shrink, dataset))
@@ -310,19 +312,20 @@ def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
   out = []
   fixed, tri = by.get("table1_fixed"), by.get("table1_triangular2")
   if fixed and tri:
-    reached = [x for x in tri.reached if x is not None]
+    paired = [(x, ref) for x, ref in zip(tri.reached, tri.reference_at_end) if ref is not None]  # same-seed fixed
+    reached = [x for x, _ in paired if x is not None]
+    at_end = [ref for _, ref in paired]
     fixed_len = max(r.total_steps for r in fixed.runs)
-    held = len(reached) == len(tri.runs) and max(reached) < fixed_len
+    held = bool(paired) and len(reached) == len(paired) and max(reached) < fixed_len
     out.append(
         f"- **triangular2 reaches the fixed policy's final accuracy in fewer iterations** (paper: {iters['table1_triangular2']} vs "
         f"{iters['table1_fixed']}): {'held' if held else 'did not hold'} here. triangular2 reached the same-seed fixed run's "
-        f"final accuracy in {len(reached)} of {len(tri.runs)} seeds"
+        f"final accuracy in {len(reached)} of {len(paired)} seed{'s' if len(paired) != 1 else ''}"
         + (f", at iterations {', '.join(f'{x:,}' for x in reached)} (fixed: {fixed_len:,})" if reached else "")
         + f"; final accuracy {_pm(tri.final)}% after {max(r.total_steps for r in tri.runs):,} iterations vs "
         f"fixed {_pm(fixed.final)}% after {fixed_len:,}"
         + (f"; at the same iteration ({max(r.total_steps for r in tri.runs):,}) the fixed "
-           f"run{'s' if len(fixed.runs) > 1 else ''} stood at {_pm(mean_std(tri.reference_at_end))}%" if tri.reference_at_end and None not in tri.reference_at_end
-           else "")
+           f"run{'s' if len(at_end) > 1 else ''} stood at {_pm(mean_std(at_end))}%" if at_end else "")
         + _fixed_reaching(fixed, tri) + ".")
   exp, expr = by.get("table1_exp"), by.get("table1_exp_range")
   if exp and expr:

@@ -207,3 +207,21 @@ def test_one_seed_report_gives_plain_accuracies_without_a_spread(tmp_path):
   cells = [c.strip() for c in tri.strip("|").split("|")]
   assert cells[1] == "1" and cells[3] == "64.0" and cells[4] == "64.0" and cells[6] == "40.0"  # fixed at 500: 0.40
   assert "±" not in text.split("## What these runs cost")[0].replace("mean ± sample std", "")
+
+
+def test_a_seed_without_a_fixed_run_is_left_out_of_the_headline_comparison(tmp_path):
+  experiment = tables.get_experiment("table1")
+  runs = [r for s in synthetic_table1() for r in s.runs]
+  runs.append(results.RunResult("table1_triangular2", 2, (125, 250, 375, 500), (0.5, 0.55, 0.6, 0.65), 500))
+  by = {s.config: s for s in results.summarize(experiment, runs)}
+  text = "\n".join(report.CLAIMS["table1"](by, 50))
+  # Seeds 0 and 1 have fixed runs, and triangular2 reached their final accuracy at 250 and 500; seed 2 has none.
+  assert "held here. triangular2 reached the same-seed fixed run's final accuracy in 2 of 2 seeds, at iterations " \
+         "250, 500 (fixed: 1,400)" in text
+  assert f"the fixed runs stood at {100 * np.mean([0.40, 0.41]):.1f} ± " in text
+  table = report.write_report(
+      experiment, list(by.values()), path=tmp_path / "t.md", shrink=50, seeds=(0, 1, 2), command="c",
+      data="synthetic data", hardware={"cpu": "c", "cores": "2", "jax": "0", "devices": "cpu:0", "python": "3",
+                                       "platform": "x"}, elapsed="1 min").read_text()
+  tri = next(line for line in table.splitlines() if line.startswith("| `table1_triangular2`"))
+  assert [c.strip() for c in tri.strip("|").split("|")][5] == "250, 500, -"
