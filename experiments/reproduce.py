@@ -308,8 +308,8 @@ def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, see
     if name not in lr_curves and len(steps):
       lr_curves[name] = (steps, rates)
   if missing:
-    notes = (f"**Incomplete**: {len(missing)} of {len(all_runs)} runs had not finished when this report was "
-             f"written: {', '.join(missing)}.\n\n" + notes)
+    notes = (f"**Incomplete**: {len(missing)} of {len(all_runs)} runs had not been run or not finished when this "
+             f"report was written: {', '.join(missing)}.\n\n" + notes)
   report_dir = pathlib.Path(report_dir) if report_dir else REPORTS
   datasets = {report.run_dataset(config) for _, _, config in runs}
   return report.write_report(

@@ -144,7 +144,7 @@ def test_cli_report_only_from_run_directories(tmp_path):
                   "--set", "data.test_size=2000", "--report-only", "--partial", "--report-dir",
                   str(tmp_path / "reports")])
   text = (tmp_path / "reports" / "table1.md").read_text()
-  assert "**Incomplete**: 1 of 10 runs had not finished when this report was written: `table1_exp` seed 1." in text
+  assert "**Incomplete**: 1 of 10 runs had not been run or not finished when this report was written: `table1_exp` seed 1." in text
   assert "| `table1_exp` | 1 | 875 |" in text
 
 
