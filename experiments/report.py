@@ -125,13 +125,14 @@ def results_table(summaries: Sequence[ConfigSummary], *, shrink: float, referenc
     head[5:5] = [f"first reached {reference} final acc. (iteration, per seed)",
                  f"{reference} at the same iteration, acc. %"]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  reference_seeds = {r.seed for s in summaries if s.config == reference for r in s.runs}
   for s in summaries:
     steps = sorted({r.total_steps for r in s.runs})
     cells = [f"`{s.config}`", str(len(s.runs)), "/".join(f"{n:,}" for n in steps), _pm(s.final), _pm(s.best)]
     if reference:
       # "-": no reference run of that seed (yet) to compare with.
-      cells.append(", ".join("-" if ref is None else "never" if x is None else f"{x:,}"
-                             for x, ref in zip(s.reached, s.reference_at_end)) if s.reached else "-")
+      cells.append(", ".join("-" if r.seed not in reference_seeds else "never" if x is None else f"{x:,}"
+                             for x, r in zip(s.reached, s.runs)) if s.reached else "-")
       at_end = [x for x in s.reference_at_end if x is not None]
       cells.append(_pm(mean_std(at_end)) if at_end else "-")
     cells.extend(_paper_cell(s.config, shrink, dataset))
@@ -312,9 +313,10 @@ def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
   out = []
   fixed, tri = by.get("table1_fixed"), by.get("table1_triangular2")
   if fixed and tri:
-    paired = [(x, ref) for x, ref in zip(tri.reached, tri.reference_at_end) if ref is not None]  # same-seed fixed
-    reached = [x for x, _ in paired if x is not None]
-    at_end = [ref for _, ref in paired]
+    fixed_seeds = {r.seed for r in fixed.runs}
+    paired = [x for x, r in zip(tri.reached, tri.runs) if r.seed in fixed_seeds]  # runs with a same-seed fixed run
+    reached = [x for x in paired if x is not None]
+    at_end = [x for x in tri.reference_at_end if x is not None]
     fixed_len = max(r.total_steps for r in fixed.runs)
     held = bool(paired) and len(reached) == len(paired) and max(reached) < fixed_len
     out.append(
