@@ -44,6 +44,7 @@ import jax
 
 from experiments import configs as config_lib
 from experiments import feed
+from experiments import hostmem
 from experiments import multirun
 from experiments import report
 from experiments import results
@@ -399,6 +400,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
   """Command-line entry point: run the named experiments, then write their reports."""
+  hostmem.keep_freed_buffers()
   argv = list(sys.argv[1:] if argv is None else argv)
   args = parse_args(argv)
   experiments = [get_experiment(n) for n in args.names]

@@ -31,6 +31,7 @@ import numpy as np
 
 from experiments import configs as config_lib
 from experiments import feed
+from experiments import hostmem
 from experiments import parallel
 from experiments import rundir
 from experiments import setup
@@ -334,7 +335,8 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
   return {"config": config.name, "steps": plan.total_steps, "test_accuracy": last_eval.get("accuracy"),
           "test_loss": last_eval.get("loss"), "train_images_per_sec": loop.meter.rate,
           "steps_per_call": loop.feeder.steps_per_call, "wall_time": loop.meter.elapsed(), "devices": n_global,
-          "device_kind": devices[0].device_kind, "workdir": str(workdir), "state": parallel.unreplicate(loop.state_r)}
+          "device_kind": devices[0].device_kind, "workdir": str(workdir), "peak_rss_mib": hostmem.peak_rss_mib(),
+          "state": parallel.unreplicate(loop.state_r)}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -380,6 +382,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, d
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   """Command-line entry point: parse, build the config, train, print the summary."""
+  hostmem.keep_freed_buffers()
   args, overrides = parse_args(argv)
   parallel.maybe_initialize_distributed(coordinator=args.coordinator, num_processes=args.num_processes,
                                         process_id=args.process_id, enabled=args.multihost)

@@ -41,6 +41,7 @@ import numpy as np
 import clr_optax
 from clr_optax.suggest import RULES as SUGGESTION_RULES
 from experiments import configs as config_lib
+from experiments import hostmem
 from experiments import parallel
 from experiments import report
 from experiments import reproduce
@@ -410,6 +411,7 @@ def config_from_args(args: argparse.Namespace) -> config_lib.Config:
 
 def main(argv: Sequence[str] | None = None) -> WorkflowResult:
   """Command-line entry point."""
+  hostmem.keep_freed_buffers()
   argv = list(sys.argv[1:] if argv is None else argv)
   args = parse_args(argv)
   return run_workflow(args.workdir, config_from_args(args),

@@ -34,6 +34,7 @@ import numpy as np
 
 from experiments import configs as config_lib
 from experiments import data as data_lib
+from experiments import hostmem
 from experiments import report
 from experiments import reproduce
 from experiments import rundir
@@ -298,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--report-dir", type=pathlib.Path, help="default experiments/reports")
   parser.add_argument("--report-only", action="store_true", help="write the report of the finished runs")
   args = parser.parse_args(argv)
+  hostmem.keep_freed_buffers()
   seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
   policies = [p for p in args.policies.split(",") if p]
   frameworks = [f for f in args.frameworks.split(",") if f]

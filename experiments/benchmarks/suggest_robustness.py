@@ -44,6 +44,7 @@ import optax
 import clr_optax
 from experiments import configs
 from experiments import data as data_lib
+from experiments import hostmem
 from experiments import parallel
 from experiments import setup
 from experiments import step
@@ -236,6 +237,7 @@ def main(argv=None) -> None:
                       help="run no sweep: report the seeds whose records exist (e.g. while another process runs), "
                            "with the settings they were made with; needs no data")
   args = parser.parse_args(argv)
+  hostmem.keep_freed_buffers()
   names = args.setups.split(",")
   unknown = set(names) - set(SETUPS)
   if unknown:

@@ -10,9 +10,11 @@ PyTorch's CPU step keeps speeding up over its first ~200 steps, so a 30-step tim
 times ``--steps`` steps one by one; the median step is reported, with the medians of five consecutive
 windows, which show whether the speed had settled. The PyTorch half (experiments/benchmarks/torch_speed.py:
 the same networks, batches and SGD steps) runs as a subprocess with ``--torch-python`` (torch is not a
-dependency of this project). JAX and PyTorch alternate, ``--repeats`` pairs per network (default 5), each
-measurement in a fresh process, so that load from other programs hits both alike; the JAX/PyTorch ratio
-reported is the median over pairs.
+dependency of this project). Each side runs with glibc's default malloc settings and with kept buffers
+(`experiments.hostmem`: the same environment variables on both sides); the four alternate, ``--repeats``
+rounds per network (default 5), each measurement in a fresh process, so that load from other programs hits
+all alike. Reported, as medians over the rounds: JAX/PyTorch with both default, JAX/PyTorch with both kept,
+and each framework's kept/default.
 
 Every JAX step is compiled as the trainer compiles it, with `experiments.parallel.compiler_options` (on
 XLA:CPU: YNNPACK for dots only, convolutions on XLA's Eigen kernels).
@@ -62,6 +64,7 @@ import numpy as np
 
 from experiments import configs
 from experiments import data as data_lib
+from experiments import hostmem
 from experiments import parallel
 from experiments import setup
 from experiments import step as step_lib
@@ -395,38 +398,62 @@ def _variant_in_subprocess(variant: str, steps: int, warmup: int) -> dict:
   return result
 
 
-def _jax_in_subprocess(model: str, batch: int, steps: int, warmup: int) -> dict:
-  return _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
-                           f"{model},{batch},default", "--steps", str(steps), "--warmup", str(warmup)])
+def _jax_in_subprocess(model: str, batch: int, steps: int, warmup: int, keep: bool = True) -> dict:
+  result = _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
+                             f"{model},{batch},default", "--steps", str(steps), "--warmup", str(warmup)],
+                            env=hostmem.subprocess_env(keep))
+  result["kept_buffers"] = keep
+  return result
+
+
+def _torch_in_subprocess(torch_python: str, model: str, batch: int, steps: int, warmup: int, keep: bool) -> dict:
+  result = _subprocess_json([torch_python, str(TORCH_SCRIPT), "--model", model, "--batch", str(batch),
+                             "--steps", str(steps), "--warmup", str(warmup)], env=hostmem.subprocess_env(keep))
+  result["kept_buffers"] = keep
+  return result
 
 
 def _windows(r: dict) -> str:
   return "/".join(f"{w:.0f}" for w in r.get("images_per_sec_windows", []))
 
 
+# What `compare_with_torch` reports: (name, numerator, denominator), each a (framework, kept buffers) measurement.
+RATIOS = (("jax/torch, both default", ("jax", False), ("torch", False)),
+          ("jax/torch, both kept", ("jax", True), ("torch", True)),
+          ("jax kept/default", ("jax", True), ("jax", False)),
+          ("torch kept/default", ("torch", True), ("torch", False)))
+
+
 def compare_with_torch(torch_python: str, models: list[tuple[str, int]], *, steps: int, warmup: int,
                        repeats: int) -> dict:
-  """JAX against PyTorch (`TORCH_SCRIPT`, run by `torch_python`), alternating, `repeats` pairs per network.
+  """JAX against PyTorch (`TORCH_SCRIPT`, run by `torch_python`), each with glibc's default allocator settings and
+  with kept buffers (`experiments.hostmem`, the same environment on both sides), alternating, `repeats` rounds of
+  the four per network.
 
   Returns:
-    ``{"runs": [...], "ratios": {model: [JAX/PyTorch per pair]}, "median": {model: ratio}}``.
+    ``{"runs": [...], "ratios": {model: {ratio: [per round]}}, "median": {model: {ratio: median}}}``, the
+    ratios being `RATIOS`.
   """
   out = {"runs": [], "ratios": {}, "median": {}}
   for model, batch in models:
-    ratios = []
+    ratios = {name: [] for name, _, _ in RATIOS}
     for pair in range(repeats):
-      j = _jax_in_subprocess(model, batch, steps, warmup)
-      t = _subprocess_json([torch_python, str(TORCH_SCRIPT), "--model", model, "--batch", str(batch),
-                            "--steps", str(steps), "--warmup", str(warmup)])
-      out["runs"] += [j, t]
-      ratios.append(j["images_per_sec"] / t["images_per_sec"])
-      print(f"pair {pair + 1} {model:13s} batch {batch:3d}: jax {j['images_per_sec']:6.0f} images/s (windows "
-            f"{_windows(j)}), torch {t['images_per_sec']:6.0f} (windows {_windows(t)}, {t['threads']} threads); "
-            f"JAX/PyTorch {ratios[-1]:.2f}x", flush=True)
+      speed = {}
+      for keep in (False, True):
+        j = _jax_in_subprocess(model, batch, steps, warmup, keep)
+        t = _torch_in_subprocess(torch_python, model, batch, steps, warmup, keep)
+        out["runs"] += [j, t]
+        speed["jax", keep], speed["torch", keep] = j["images_per_sec"], t["images_per_sec"]
+        print(f"round {pair + 1} {model:13s} batch {batch:3d}, {'kept buffers' if keep else 'default malloc'}: "
+              f"jax {j['images_per_sec']:6.0f} images/s (windows {_windows(j)}), torch {t['images_per_sec']:6.0f} "
+              f"(windows {_windows(t)}, {t['threads']} threads)", flush=True)
+      for name, a, b in RATIOS:
+        ratios[name].append(speed[a] / speed[b])
+      print(f"round {pair + 1} {model}: " + ", ".join(f"{n} {r[-1]:.2f}x" for n, r in ratios.items()), flush=True)
     out["ratios"][model] = ratios
-    out["median"][model] = float(np.median(ratios))
-    print(f"JAX / PyTorch ({model}, batch {batch}, median of {repeats} alternating pairs): "
-          f"{out['median'][model]:.2f}x", flush=True)
+    out["median"][model] = {n: float(np.median(r)) for n, r in ratios.items()}
+    print(f"{model}, batch {batch}, median of {repeats} alternating rounds: " +
+          ", ".join(f"{n} {m:.2f}x" for n, m in out["median"][model].items()), flush=True)
   return out
 
 
@@ -452,13 +479,14 @@ def main(argv=None) -> dict:
                       help="the JAX measurements (default cifar10_full:100,resnet20:128)")
   parser.add_argument("--_one", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
+  hostmem.keep_freed_buffers()
   steps = args.steps or (5 if args.quick else 300)
   warmup = args.warmup if args.warmup is not None else (2 if args.quick else 200)
   repeats = args.repeats or (1 if args.quick else 5)
 
   if args._one:
     model, batch, variant = args._one.split(",")
-    print(json.dumps(time_jax(model, int(batch), steps, warmup, variant)))
+    print(json.dumps({**time_jax(model, int(batch), steps, warmup, variant), "peak_rss_mib": hostmem.peak_rss_mib()}))
     return {}
 
   results = {"machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}, "runs": []}
@@ -466,8 +494,8 @@ def main(argv=None) -> dict:
   if args.torch_python and pathlib.Path(args.torch_python).exists():
     compared = compare_with_torch(args.torch_python, models, steps=steps, warmup=warmup, repeats=repeats)
     results["runs"] += compared["runs"]
-    results["jax_over_torch"] = compared["median"]
-    results["jax_over_torch_pairs"] = compared["ratios"]
+    results["ratios"] = compared["median"]
+    results["ratios_per_round"] = compared["ratios"]
   else:
     if args.torch_python:
       print(f"(no PyTorch comparison: {args.torch_python} not found; python3 -m venv ../torchenv && "
