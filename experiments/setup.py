@@ -58,7 +58,10 @@ def _staged(s: config_lib.ScheduleConfig, steps: _Steps, total_steps: int) -> op
   starts = [steps(x, "schedule.stage_starts") for x in s.stage_starts]
   if starts[0] != 0 or starts != sorted(starts):
     raise ValueError(f"schedule.stage_starts must start at 0 and increase, got {s.stage_starts=}")
-  stages = [clr_optax.triangular2(b, m, steps(x, "schedule.stage_step_sizes"))
+  policies = {"triangular": clr_optax.triangular, "triangular2": clr_optax.triangular2}
+  if s.stage_policy not in policies:
+    raise ValueError(f"schedule.stage_policy must be one of {', '.join(policies)}, got {s.stage_policy!r}")
+  stages = [policies[s.stage_policy](b, m, steps(x, "schedule.stage_step_sizes"))
             for b, m, x in zip(s.stage_base_lrs, s.stage_max_lrs, s.stage_step_sizes)]
   return optax.join_schedules(stages, starts[1:])
 
@@ -71,7 +74,7 @@ SCHEDULES: dict[str, Callable[[config_lib.ScheduleConfig, _Steps, int], optax.Sc
     "triangular2": lambda s, steps, total: clr_optax.triangular2(
         s.base_lr, s.max_lr, steps(s.step_size, "schedule.step_size")),
     "exp_range": lambda s, steps, total: clr_optax.exp_range(
-        s.base_lr, s.max_lr, steps(s.step_size, "schedule.step_size"), s.gamma),
+        s.base_lr, s.max_lr, steps(s.step_size, "schedule.step_size"), s.gamma, scale_bounds=s.scale_bounds),
     "decay": lambda s, steps, total: clr_optax.decay(s.base_lr, s.max_lr, steps(s.step_size, "schedule.step_size")),
     "exp": lambda s, steps, total: clr_optax.exponential(s.base_lr, s.gamma),
     "staged": _staged,

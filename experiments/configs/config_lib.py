@@ -120,6 +120,9 @@ class ScheduleConfig:
   step_size: Duration = Duration("2000")
   # exp / exp_range: the per-iteration decay factor.
   gamma: float = 0.99994
+  # exp_range: True shrinks both bounds by gamma**iteration (the paper's definition), False only the amplitude
+  # (the Keras / PyTorch CyclicLR form); clr_optax.exp_range's scale_bounds.
+  scale_bounds: bool = _added_field(False)
   # Step drops applied on top of any policy (Durations): the learning rate is multiplied by
   # drop_factor at each of these points (Caffe's "multistep", the ResNet/DenseNet schedules).
   drop_at: tuple[Duration, ...] = ()
@@ -130,6 +133,8 @@ class ScheduleConfig:
   stage_base_lrs: tuple[float, ...] = ()
   stage_max_lrs: tuple[float, ...] = ()
   stage_step_sizes: tuple[Duration, ...] = ()
+  # staged: the cyclical policy within each stage, "triangular2" (Table 2's) or "triangular".
+  stage_policy: str = _added_field("triangular2")
   # one_cycle: fraction of the run spent rising, initial lr = max_lr/div_factor, final
   # lr = initial/final_div_factor, the shape of the ramps, and whether to add a final annihilation phase.
   pct_start: float = 0.3
@@ -168,6 +173,9 @@ class TrainConfig:
   # crosses an evaluation or checkpoint step; every step's metrics are logged either way. The ImageNet stream
   # (data.crop_size set) feeds each step's batch from the host: one step per call (None or 1).
   steps_per_call: int | None = _added_field(None)
+  # Also evaluate on the whole training set at every evaluation (rows of split "train_eval"; the images as
+  # they enter the network, without augmentation), for figures of training accuracy (Fig. 6).
+  eval_train: bool = _added_field(False)
 
   def __post_init__(self):
     """Checks the numbers at once, naming the field and the value (not deep inside a run)."""

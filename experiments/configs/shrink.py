@@ -17,7 +17,7 @@ iteration axis, and sees F times fewer examples. The reports restate the paper's
 >>> from experiments import configs
 >>> small = shrink_config(configs.get_config("table1_exp_range"), 50)
 >>> small.train.num_steps, small.schedule.step_size
-('840', '40')
+('840', '35')
 """
 
 from __future__ import annotations

@@ -43,15 +43,18 @@ def _table4(net: str, title: str) -> Experiment:
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     # Table 1's triangular2 row is Table 2's staged run (paper lines 164-173); table1_triangular2 (the plain
-    # §4.1.1 bounds of line 81, without the stages) stays beside it as a labelled ablation.
+    # §4.1.1 bounds, without the stages) stays beside it as a labelled ablation, as does exp_range with the Keras
+    # formula beside the paper's (line 99).
     Experiment("table1", "Table 1, CIFAR-10 with cifar10_full: five learning-rate policies",
                ("table1_fixed", "table2_staged", "table1_triangular2", "table1_decay", "table1_exp",
-                "table1_exp_range"), "table1_fixed"),
+                "table1_exp_range", "table1_exp_range:keras"), "table1_fixed"),
     Experiment("table1_full", "Table 1's headline pair at full length: triangular2 (25,000 iterations, Table 2's "
                "stages) against fixed (70,000)", ("table2_staged", "table1_triangular2", "table1_fixed"),
                "table1_fixed"),
     Experiment("table2", "Table 2 / Figure 1, the staged triangular2 run against the fixed policy",
                ("table1_fixed", "table2_staged"), "table1_fixed"),
+    Experiment("fig4", "Figure 4, exp against exp_range (the paper's formula) for 70,000 iterations",
+               ("table1_exp", "table1_exp_range:70k"), "table1_exp"),
     _table3("nesterov", "Table 3, Nesterov momentum with and without CLR"),
     _table3("adam", "Table 3, Adam with and without CLR", ("table3_adam:clr70k",)),
     _table3("rmsprop", "Table 3, RMSprop with and without CLR"),

@@ -21,8 +21,8 @@ def test_shrink_duration(spec, factor, expected):
 def test_shrink_config_table1_exp_range():
   full = configs.get_config("table1_exp_range")
   small = shrink.shrink_config(full, 50)
-  # Iteration counts divided by 50 (42,000 -> 840, stepsize 2,000 -> 40, eval 1,000 -> 20, ckpt 5,000 -> 100).
-  assert (small.train.num_steps, small.schedule.step_size) == ("840", "40")
+  # Iteration counts divided by 50 (42,000 -> 840, stepsize 1,750 -> 35, eval 1,000 -> 20, ckpt 5,000 -> 100).
+  assert (small.train.num_steps, small.schedule.step_size) == ("840", "35")
   assert (small.train.eval_every, small.train.checkpoint_every) == ("20", "100")
   # gamma**50: the decay over the shrunk run equals the decay over the full run.
   assert small.schedule.gamma == pytest.approx(0.99994 ** 50, rel=1e-12)
