@@ -122,6 +122,9 @@ class DeviceFeeder:
     self.programs: dict[int, parallel.Program] = {}  # steps per call -> its program
     self.p_eval = parallel.make_pmapped_eval_step(local_batch=self.eval_batch // n_global,
                                                   num_examples=self.num_test, devices=devices)
+    self.p_eval_train = (parallel.make_pmapped_eval_step(local_batch=self.eval_batch // n_global,
+                                                         num_examples=self.num_train, devices=devices)
+                         if config.train.eval_train else None)
     self.p_shuffle = parallel.make_pmapped_shuffle(self.num_train, devices)
     self.shuffle_key = jax.random.fold_in(jax.random.key(config.train.seed), 1)
     self.shuffle_key_r = parallel.replicate(self.shuffle_key, devices)
@@ -170,6 +173,11 @@ class DeviceFeeder:
     """Loss and accuracy over the whole device-resident test set."""
     return parallel.evaluate(self.p_eval, state_r, self.test_images_r, self.test_labels_r,
                              num_examples=self.num_test, global_batch=self.eval_batch, devices=self.devices)
+
+  def evaluate_train(self, state_r) -> dict[str, float]:
+    """Loss and accuracy over the whole device-resident training set (``train.eval_train``)."""
+    return parallel.evaluate(self.p_eval_train, state_r, self.images_r, self.labels_r,
+                             num_examples=self.num_train, global_batch=self.eval_batch, devices=self.devices)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,6 +322,9 @@ def open_data(config: config_lib.Config, workdir: str | os.PathLike, *, dataset:
     if dataset is not None:
       raise ValueError("the ImageNet stream (data.crop_size set) reads data.dataset itself; dataset= passes a "
                        "dataset held on the device")
+    if config.train.eval_train:
+      raise ValueError("train.eval_train evaluates the training set held on the devices; the ImageNet stream "
+                       "(data.crop_size set) has none: leave it False")
     return _open_stream(config, pathlib.Path(workdir), reuse)
   ds = setup.load_data(config)[0] if dataset is None else dataset
   mean, std = setup.normalization_constants(config, np.asarray(ds.train_images))

@@ -53,6 +53,15 @@ def _per_run(field: str) -> bool:
   return any(field.startswith(f) if f.endswith(".") else field == f for f in PER_RUN_FIELDS)
 
 
+def trains_alone(config: config_lib.Config) -> str | None:
+  """Why `config` cannot train in one program with other runs, or None when it can."""
+  if feed.is_streamed(config):
+    return "streams ImageNet from the host (data.crop_size set)"
+  if config.train.eval_train:
+    return "also evaluates on the training set (train.eval_train)"
+  return None
+
+
 def shared_fields(config: config_lib.Config) -> dict[str, Any]:
   """The fields of `config` that runs trained together share: all but `PER_RUN_FIELDS`."""
   return {k: v for k, v in config_lib.flat_fields(config).items() if not _per_run(k)}
@@ -282,11 +291,11 @@ def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: 
   if not configs or len(configs) != len(workdirs):
     raise ValueError(f"one work directory per run is needed, got {len(configs)} configs and {len(workdirs)} "
                      "workdirs")
-  streamed = [c.name for c in configs if feed.is_streamed(c)]
-  if streamed:
-    raise ValueError(f"runs trained together share the dataset held on the devices; {', '.join(streamed)} "
-                     "stream ImageNet from the host (data.crop_size set): train each on its own "
-                     "(experiments.train, or experiments.reproduce, which never groups them)")
+  alone = [f"{c.name} {why}" for c in configs if (why := trains_alone(c))]
+  if alone:
+    raise ValueError(f"runs trained together share the dataset held on the devices and one program; "
+                     f"{'; '.join(alone)}: train each on its own (experiments.train, or experiments.reproduce, "
+                     "which never groups them)")
   _check_together(configs)
   workdirs = [pathlib.Path(d) for d in workdirs]
   is_main = jax.process_index() == 0

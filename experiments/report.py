@@ -103,7 +103,8 @@ def _paper_cell(config: str, shrink: float, dataset: str | None = "cifar10") -> 
   if value is None:
     acc = "see the paper" if column == "cifar10" else "-"
   else:
-    acc = f"{value:.1f}" + ("" if r.verified else " (unverified)")
+    # The paper's best (not final) accuracy, and a number from another document, say so.
+    acc = f"{value:.1f}" + (" (best)" if r.best else "") + ("" if r.verified else f" ({r.source})")
   if r.iterations is None:
     return acc, "-"
   ours = r.iterations / shrink

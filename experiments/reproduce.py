@@ -44,6 +44,7 @@ import jax
 
 from experiments import configs as config_lib
 from experiments import feed
+from experiments import fidelity
 from experiments import hostmem
 from experiments import multirun
 from experiments import report
@@ -252,7 +253,7 @@ def run_experiment(experiment: Experiment, *, workdir: str | os.PathLike, seeds:
   units = [[i] for i in range(len(runs))]
   if together:
     todo = [i for i, ((_, _, config), (d, kept)) in enumerate(zip(runs, places))
-            if not feed.is_streamed(config) and finished_dir(config, d, kept) is None]  # ImageNet: one at a time
+            if not multirun.trains_alone(config) and finished_dir(config, d, kept) is None]
     groups = [[todo[j] for j in group] for group in multirun.group_runs([runs[i][2] for i in todo])]
     grouped = {i for group in groups for i in group}
     units = sorted(groups + [[i] for i in range(len(runs)) if i not in grouped], key=min)
@@ -353,7 +354,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       prog="python -m experiments.reproduce", description="Run named reproductions and write their reports.",
       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
-  parser.add_argument("names", nargs="+", metavar="NAME", help="experiments to run (see below)")
+  parser.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (see below)")
+  parser.add_argument("--fidelity", action="store_true",
+                      help="write the fidelity report (every setting of every paper row against the paper's text, "
+                      "experiments/fidelity.py) to <report-dir>/fidelity.md; run nothing")
   parser.add_argument("--shrink", type=float, default=1.0,
                       help="divide every iteration count by this factor (1: full length); see "
                       "experiments/configs/shrink.py")
@@ -381,6 +385,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                       "(experiments/multirun.py; not the streamed ImageNet runs); auto: on GPUs and TPUs, not on "
                       "XLA:CPU (default auto)")
   args = parser.parse_args(argv)
+  if not args.names and not args.fidelity:
+    parser.error("name at least one experiment (or --fidelity)")
   try:
     args.seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
   except ValueError:
@@ -403,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> None:
   hostmem.keep_freed_buffers()
   argv = list(sys.argv[1:] if argv is None else argv)
   args = parse_args(argv)
+  if args.fidelity:
+    print(f"fidelity report: {fidelity.write(pathlib.Path(args.report_dir or REPORTS) / 'fidelity.md')}",
+          file=sys.stderr)
   experiments = [get_experiment(n) for n in args.names]
   command = "python -m experiments.reproduce " + shlex.join(a for a in argv)
   notes = pathlib.Path(args.notes).read_text() if args.notes else ""

@@ -235,10 +235,13 @@ class _Loop:
 
   def _evaluate(self, done: int) -> None:
     self.last_eval = self.feeder.evaluate(self.state_r)
-    row = {"step": done, "epoch": done / self.plan.steps_per_epoch, "split": "test", **self.last_eval,
-           "wall_time": self.meter.elapsed()}
-    self.writer.write([row])
-    check_finite([row])
+    where = {"step": done, "epoch": done / self.plan.steps_per_epoch}
+    rows = [{**where, "split": "test", **self.last_eval, "wall_time": self.meter.elapsed()}]
+    if self.config.train.eval_train:
+      rows.append({**where, "split": "train_eval", **self.feeder.evaluate_train(self.state_r),
+                   "wall_time": self.meter.elapsed()})
+    self.writer.write(rows)
+    check_finite(rows)
     if self.pbar is not None:
       self.pbar.write(f"step {done}: test accuracy {self.last_eval['accuracy']:.4f}, loss {self.last_eval['loss']:.4f}")
 

@@ -23,6 +23,9 @@ expensive) is our choice; it changes nothing that is trained.
 
 from experiments.configs import config_lib
 from experiments.configs import default
+from experiments.configs.provenance import Assumed
+from experiments.configs.provenance import ByReference
+from experiments.configs.provenance import Paper
 
 _COMMON = {
     "data.dataset": "imagenet2012",
@@ -60,3 +63,21 @@ def googlenet(updates: dict) -> config_lib.Config:
       "train.batch_size": 128,
       **updates,
   })
+
+
+# Where the settings the AlexNet rows share come from: Caffe's bvlc_alexnet files, which §4.2.1 says it downloaded
+# and used as the baseline (line 260), and the batch it restates (line 269).
+_ALEXNET_FILES = "Caffe's models/bvlc_alexnet (train_val.prototxt, solver.prototxt)"
+ALEXNET_SOURCES = {
+    "model.name": ByReference("alexnet", _ALEXNET_FILES, 260, "hyper-parameter files for a slightly modified AlexNet"),
+    "optim.name": ByReference("caffe_sgd", _ALEXNET_FILES, 260, "used as a baseline"),
+    "train.batch_size": Paper(256, "§4.2.1", 269, "architecture file is 256"),
+}
+# GoogLeNet: the Princeton architecture file (line 293); no solver file was available (lines 293-302).
+GOOGLENET_SOURCES = {
+    "model.name": ByReference("googlenet", "the Princeton GoogLeNet architecture file (Caffe's bvlc_googlenet here)",
+                              293, "architecture file publicly available from Princeton"),
+    "optim.name": Assumed("the paper had no solver file for GoogLeNet (line 293): Caffe's SGD with momentum, as its "
+                          "other runs"),
+    "train.batch_size": Paper(128, "§4.2.2", 304, "batchsize of 128"),
+}

@@ -13,8 +13,14 @@ k = 12 is our reading of the original recipe.
 from experiments.configs import _table4
 
 ARGS = _table4.ARGS
+_ROW = dict(model="densenet40", batch_size=64, num_steps="300ep", drop_at=("150ep", "225ep"),
+            optimizer="nesterov", clr_bounds=(0.1, 0.2), label="DenseNet")
+
+
+def sources(arg: str | None = None) -> dict:
+  return _table4.sources("table4_densenet", arg, **_ROW, lines={"0.1": 227, "0.2": 228, "0.3": 229, "clr": 230},
+                         clr_range="0.1 – 0.2")
 
 
 def get_config(arg: str | None = None):
-  return _table4.build("table4_densenet", arg, model="densenet40", batch_size=64, num_steps="300ep",
-                       drop_at=("150ep", "225ep"), optimizer="nesterov", clr_bounds=(0.1, 0.2), label="DenseNet")
+  return _table4.build("table4_densenet", arg, **_ROW)

@@ -13,8 +13,14 @@ choice (override model.name=resnet110 or resnet20).
 from experiments.configs import _table4
 
 ARGS = _table4.ARGS
+_ROW = dict(model="resnet56", batch_size=128, num_steps="64000", drop_at=("32000", "48000"),
+            optimizer="sgd", clr_bounds=(0.1, 0.3), label="ResNet")
+
+
+def sources(arg: str | None = None) -> dict:
+  return _table4.sources("table4_resnet", arg, **_ROW, lines={"0.1": 219, "0.2": 220, "0.3": 221, "clr": 222},
+                         clr_range="0.1 – 0.3")
 
 
 def get_config(arg: str | None = None):
-  return _table4.build("table4_resnet", arg, model="resnet56", batch_size=128, num_steps="64000",
-                       drop_at=("32000", "48000"), optimizer="sgd", clr_bounds=(0.1, 0.3), label="ResNet")
+  return _table4.build("table4_resnet", arg, **_ROW)

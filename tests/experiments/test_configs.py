@@ -63,12 +63,58 @@ def test_table1_schedules_follow_the_paper():
   exp, plan = _schedule("table1_exp")
   steps = np.array([0, 1000, 30_000, 69_999])
   np.testing.assert_allclose(_at(exp, steps), 0.001 * 0.99994 ** steps.astype(np.float64), rtol=1e-4)
+  # exp_range as §3.1 defines it (line 99): both bounds decline by gamma**t; 42,000 ends the 12th cycle of 3,500.
   exp_range, plan = _schedule("table1_exp_range")
   assert plan.total_steps == 42_000
-  steps = np.array([0, 1000, 2000, 5000, 30_000])
+  steps = np.array([0, 1000, 1750, 5000, 30_000, 42_000])
+  x = np.abs(steps / 1750 - 2 * np.floor(1 + steps / 3500) + 1)
+  gamma_t = 0.99994 ** steps.astype(np.float64)
+  np.testing.assert_allclose(_at(exp_range, steps), gamma_t * (0.001 + 0.005 * np.maximum(0, 1 - x)), rtol=1e-4)
+  assert _at(exp_range, [42_000]) == pytest.approx(0.001 * 0.99994 ** 42_000, rel=1e-4)  # a cycle's end
+  _, plan = _schedule("table1_exp_range:70k")
+  assert plan.total_steps == 70_000 and 70_000 % 3500 == 0
+  # The Keras / PyTorch formula (only the amplitude declines), step size 2,000, kept as an alternative.
+  keras, plan = _schedule("table1_exp_range:keras")
+  assert plan.total_steps == 42_000
   x = np.abs(steps / 2000 - 2 * np.floor(1 + steps / 4000) + 1)
-  want = 0.001 + 0.005 * np.maximum(0, 1 - x) * 0.99994 ** steps.astype(np.float64)
-  np.testing.assert_allclose(_at(exp_range, steps), want, rtol=1e-4)
+  np.testing.assert_allclose(_at(keras, steps), 0.001 + 0.005 * np.maximum(0, 1 - x) * gamma_t, rtol=1e-4)
+
+
+def _triangular(steps, base, peak, step_size):
+  x = np.abs(steps / step_size - 2 * np.floor(1 + steps / (2 * step_size)) + 1)
+  return base + (peak - base) * np.maximum(0, 1 - x)
+
+
+def test_table3_readings_end_every_cycle_and_the_staged_one_drops_as_table2():
+  # Reading 1: a plain triangular cycle of step size 2,500, which 25,000 and 70,000 both end at the lower bound.
+  plain, plan = _schedule("table3_adam:clr")
+  steps = np.array([0, 1250, 2500, 5000, 24_999])
+  assert plan.total_steps == 25_000
+  np.testing.assert_allclose(_at(plain, steps), _triangular(steps, 0.0005, 0.002, 2500), rtol=1e-5)
+  _, plan = _schedule("table3_adam:clr70k")
+  assert plan.total_steps == 70_000 and 70_000 % 5000 == 0 and 25_000 % 5000 == 0
+  # Reading 2: Table 2's stages with the method's bounds, triangular within each (Table 3's policy).
+  staged, plan = _schedule("table3_nesterov:clr_staged")
+  assert plan.total_steps == 25_000
+  steps = np.array([0, 2000, 6000, 16_000, 17_000, 22_000, 22_500, 24_999])
+  want = np.where(steps < 16_000, _triangular(steps, 0.001, 0.006, 2000),
+                  np.where(steps < 22_000, _triangular(steps - 16_000, 0.0001, 0.0006, 1000),
+                           _triangular(steps - 22_000, 0.00001, 0.00006, 500)))
+  np.testing.assert_allclose(_at(staged, steps), want, rtol=1e-5)
+  staged70, plan = _schedule("table3_rmsprop:clr70k_staged")
+  assert plan.total_steps == 70_000
+  np.testing.assert_allclose(_at(staged70, [60_000, 61_250, 65_000, 66_250]), [1e-5, 3e-5, 1e-6, 3e-6], rtol=1e-5)
+  # The fixed rows start at the lower bound with Caffe's two x0.1 drops.
+  fixed, _ = _schedule("table3_adagrad:fixed")
+  np.testing.assert_allclose(_at(fixed, [0, 60_000, 65_000]), [0.003, 0.0003, 0.00003], rtol=1e-5)
+
+
+def test_rows_whose_paper_settings_are_not_the_schedule():
+  assert configs.get_config("fig6_bn_sigmoid:fixed").train.eval_train  # Fig. 6 plots training accuracy
+  assert configs.get_config("table4_sd_resnet:0.2").data.train_size == 45_000  # 5,000 held out, line 236
+  assert configs.get_config("table4_resnet:0.2").data.train_size is None
+  googlenet, _ = _schedule("table1_googlenet_fixed", num_train=1_281_167)
+  np.testing.assert_allclose(_at(googlenet, [0, 200_000, 419_999]), [0.01] * 3)  # a best guess, no solver file
 
 
 def test_table2_stages_restart_their_cycles():

@@ -74,7 +74,8 @@ def test_table1_report_on_cifar100_has_no_paper_number():
   """Table 1 has only a CIFAR-10 column: on CIFAR-100 the paper cell is "-", not the CIFAR-10 number."""
   assert report._paper_cell("table1_fixed", 50, "cifar100") == ("-", "70,000 (= 1400 here)")
   assert report._paper_cell("table1_fixed", 50, "cifar10") == ("81.4", "70,000 (= 1400 here)")
-  assert report._paper_cell("one_cycle_resnet56", 1, "cifar10") == ("see the paper", "-")
+  assert report._paper_cell("one_cycle_resnet56", 1, "cifar10") == ("91.3 (one-cycle blog)", "-")
+  assert report._paper_cell("table1_exp", 1, "cifar10") == ("79.1 (best)", "70,000")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -28,14 +28,34 @@ def _fixture_config():
       "model.name": "cifar10_quick"})
 
 
+# Configs changed on purpose since a2c7216 to follow the paper's text (experiments/reports/fidelity.md): the
+# fields that now train differently. No run of their old settings was kept.
+CHANGED_SINCE = {
+    **{f"fig6_bn_sigmoid:{a}": ["train.eval_train: '<missing>' -> True"] for a in ("fixed", "clr")},
+    **{f"table3_{m}:clr": ["schedule.step_size: '2000' -> '2500'"]
+       for m in ("nesterov", "adam", "rmsprop", "adagrad", "adadelta")},
+    **{f"table3_{m}:clr70k": ["schedule.step_size: '2000' -> '2500'"] for m in ("adam", "rmsprop")},
+    **{f"table4_sd_resnet:{a}": ["data.train_size: None -> 45000"] for a in ("0.1", "0.2", "0.3", "clr")},
+}
+# Renamed: the Keras formula's exp_range, whose committed runs were moved to the new name's directory.
+RENAMED = {"table1_exp_range": "table1_exp_range:keras"}
+# Only the paper line (`RESUMABLE_CHANGES`) differs: the quoted result was corrected.
+REQUOTED = {"one_cycle_resnet56", "table3_adam:fixed"}
+
+
 def test_config_json_of_every_config_is_what_the_previous_code_wrote():
   saved = json.loads((FIXTURES / "configs_a2c7216.json").read_text())
   names = [n + (f":{a}" if a else "") for n in configs.list_configs() for a in (configs.config_args(n) or (None,))]
-  assert set(saved) <= set(names)
-  for name, want in saved.items():
-    # Byte for byte as the trainer writes it (Durations stay the strings they were written as).
-    assert json.dumps(configs.to_dict(configs.get_config(name)), indent=2) == json.dumps(want, indent=2), name
-    assert not rundir.run_differences(want, configs.get_config(name)), name
+  assert {RENAMED.get(n, n) for n in saved} <= set(names)
+  for old_name, want in saved.items():
+    name = RENAMED.get(old_name, old_name)
+    config = configs.get_config(name)
+    if name in RENAMED.values():
+      want = {**want, "name": name, "paper": config.paper}
+    assert rundir.run_differences(want, config) == CHANGED_SINCE.get(name, []), name
+    if name not in CHANGED_SINCE and name not in REQUOTED:
+      # Byte for byte as the trainer writes it (Durations stay the strings they were written as).
+      assert json.dumps(configs.to_dict(config), indent=2) == json.dumps(want, indent=2), name
 
 
 def test_a_run_saved_by_the_previous_code_is_the_same_run(tmp_path):
