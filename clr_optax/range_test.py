@@ -168,10 +168,17 @@ class _OptaxStep:
   def set_lr(self, opt_state, lr):
     # An inject_hyperparams state keeps its learning rate in the state, wherever it is nested (inside
     # optax.MultiSteps, optax.chain): overwrite it there.
-    found = optax.tree_utils.tree_get_all_with_path(opt_state, "learning_rate", _in_hyperparams)
+    found = []
+
+    def put(path, value):
+      if not _is_injected_lr(path):
+        return value
+      found.append(path)
+      return jnp.asarray(lr, jnp.asarray(value).dtype)
+
+    opt_state = jax.tree_util.tree_map_with_path(put, opt_state)
     if found:
-      dtype = jnp.asarray(found[0][1]).dtype
-      return optax.tree_utils.tree_set(opt_state, _in_hyperparams, learning_rate=jnp.asarray(lr, dtype))
+      return opt_state
     if isinstance(self.optimizer, (optax.GradientTransformation, optax.MultiSteps)):
       raise TypeError("optimizer must be a factory learning_rate -> GradientTransformation (optax.adam, "
                       "functools.partial(optax.sgd, momentum=0.9), lambda lr: optax.MultiSteps(optax.sgd(lr), "
@@ -194,10 +201,10 @@ class _OptaxStep:
     return OptaxState(optax.apply_updates(state.params, updates), opt_state), {"loss": loss, **aux}
 
 
-def _in_hyperparams(path, value) -> bool:
-  """Whether a ``learning_rate`` found in an optimizer state is an ``inject_hyperparams`` hyper-parameter."""
-  del value
-  return any(getattr(k, "name", getattr(k, "key", None)) == "hyperparams" for k in path[:-1])
+def _is_injected_lr(path) -> bool:
+  """Whether a leaf's path in an optimizer state is an ``inject_hyperparams`` state's learning rate."""
+  return bool(path) and getattr(path[-1], "key", None) == "learning_rate" and any(
+      getattr(k, "name", None) == "hyperparams" for k in path[:-1])
 
 
 @dataclasses.dataclass(frozen=True)
