@@ -52,14 +52,15 @@ def _params(model):
 @pytest.mark.parametrize("method", ["scan", "chunked"])
 def test_range_test_of_an_nnx_module_equals_a_hand_written_loop(method):
   # Identical rows make every shuffle the same batch, so a plain loop over the module can replay the sweep:
-  # Dropout's masks (its random stream advancing each step) and BatchNorm's statistics included.
+  # Dropout's masks (its random stream advancing each step) and BatchNorm's statistics included. Both runs
+  # start from the module, its random stream included, so both replay it.
   row = np.array([0.5, -1.0, 2.0], np.float32)
   data = {"x": np.tile(row, (8, 1)), "y": np.full(8, 1.5, np.float32)}
   model = _Net(nnx.Rngs(0))
   before = _params(model)
   result = clr_optax.range_test(data, loss_fn=_mse, params=model, optimizer=optax.sgd, batch_size=8,
                                 num_steps=10, min_lr=0.01, max_lr=0.1, eval_fn=_held_out, eval_every=10,
-                                method=method, progress=False)
+                                num_runs=2, method=method, progress=False)
   jax.tree.map(np.testing.assert_array_equal, _params(model), before)  # the caller's module is untouched
   assert int(model.drop.rngs.count[...]) == 0
 
@@ -71,8 +72,8 @@ def test_range_test_of_an_nnx_module_equals_a_hand_written_loop(method):
 
   losses = [float(sgd_step(model, data, lr)) for lr in result.lr[0]]
   assert len(set(np.round(losses[:3], 6))) == 3  # the masks differ from step to step
-  np.testing.assert_allclose(result.loss[0], losses, rtol=1e-4)
-  np.testing.assert_allclose(result.eval_metrics["value"][0, -1], _held_out(model), rtol=1e-4)
+  np.testing.assert_allclose(result.loss, [losses, losses], rtol=1e-4)
+  np.testing.assert_allclose(result.eval_metrics["value"][:, -1], [_held_out(model)] * 2, rtol=1e-4)
 
 
 def test_a_model_is_never_called_with_a_key():
