@@ -18,6 +18,15 @@ non-numeric step raises a ``ValueError`` or ``TypeError``, and so does one beyon
 inside ``jit``, or an optimizer's ``count``) is not inspected, since reading it would wait for the device:
 a floating one is floored.
 
+The step a schedule sees is the count of the optimizer that holds it, one per update it makes. Under
+gradient accumulation, ``optax.MultiSteps(optax.sgd(schedule), k)``, that is one per *applied* update
+(every ``k`` micro-batches): the ``n``-th applied update uses ``schedule(n)``, so ``step_size`` counts
+applied updates. ``nnx.Optimizer.step`` counts calls to ``update``, i.e. micro-batches: at micro-batch
+``t`` the rate is ``schedule(t // k)``. A schedule written in micro-batches and held for each accumulation
+window (`staircase` with ``steps_per_stair=k``) gives the same rates when its optimizer counts micro-batches,
+as ``optax.inject_hyperparams`` around ``optax.MultiSteps`` does: ``staircase(triangular(b, m, k * s), k)(t)
+== triangular(b, m, s)(t // k)``.
+
 References:
   Smith, `Cyclical Learning Rates for Training Neural Networks <https://arxiv.org/abs/1506.01186>`_, 2015
   (WACV 2017).
@@ -385,7 +394,9 @@ def staircase(schedule: optax.Schedule, steps_per_stair: Any) -> optax.Schedule:
   Each block of :math:`k` steps takes the value of its first step, as DeepSpeed's ``staircase`` options
   do. With :math:`k` dividing a cyclical policy's ``step_size`` (or a one-cycle phase), the stairs start on
   its boundaries: a half-cycle of ``step_size`` steps climbs ``step_size / k`` stairs from ``base_lr``.
-  The block start is computed in integers, so the result stays exact at any step.
+  The block start is computed in integers, so the result stays exact at any step. With :math:`k` micro-batches
+  per applied update (gradient accumulation) and an optimizer that counts micro-batches, each accumulation
+  window then has one rate (see the module's notes on the step).
 
   Args:
     schedule: any ``optax.Schedule``.

@@ -14,6 +14,7 @@ keeps the numbers in its state, where they can be logged::
   state.learning_rates["body"]  # the rate the latest update used (at init: the first update's)
 """
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -82,7 +83,10 @@ def discriminative(
       ``lambda lr: optax.chain(optax.inject_hyperparams(optax.trace)(decay=momentum), optax.scale(-lr))``
       does.)
     param_labels: the group label of every parameter: a pytree of strings with the structure of the
-      parameters, or a function ``params -> that pytree`` (as for ``optax.multi_transform``).
+      parameters, or a function ``params -> that pytree`` (as for ``optax.multi_transform``). A nested dict
+      is matched to the parameters by their keys, and a label stands for the whole subtree under it: the
+      dict a Flax NNX ``State`` prints as (``{"body": "body", "head": {"kernel": "head", "bias": "head"}}``)
+      labels ``nnx.state(model, nnx.Param)``.
     learning_rates: group label -> ``optax.Schedule`` or number: each group its own rate.
     learning_rate: the common ``optax.Schedule`` or number, with ``multipliers``.
     multipliers: group label -> the number (``>= 0``) its learning rate is ``learning_rate`` times.
@@ -131,6 +135,8 @@ def discriminative(
     rates = {label: (lambda count, r=rate: _value(r, count)) for label, rate in learning_rates.items()}
   if not rates:
     raise ValueError(f"at least one group needs a learning rate, got {learning_rates=}, {multipliers=}")
+  if isinstance(param_labels, Mapping):
+    param_labels = functools.partial(_labels_like, param_labels)
 
   def rates_at(count: jax.Array) -> dict[str, jax.Array]:
     values = {label: rate(count) for label, rate in rates.items()}
@@ -154,6 +160,34 @@ def discriminative(
     return updates, DiscriminativeState(optax.safe_increment(state.count), lrs, inner_state)
 
   return optax.GradientTransformationExtraArgs(init, update)
+
+
+def _labels_like(labels: Mapping[str, Any], params: Any) -> Any:
+  """``labels``, a nested dict of labels, as a tree of the structure of ``params``.
+
+  Each parameter's label is found by following its key path through ``labels`` down to a label (anything
+  but a dict, list or tuple), so a label may stand for a whole subtree, and a container keyed like a dict (a
+  Flax NNX ``State``, of ``Variable`` objects or of plain arrays) matches the nested dict its printout shows.
+  """
+  paths, treedef = jax.tree_util.tree_flatten_with_path(params)
+  found = []
+  for path, _ in paths:
+    label = labels
+    for depth, entry in enumerate(path):
+      if not isinstance(label, (Mapping, list, tuple)):
+        break
+      key = getattr(entry, "key", getattr(entry, "idx", getattr(entry, "name", None)))
+      try:
+        label = label[key]
+      except (KeyError, IndexError, TypeError):
+        raise ValueError(f"param_labels has no label for the parameter at {jax.tree_util.keystr(path[:depth + 1])}"
+                         ": give a nested dict with the parameters' keys (as printing them shows) whose leaves are "
+                         "labels") from None
+    if isinstance(label, (Mapping, list, tuple)):
+      raise ValueError(f"param_labels must hold one label for the parameter at {jax.tree_util.keystr(path)}, "
+                       f"got {label!r}")
+    found.append(label)
+  return jax.tree.unflatten(treedef, found)
 
 
 def _value(rate: Rate, count: jax.Array) -> jax.Array:

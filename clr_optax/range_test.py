@@ -11,7 +11,8 @@ Two ways to drive a sweep:
 
 * ``range_test(data, loss_fn=..., params=..., optimizer=...)``: a plain ``loss_fn(params, batch)`` and an
   optax optimizer *factory* ``learning_rate -> GradientTransformation`` (``optax.adam``,
-  ``functools.partial(optax.sgd, momentum=0.9)``, a factory built with ``optax.inject_hyperparams``...).
+  ``functools.partial(optax.sgd, momentum=0.9)``, a factory built with ``optax.inject_hyperparams``...);
+  ``params`` may be a Flax NNX module (BatchNorm and Dropout included), which the sweep splits itself.
 * ``range_test(data, train_step=..., state=...)``: your own ``train_step(state, batch, lr) -> (state,
   metrics)`` (the step a trainer already has; this is how a Flax model with BatchNorm statistics plugs in).
 
@@ -47,6 +48,7 @@ import numpy as np
 import optax
 from jax import lax
 
+from clr_optax import _nnx
 from clr_optax import suggest as suggest_lib
 
 TrainStep = Callable[[Any, Any, jax.Array], tuple[Any, Mapping[str, jax.Array]]]
@@ -159,21 +161,30 @@ class _OptaxStep:
   optimizer: OptimizerFactory | optax.GradientTransformation
 
   def build(self, lr):
-    if isinstance(self.optimizer, optax.GradientTransformation):
+    if isinstance(self.optimizer, (optax.GradientTransformation, optax.MultiSteps)):
       return self.optimizer
     return self.optimizer(lr)
 
   def set_lr(self, opt_state, lr):
-    # An inject_hyperparams state keeps its learning rate in the state: overwrite it.
-    hyper = getattr(opt_state, "hyperparams", None)
-    if isinstance(hyper, Mapping) and "learning_rate" in hyper:
-      hyper = dict(hyper)
-      hyper["learning_rate"] = jnp.asarray(lr, jnp.asarray(hyper["learning_rate"]).dtype)
-      return opt_state._replace(hyperparams=hyper)
-    if isinstance(self.optimizer, optax.GradientTransformation):
+    # An inject_hyperparams state keeps its learning rate in the state, wherever it is nested (inside
+    # optax.MultiSteps, optax.chain): overwrite it there.
+    found = []
+
+    def put(path, value):
+      if not _is_injected_lr(path):
+        return value
+      found.append(path)
+      return jnp.asarray(lr, jnp.asarray(value).dtype)
+
+    opt_state = jax.tree_util.tree_map_with_path(put, opt_state)
+    if found:
+      return opt_state
+    if isinstance(self.optimizer, (optax.GradientTransformation, optax.MultiSteps)):
       raise TypeError("optimizer must be a factory learning_rate -> GradientTransformation (optax.adam, "
-                      "functools.partial(optax.sgd, momentum=0.9)) or a GradientTransformation built with "
-                      f"optax.inject_hyperparams whose state holds a learning_rate, got {self.optimizer=}")
+                      "functools.partial(optax.sgd, momentum=0.9), lambda lr: optax.MultiSteps(optax.sgd(lr), "
+                      "k)) or a GradientTransformation built with optax.inject_hyperparams whose state holds a "
+                      "learning_rate (also inside optax.MultiSteps or optax.chain), got "
+                      f"{self.optimizer=}")
     return opt_state
 
   def init(self, params, lr):
@@ -188,6 +199,12 @@ class _OptaxStep:
     opt_state = self.set_lr(state.opt_state, lr)
     updates, opt_state = self.build(lr).update(grads, opt_state, state.params)
     return OptaxState(optax.apply_updates(state.params, updates), opt_state), {"loss": loss, **aux}
+
+
+def _is_injected_lr(path) -> bool:
+  """Whether a leaf's path in an optimizer state is an ``inject_hyperparams`` state's learning rate."""
+  return bool(path) and getattr(path[-1], "key", None) == "learning_rate" and any(
+      getattr(k, "name", None) == "hyperparams" for k in path[:-1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -757,6 +774,15 @@ def range_test(
     ``learning_rate -> optax.GradientTransformation`` (``optax.adam``, ``functools.partial(optax.sgd,
     momentum=0.9)``) or a transformation built with ``optax.inject_hyperparams`` (its learning rate is set
     each step). ``eval_fn`` then receives the params.
+  * The same with ``params`` a Flax NNX module: ``loss_fn(model, batch)`` and ``eval_fn(model)`` receive a
+    module merged from the swept state; the optimizer trains its ``nnx.Param`` variables and the rest of
+    its state (BatchNorm statistics, Dropout's random stream) is what the forward pass leaves. The caller's
+    module is not modified; it trains in the mode it is in (``model.train()``), and every run starts from it.
+
+  Gradient accumulation: with ``optax.MultiSteps`` (``lambda lr: optax.MultiSteps(optax.sgd(lr), k)``, or
+  ``optax.MultiSteps(optax.inject_hyperparams(optax.sgd)(learning_rate=0.0), k)``) each step of the sweep
+  is one micro-batch and the update applied after ``k`` of them uses the rate of the last; ``staircase=k``
+  holds one rate per accumulation window, and `suggest_bounds` then reads one point per window.
 
   A stream (``data`` an iterable of batches: a generator, a grain or tfds iterator, a PyTorch-style
   loader) is fed by chunks: the host stacks the batches of the next chunk and copies them to the device
@@ -782,8 +808,10 @@ def range_test(
     train_step: a step function, see above.
     state: the step's initial state, or a function ``key -> state`` (runs then start from different inits).
     loss_fn: a loss function, see above.
-    params: the initial parameters, or a function ``key -> params``.
-    optimizer: an optax optimizer factory (or inject_hyperparams transformation).
+    params: the initial parameters, a function ``key -> params``, or a Flax NNX module (see above). A
+      callable that holds arrays (a module of another library) or a Flax Linen module is refused.
+    optimizer: an optax optimizer factory (or inject_hyperparams transformation, also inside
+      ``optax.MultiSteps`` or ``optax.chain``).
     mode: ``"linear"`` (the paper) or ``"exponential"`` (fastai, pytorch-lr-finder).
     staircase: hold each learning rate for this many steps (DeepSpeed's staircase sweep; see
       `learning_rates`); None rises every step. `suggest_bounds` reads a staircase sweep level by level.
@@ -865,6 +893,11 @@ def range_test(
       raise ValueError("train_step needs state (an initial state, or a function key -> state), got state=None")
     if params is not None or optimizer is not None:
       raise ValueError("params and optimizer go with loss_fn; with train_step put them in state")
+    if _nnx.is_nnx_module(state):
+      raise ValueError(f"state is a Flax NNX module ({type(state).__name__}): give it as params= with loss_fn "
+                       "and optimizer (range_test splits it), or give train_step the pure state of nnx.split "
+                       "and merge the module inside it (docs/guides/nnx.md)")
+    _check_init_fn("state", state)
     init = _Init(state if callable(state) else None, None)
     given = None if callable(state) else state
     eval_arg = _identity
@@ -874,9 +907,12 @@ def range_test(
     if state is not None:
       raise ValueError("state goes with train_step; with loss_fn give params")
     train_step = _OptaxStep(loss_fn, optimizer)
+    eval_arg = _params_of
+    if _nnx.is_nnx_module(params):  # swept as its split state: the caller's module is never modified
+      train_step, eval_arg, params = _nnx.split(params, train_step)
+    _check_init_fn("params", params)
     init = _Init(params if callable(params) else None, train_step)
     given = None if callable(params) else params
-    eval_arg = _params_of
 
   stream = _Stream(data, num_steps, batch_size) if _is_stream(data) else None
   if stream is not None:
@@ -926,6 +962,20 @@ def range_test(
   finally:
     if isinstance(listener, _Bar):
       listener.close()
+
+
+def _check_init_fn(name: str, value: Any) -> None:
+  """A callable ``params`` or ``state`` is called with a PRNG key: refuse the callables that are models."""
+  if not callable(value):
+    return
+  if _nnx.is_linen_module(value):
+    raise ValueError(f"{name} is a Flax Linen module ({type(value).__name__}), which holds no parameters: pass "
+                     f"its variables (model.init(key, x)) or a function key -> variables, and call model.apply "
+                     "in your loss_fn or train_step")
+  if not isinstance(value, jax.tree_util.Partial) and any(isinstance(leaf, (jax.Array, np.ndarray))
+                                                          for leaf in jax.tree.leaves(value)):
+    raise ValueError(f"{name} is a callable that holds arrays ({type(value).__name__}), so not a function key -> "
+                     f"{name}: pass the arrays themselves, or that function")
 
 
 def _block(method: str, host_driven: bool, chunk_size: int | None, eval_every: int | None, num_steps: int) -> int:

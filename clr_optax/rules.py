@@ -14,7 +14,8 @@ def step_size_from_epochs(epochs: float, iterations_per_epoch: int) -> int:
 
   Args:
     epochs: epochs per half-cycle (> 0; may be fractional).
-    iterations_per_epoch: optimizer steps per epoch (a whole number > 0).
+    iterations_per_epoch: optimizer steps per epoch (a whole number > 0): the updates applied, which under
+      gradient accumulation (``optax.MultiSteps`` over ``k`` micro-batches) is the batches divided by ``k``.
 
   Returns:
     The step size, rounded to the nearest whole step (at least 1).
