@@ -39,6 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from experiments import cli
 from experiments import rundir
 
 TABLE1_ROWS = ("table1_triangular2", "table1_fixed", "table1_exp_range", "table1_decay", "table1_exp")
@@ -277,4 +278,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -32,6 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
+from experiments import cli
 from experiments import configs as config_lib
 from experiments import data as data_lib
 from experiments import report
@@ -315,4 +316,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -48,6 +48,7 @@ import optax
 from flax import linen as nn
 
 import clr_optax
+from experiments import cli
 from experiments import data as data_lib
 from experiments import parallel
 from experiments import step as step_lib
@@ -304,4 +305,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -21,6 +21,7 @@ import jax
 import optax
 
 import clr_optax
+from experiments import cli
 from experiments import parallel
 from experiments.models import create_model
 
@@ -112,4 +113,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -42,6 +42,7 @@ import numpy as np
 import optax
 
 import clr_optax
+from experiments import cli
 from experiments import configs
 from experiments import data as data_lib
 from experiments import parallel
@@ -261,4 +262,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)
