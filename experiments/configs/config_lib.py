@@ -358,7 +358,8 @@ def _replace_path(node: Any, keys: list[str], value: Any, path: str) -> Any:
   current = getattr(node, keys[0])
   if len(keys) == 1:
     if dataclasses.is_dataclass(current):
-      raise FieldError(f"{path!r} is a section; set one of its fields, e.g. {path}.{dataclasses.fields(current)[0].name}")
+      raise FieldError(f"{path!r} is a section; set one of its fields, e.g. "
+                       f"{path}.{dataclasses.fields(current)[0].name}")
     new = _check_type(value, _field_types(type(node))[keys[0]], path)
   else:
     if current is None and _is_optional_section(_field_types(type(node))[keys[0]]):
