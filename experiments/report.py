@@ -419,7 +419,7 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
   """
   path = pathlib.Path(path)
   data_dir = path.with_suffix("")
-  data_dir.mkdir(parents=True, exist_ok=True)
+  rundir.make_dir(data_dir)
   rundir.write_text(data_dir / "results.csv", per_run_csv(summaries))
   rundir.write_text(data_dir / "curves.csv", curves_csv(summaries))
   save_figure(plot_accuracy_curves({s.config: s.runs for s in summaries}, title=experiment.title, shrink=shrink,

@@ -202,7 +202,7 @@ def archive_results(directory: pathlib.Path, archive: pathlib.Path) -> None:
 
   ``metrics.jsonl`` keeps every evaluation and the training rows of every `ARCHIVED_TRAIN_EVERY`-th step.
   """
-  archive.mkdir(parents=True, exist_ok=True)
+  rundir.make_dir(archive)
   for name in sorted(rundir.RESULT_FILES, key=lambda n: n == rundir.SUMMARY):
     text = (directory / name).read_text()
     if name == rundir.METRICS_JSONL:
@@ -298,8 +298,8 @@ def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, see
     partial: report the finished runs only, naming the unfinished ones in the report (default: refuse).
 
   Raises:
-    FileNotFoundError: a run has not finished (no ``summary.json``) and `partial` is false: run the command
-      again to finish it.
+    FileNotFoundError: a run has not finished (no ``summary.json``) and `partial` is false, or no run has: run
+      the command again to finish it.
   """
   all_runs = build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides)
   finished, runs, missing, lr_curves = [], [], [], {}
@@ -315,6 +315,9 @@ def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, see
     steps, rates = results.lr_curve(directory)
     if name not in lr_curves and len(steps):
       lr_curves[name] = (steps, rates)
+  if not runs:
+    raise FileNotFoundError(f"no run of {experiment.name} in {workdir} has finished: nothing to report; run the "
+                            "same command without --report-only first")
   if missing:
     notes = (f"**Incomplete**: {len(missing)} of {len(all_runs)} runs had not been run or not finished when this "
              f"report was written: {', '.join(missing)}.\n\n" + notes)

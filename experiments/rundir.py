@@ -47,7 +47,8 @@ RESUMABLE_CHANGES = frozenset({"paper", "data.cache_dir", "train.eval_every", "t
 
 
 def make_dir(path: str | os.PathLike) -> pathlib.Path:
-  """Creates the work directory `path` and the folders above it where missing; returns it as a Path.
+  """Creates the directory `path` (a work directory, a report's) and the folders above it where missing; returns
+  it as a Path.
 
   Raises:
     ValueError: `path` or a folder above it is a file (naming it), checked before anything is created.
@@ -55,7 +56,7 @@ def make_dir(path: str | os.PathLike) -> pathlib.Path:
   path = pathlib.Path(path)
   blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
   if blocker is not None:
-    raise ValueError(f"the work directory {path} cannot be made: {blocker} is a file")
+    raise ValueError(f"the directory {path} cannot be made: {blocker} is a file")
   path.mkdir(parents=True, exist_ok=True)
   return path
 

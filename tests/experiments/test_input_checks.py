@@ -197,16 +197,28 @@ def test_a_work_directory_that_is_a_file_is_named(tmp_path, monkeypatch):
   """--workdir naming an existing file gave a raw FileExistsError."""
   monkeypatch.setattr(workflow.setup, "load_data", _no_data)
   (tmp_path / "f").write_text("")
-  with pytest.raises(ValueError, match=rf"the work directory {tmp_path / 'f'} cannot be made: {tmp_path / 'f'} is a "
+  with pytest.raises(ValueError, match=rf"the directory {tmp_path / 'f'} cannot be made: {tmp_path / 'f'} is a "
                                        "file"):
     workflow.main(["--workdir", str(tmp_path / "f")])
-  with pytest.raises(ValueError, match=rf"the work directory {tmp_path / 'f' / 'run'} cannot be made: "
+  with pytest.raises(ValueError, match=rf"the directory {tmp_path / 'f' / 'run'} cannot be made: "
                                        rf"{tmp_path / 'f'} is a file"):
     train.train_and_evaluate(_tiny("table1_fixed"), tmp_path / "f" / "run", dataset=synthetic_dataset())
   monkeypatch.setattr(reproduce.setup, "load_data", lambda *a, **k: (synthetic_dataset(), None))
   with pytest.raises(ValueError, match=rf"cannot be made: {tmp_path / 'f'} is a file"):
     reproduce.main(["table2", "--seeds", "0", "--workdir", str(tmp_path / "f"), "--no-report", "--set",
                     "model.name=cifar10_quick"])
+  _finished_runs(tmp_path / "runs", tables.get_experiment("table2"), {}, {})
+  with pytest.raises(ValueError, match=rf"the directory {tmp_path / 'f' / 'table2'} cannot be made: "
+                                       rf"{tmp_path / 'f'} is a file"):
+    reproduce.main(["table2", "--seeds", "0", "--shrink", "80", "--workdir", str(tmp_path / "runs"), "--report-only",
+                    "--report-dir", str(tmp_path / "f")])
+
+
+def test_a_partial_report_of_no_finished_run_says_so(tmp_path):
+  """--report-only --partial with no finished run failed with an IndexError."""
+  with pytest.raises(FileNotFoundError, match=rf"no run of table2 in {tmp_path} has finished: nothing to report"):
+    reproduce.main(["table2", "--seeds", "0", "--workdir", str(tmp_path), "--report-only", "--partial",
+                    "--report-dir", str(tmp_path / "reports")])
 
 
 # Item 19: one line for a user's mistake, the traceback for the unexpected.
