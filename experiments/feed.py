@@ -55,6 +55,11 @@ def is_streamed(config: config_lib.Config) -> bool:
   return config.data.crop_size is not None
 
 
+def shuffle_key(seed: int) -> jax.Array:
+  """The key of a run's per-epoch shuffles (epoch ``e`` folds ``e`` into it), apart from its initialisation's."""
+  return jax.random.fold_in(jax.random.key(seed), 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class DeviceData:
   """A dataset held whole on the devices (`experiments.data.Dataset`, CIFAR) and its normalisation.
@@ -126,7 +131,7 @@ class DeviceFeeder:
                                                          num_examples=self.num_train, devices=devices)
                          if config.train.eval_train else None)
     self.p_shuffle = parallel.make_pmapped_shuffle(self.num_train, devices)
-    self.shuffle_key = jax.random.fold_in(jax.random.key(config.train.seed), 1)
+    self.shuffle_key = shuffle_key(config.train.seed)
     self.shuffle_key_r = parallel.replicate(self.shuffle_key, devices)
     self.perm_r = None  # the permutation of the epoch of the next step
 

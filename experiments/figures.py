@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import optax
 
 import clr_optax
+from experiments import cli
 
 
 def _panels() -> list[tuple[str, dict, int, bool]]:
@@ -86,4 +87,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -7,7 +7,7 @@ again: a sixth of the trainer's CPU time went to the kernel (measurements in
 top pad (``mallopt``), so freed blocks stay in the process and are reused. It changes where memory comes from,
 not what is computed: results are bitwise the same.
 
-Every command line in ``experiments/`` calls it first. ``CLR_KEEP_BUFFERS=0`` turns it off; off Linux/glibc
+Every command line in ``experiments/`` calls it first (`experiments.cli.run`). ``CLR_KEEP_BUFFERS=0`` turns it off; off Linux/glibc
 it does nothing. The library (`clr_optax`) sets no process settings: a program of your own gets the same
 by exporting `ENV_SETTINGS` before Python starts, e.g.
 

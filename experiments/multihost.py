@@ -25,6 +25,8 @@ import sys
 import time
 from typing import Sequence
 
+from experiments import cli
+
 
 def free_port() -> int:
   """A TCP port that was free a moment ago on localhost."""
@@ -85,4 +87,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -152,8 +152,7 @@ class _Together:
     spe = plans[0].steps_per_epoch
     self.schedules = [setup.build_schedule(c.schedule, steps_per_epoch=spe, total_steps=p.total_steps)
                       for c, p in zip(configs, plans)]
-    self.shuffle_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 1))(
-        jnp.asarray([c.train.seed for c in configs]))
+    self.shuffle_keys = jnp.stack([feed.shuffle_key(c.train.seed) for c in configs])
     self.shuffle_keys_r = parallel.replicate(self.shuffle_keys, devices)
     n_global = len(devices) * jax.process_count()
     self.p_eval = parallel.make_pmapped_eval_step(local_batch=configs[0].train.eval_batch_size // n_global,
@@ -283,7 +282,8 @@ def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: 
     own images per second (the program trains R times as many).
 
   Raises:
-    ValueError: no runs, a directory per run missing, streamed (ImageNet) configs, runs that differ in a
+    ValueError: no runs, a directory per run missing, one run twice or two in one directory
+      (`experiments.rundir.check_distinct_runs`), streamed (ImageNet) configs, runs that differ in a
       shared field (naming them), or what `experiments.train.train_and_evaluate` refuses.
     FloatingPointError: a run's metric became NaN/inf (naming the run, the metric and its step); every run
       keeps its last checkpoint.
@@ -291,6 +291,7 @@ def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: 
   if not configs or len(configs) != len(workdirs):
     raise ValueError(f"one work directory per run is needed, got {len(configs)} configs and {len(workdirs)} "
                      "workdirs")
+  rundir.check_distinct_runs(configs, workdirs)
   alone = [f"{c.name} {why}" for c in configs if (why := trains_alone(c))]
   if alone:
     raise ValueError(f"runs trained together share the dataset held on the devices and one program; "
@@ -308,7 +309,7 @@ def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: 
   try:
     states, starts, writers = [], [], []
     for config, workdir in zip(configs, workdirs):
-      workdir.mkdir(parents=True, exist_ok=True)
+      rundir.make_dir(workdir)
       managers.append(rundir.checkpoint_manager(workdir, config.train.max_checkpoints))
       state, start = train.initial_state(config, data, workdir, managers[-1], resume=resume)
       if is_main:
@@ -346,6 +347,6 @@ def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: 
       last = train.logged_evaluation(workdir, plan.total_steps)
       summary = {"test_accuracy": last.get("accuracy"), "test_loss": last.get("loss"),
                  "train_images_per_sec": float("nan"), "wall_time": 0.0, "state": state}
-    out.append({"config": config.name, "steps": plan.total_steps, **summary, "devices": n_global,
-                "device_kind": devices[0].device_kind, "workdir": str(workdir)})
+    out.append({"config": config.name, "steps": plan.total_steps, "train_images": data.num_train, **summary,
+                "devices": n_global, "device_kind": devices[0].device_kind, "workdir": str(workdir)})
   return out

@@ -159,6 +159,18 @@ def training_flops_per_image(config: config_lib.Config) -> float:
   return 3 * _forward_flops(config.model.name, options, config.data.crop_size or 32, classes)
 
 
+def run_title(experiment: Experiment, configs: Sequence[tuple[str, config_lib.Config]]) -> str:
+  """The experiment's title for runs of `configs` (``(config name, config as run)``): where their network is not
+  the named config's own (``model.name`` overridden), the title names theirs in its place and says so."""
+  title, ours = experiment.title, []
+  for name, config in configs:
+    own = config_lib.get_config(name).model.name
+    if config.model.name != own:
+      title = re.sub(rf"\b{re.escape(own)}\b", config.model.name, title)
+      ours += [config.model.name] if config.model.name not in ours else []
+  return title + (f" (network: {', '.join(ours)}, model.name overridden)" if ours else "")
+
+
 def _hours(seconds: float) -> str:
   return f"{seconds / 3600:,.1f} h" if seconds >= 3600 else f"{seconds / 60:,.1f} min"
 
@@ -431,7 +443,7 @@ def write_report(experiment: Experiment, summaries: Sequence[ConfigSummary], *, 
   """
   path = pathlib.Path(path)
   data_dir = path.with_suffix("")
-  data_dir.mkdir(parents=True, exist_ok=True)
+  rundir.make_dir(data_dir)
   rundir.write_text(data_dir / "results.csv", per_run_csv(summaries))
   rundir.write_text(data_dir / "curves.csv", curves_csv(summaries))
   save_figure(plot_accuracy_curves({s.config: s.runs for s in summaries}, title=experiment.title, shrink=shrink,
@@ -496,8 +508,14 @@ def _how_lines(*, command: str, overrides: dict[str, str] | None, shrink: float)
   return lines
 
 
-def describe_data(config: config_lib.Config) -> str:
-  """The data of a run, in words, for a report."""
+def describe_data(config: config_lib.Config, train_images: int | None = None) -> str:
+  """The data of a run, in words, for a report.
+
+  Args:
+    config: the run's config.
+    train_images: the training images the runs recorded (None: not recorded; the count of tensorflow-datasets'
+      CIFAR and of an image folder identified as CIFAR is then known, another folder's is said to be unknown).
+  """
   spec = str(config.data.dataset)
   if feed.is_streamed(config):
     source = "tensorflow-datasets' imagenet2012" if spec == "imagenet2012" else f"the ImageNet-layout folder `{spec}`"
@@ -512,8 +530,12 @@ def describe_data(config: config_lib.Config) -> str:
             "accuracies a little below the original CIFAR-10's")
   else:
     text = f"the image-folder dataset `{spec}`"
-  train = "all 50,000 training images" if config.data.train_size is None else \
-      f"a stratified subset of {config.data.train_size:,} training images"
+  if config.data.train_size is not None:
+    train = f"a stratified subset of {config.data.train_size:,} training images"
+  elif train_images is not None or run_dataset(config) is not None:
+    train = f"all {train_images or paper_results.TRAIN_IMAGES[run_dataset(config)]:,} training images"
+  else:
+    train = "every training image of the folder (how many was not recorded with these runs)"
   test = "all test images" if config.data.test_size is None else \
       f"a stratified subset of {config.data.test_size:,} test images (the same for every run)"
   return (f"{text}; {train}; evaluated on {test}; normalisation {config.data.normalization}, "

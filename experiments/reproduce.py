@@ -32,6 +32,7 @@ finished runs where there are any, on paper otherwise) and runs nothing; every r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -42,10 +43,10 @@ from typing import Any, Sequence
 
 import jax
 
+from experiments import cli
 from experiments import configs as config_lib
 from experiments import feed
 from experiments import fidelity
-from experiments import hostmem
 from experiments import multirun
 from experiments import report
 from experiments import results
@@ -68,12 +69,18 @@ def build_configs(experiment: Experiment, *, seeds: Sequence[int], shrink: float
   """``(config_name, seed, config)`` of every run, seed by seed: shrunk, `overrides` applied, the seed set.
 
   Seed-major order, so that an interrupted reproduction has whole seeds (every config) done first.
+
+  Raises:
+    ValueError: a seed is listed twice, or is not one the PRNG takes (`experiments.rundir.check_distinct_runs`,
+      ``train.seed``); checked before anything runs or is reported.
   """
   bases = []
   for name in experiment.configs:
     base = shrink_config(config_lib.get_config(name), shrink)
     bases.append((name, config_lib.override(base, dict(overrides or {}))))
-  return [(name, seed, config_lib.override(base, {"train.seed": seed})) for seed in seeds for name, base in bases]
+  runs = [(name, seed, config_lib.override(base, {"train.seed": seed})) for seed in seeds for name, base in bases]
+  rundir.check_distinct_runs([config for _, _, config in runs])
+  return runs
 
 
 def _run_cost(config: config_lib.Config) -> float:
@@ -145,7 +152,7 @@ def run_one(config: config_lib.Config, directory: pathlib.Path, *, dataset: Any 
     if archive is not None and done != archive:
       archive_results(done, archive)
     return rundir.read_json(done / rundir.SUMMARY)
-  directory.mkdir(parents=True, exist_ok=True)
+  rundir.make_dir(directory)
   rundir.check_same_run(directory, config)
   t0 = time.perf_counter()
   summary = train.train_and_evaluate(config, directory, dataset=dataset, resume=True)
@@ -165,7 +172,7 @@ def run_together(runs: Sequence[tuple[config_lib.Config, pathlib.Path, pathlib.P
     ValueError: a directory holds a run of a different config, or the runs cannot train together.
   """
   for config, directory, _ in runs:
-    directory.mkdir(parents=True, exist_ok=True)
+    rundir.make_dir(directory)
     rundir.check_same_run(directory, config)
   t0 = time.perf_counter()
   summaries = multirun.train_and_evaluate_together([c for c, _, _ in runs], [d for _, d, _ in runs],
@@ -196,7 +203,7 @@ def archive_results(directory: pathlib.Path, archive: pathlib.Path) -> None:
 
   ``metrics.jsonl`` keeps every evaluation and the training rows of every `ARCHIVED_TRAIN_EVERY`-th step.
   """
-  archive.mkdir(parents=True, exist_ok=True)
+  rundir.make_dir(archive)
   for name in sorted(rundir.RESULT_FILES, key=lambda n: n == rundir.SUMMARY):
     text = (directory / name).read_text()
     if name == rundir.METRICS_JSONL:
@@ -292,8 +299,8 @@ def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, see
     partial: report the finished runs only, naming the unfinished ones in the report (default: refuse).
 
   Raises:
-    FileNotFoundError: a run has not finished (no ``summary.json``) and `partial` is false: run the command
-      again to finish it.
+    FileNotFoundError: a run has not finished (no ``summary.json``) and `partial` is false, or no run has: run
+      the command again to finish it.
   """
   all_runs = build_configs(experiment, seeds=seeds, shrink=shrink, overrides=overrides)
   finished, runs, missing, lr_curves = [], [], [], {}
@@ -309,14 +316,19 @@ def report_experiment(experiment: Experiment, *, workdir: str | os.PathLike, see
     steps, rates = results.lr_curve(directory)
     if name not in lr_curves and len(steps):
       lr_curves[name] = (steps, rates)
+  if not runs:
+    raise FileNotFoundError(f"no run of {experiment.name} in {workdir} has finished: nothing to report; run the "
+                            "same command without --report-only first")
   if missing:
     notes = (f"**Incomplete**: {len(missing)} of {len(all_runs)} runs had not been run or not finished when this "
              f"report was written: {', '.join(missing)}.\n\n" + notes)
   report_dir = pathlib.Path(report_dir) if report_dir else REPORTS
   datasets = {report.run_dataset(config) for _, _, config in runs}
+  train_images = next((r.train_images for r in finished if r.train_images is not None), None)
   return report.write_report(
-      experiment, results.summarize(experiment, finished), path=report_dir / f"{experiment.name}.md",
-      shrink=shrink, seeds=seeds, command=command, data=report.describe_data(runs[0][2]),
+      dataclasses.replace(experiment, title=report.run_title(experiment, _per_config(all_runs))),
+      results.summarize(experiment, finished), path=report_dir / f"{experiment.name}.md",
+      shrink=shrink, seeds=seeds, command=command, data=report.describe_data(runs[0][2], train_images),
       hardware=hardware or report.hardware_description(), elapsed=report.describe_elapsed(finished),
       overrides=overrides, notes=notes, lr_curves=lr_curves or None,
       dataset=datasets.pop() if len(datasets) == 1 else None, cost=report.cost_table(_per_config(all_runs), finished))
@@ -406,7 +418,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
   """Command-line entry point: run the named experiments, then write their reports."""
-  hostmem.keep_freed_buffers()
   argv = list(sys.argv[1:] if argv is None else argv)
   args = parse_args(argv)
   if args.fidelity:
@@ -433,4 +444,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -47,6 +47,7 @@ class RunResult:
     images_per_sec: training throughput, the first (compiling) step and evaluation excluded.
     devices: the devices the run trained on, all hosts' (None: not recorded, runs made before it was).
     device_kind: their kind (``jax.Device.device_kind``: "cpu", "NVIDIA H100 80GB HBM3", "TPU v5 lite", ...).
+    train_images: the images it trained on (None: not recorded, runs made before it was).
   """
   config: str
   seed: int
@@ -57,6 +58,7 @@ class RunResult:
   images_per_sec: float | None = None
   devices: int | None = None
   device_kind: str | None = None
+  train_images: int | None = None
 
   @property
   def final(self) -> float:
@@ -82,7 +84,8 @@ def load_run(directory: str | os.PathLike, config: str, seed: int) -> RunResult:
                    accuracies=tuple(float(r["accuracy"]) for r in test),
                    total_steps=int(summary.get("steps", test[-1]["step"])),
                    wall_time=summary.get("wall_time"), images_per_sec=summary.get("train_images_per_sec"),
-                   devices=summary.get("devices"), device_kind=summary.get("device_kind"))
+                   devices=summary.get("devices"), device_kind=summary.get("device_kind"),
+                   train_images=summary.get("train_images"))
 
 
 def lr_curve(directory: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ import json
 import os
 import pathlib
 import shutil
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import jax
 import orbax.checkpoint as ocp
@@ -44,6 +44,21 @@ CSV_FIELDS = ("step", "epoch", "split", "loss", "accuracy", "lr", "grad_norm", "
 RESUMABLE_CHANGES = frozenset({"paper", "data.cache_dir", "train.eval_every", "train.log_every",
                                "train.checkpoint_every", "train.max_checkpoints", "train.eval_batch_size",
                                "train.progress", "train.num_devices", "train.steps_per_call", "data.workers"})
+
+
+def make_dir(path: str | os.PathLike) -> pathlib.Path:
+  """Creates the directory `path` (a work directory, a report's) and the folders above it where missing; returns
+  it as a Path.
+
+  Raises:
+    ValueError: `path` or a folder above it is a file (naming it), checked before anything is created.
+  """
+  path = pathlib.Path(path)
+  blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+  if blocker is not None:
+    raise ValueError(f"the directory {path} cannot be made: {blocker} is a file")
+  path.mkdir(parents=True, exist_ok=True)
+  return path
 
 
 def run_dir(workdir: str | os.PathLike, config_name: str, seed: int) -> pathlib.Path:
@@ -93,14 +108,42 @@ def run_differences(saved: Mapping[str, Any], config: config_lib.Config) -> list
   Returns:
     ``"field: saved -> new"`` for every differing field, sorted; empty when it is the same run.
   """
-  old = config_lib.flat_fields(dict(saved))
-  new = config_lib.flat_fields(json.loads(json.dumps(config_lib.to_dict(config))))
-  for fields in (old, new):
-    if isinstance(fields.get("data.dataset"), str):
-      fields["data.dataset"] = pathlib.PurePath(fields["data.dataset"]).name
-  changed = sorted(k for k in old.keys() | new.keys()
-                   if k not in RESUMABLE_CHANGES and old.get(k, "<missing>") != new.get(k, "<missing>"))
+  old, new = _trained_fields(saved), _trained_fields(config_lib.to_dict(config))
+  changed = sorted(k for k in old.keys() | new.keys() if old.get(k, "<missing>") != new.get(k, "<missing>"))
   return [f"{k}: {old.get(k, '<missing>')!r} -> {new.get(k, '<missing>')!r}" for k in changed]
+
+
+def _trained_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+  """The flat fields of a config dict that decide what is trained (not `RESUMABLE_CHANGES`), as JSON reads them
+  back (tuples as lists), an image-folder dataset named by its file."""
+  fields = config_lib.flat_fields(json.loads(json.dumps(dict(config))))
+  if isinstance(fields.get("data.dataset"), str):
+    fields["data.dataset"] = pathlib.PurePath(fields["data.dataset"]).name
+  return {k: v for k, v in fields.items() if k not in RESUMABLE_CHANGES}
+
+
+def check_distinct_runs(configs: Sequence[config_lib.Config],
+                        directories: Sequence[str | os.PathLike] | None = None) -> None:
+  """Refuses a plan that holds one run twice: two configs that train alike (`run_differences` finds nothing
+  between them: one config with one seed listed twice) or, given their `directories`, two runs in one directory
+  (their metrics would be written into one file).
+
+  Raises:
+    ValueError: naming the two runs (numbered from 1) and what they share.
+  """
+  seen: dict[str, int] = {}
+  for i, config in enumerate(configs):
+    j = seen.setdefault(json.dumps(_trained_fields(config_lib.to_dict(config)), sort_keys=True), i)
+    if j != i:
+      raise ValueError(f"{config.name} seed {config.train.seed} is planned twice (runs {j + 1} and {i + 1}): each "
+                       "seed of a config runs once, or it would count twice")
+  places: dict[pathlib.Path, int] = {}
+  for i, directory in enumerate(directories or ()):
+    j = places.setdefault(pathlib.Path(directory).resolve(), i)
+    if j != i:
+      a, b = configs[j], configs[i]
+      raise ValueError(f"runs {j + 1} ({a.name} seed {a.train.seed}) and {i + 1} ({b.name} seed {b.train.seed}) "
+                       f"share the work directory {directory}: each run needs its own")
 
 
 def check_same_run(directory: pathlib.Path, config: config_lib.Config) -> None:

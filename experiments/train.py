@@ -29,6 +29,7 @@ from typing import Any, Iterator, Sequence
 import jax
 import numpy as np
 
+from experiments import cli
 from experiments import configs as config_lib
 from experiments import feed
 from experiments import hostmem
@@ -299,16 +300,15 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
     resume: continue from the latest checkpoint in `workdir` (a fresh start when there is none).
 
   Returns:
-    A summary: final test loss/accuracy, steps, wall time, the training images/s (excluding the first,
-    compiling, call), the steps per compiled call, the devices it ran on (all hosts') and their kind, and the
-    work directory.
+    A summary: final test loss/accuracy, steps, the number of training images, wall time, the training images/s
+    (excluding the first, compiling, call), the steps per compiled call, the devices it ran on (all hosts')
+    and their kind, and the work directory.
 
   Raises:
     FloatingPointError: a training or evaluation metric became NaN/inf (its name and step are in the
       message); the last checkpoint written before it is kept.
   """
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = rundir.make_dir(workdir)
   is_main = jax.process_index() == 0
   devices = parallel.run_devices(config.train.num_devices)
   n_global = len(devices) * jax.process_count()
@@ -335,7 +335,8 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
   finally:
     manager.close()
   last_eval = loop.last_eval or logged_evaluation(workdir, plan.total_steps)
-  return {"config": config.name, "steps": plan.total_steps, "test_accuracy": last_eval.get("accuracy"),
+  return {"config": config.name, "steps": plan.total_steps, "train_images": data.num_train,
+          "test_accuracy": last_eval.get("accuracy"),
           "test_loss": last_eval.get("loss"), "train_images_per_sec": loop.meter.rate,
           "steps_per_call": loop.feeder.steps_per_call, "wall_time": loop.meter.elapsed(), "devices": n_global,
           "device_kind": devices[0].device_kind, "workdir": str(workdir), "peak_rss_mib": hostmem.peak_rss_mib(),
@@ -385,7 +386,6 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, d
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   """Command-line entry point: parse, build the config, train, print the summary."""
-  hostmem.keep_freed_buffers()
   args, overrides = parse_args(argv)
   parallel.maybe_initialize_distributed(coordinator=args.coordinator, num_processes=args.num_processes,
                                         process_id=args.process_id, enabled=args.multihost)
@@ -398,4 +398,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -40,8 +40,8 @@ import numpy as np
 
 import clr_optax
 from clr_optax.suggest import RULES as SUGGESTION_RULES
+from experiments import cli
 from experiments import configs as config_lib
-from experiments import hostmem
 from experiments import parallel
 from experiments import report
 from experiments import reproduce
@@ -252,7 +252,7 @@ def write_workflow_report(workdir: pathlib.Path, *, fixed: results.RunResult, cl
             "Metrics of each run (JSONL/CSV, every evaluation): `fixed/`, `triangular2/`.", "",
             "## Setup", ""]
   lines += [f"- **{k}**: {v}" for k, v in setup.items()]
-  lines += [f"- **time**: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+  lines += ["- **time**: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
             + " (wall clock, compilation and evaluation included)", "", "```", command, "```", ""]
   rundir.write_text(workdir / "report.md", "\n".join(lines))
   return workdir / "report.md", reached
@@ -276,19 +276,24 @@ def _setup_lines(config: config_lib.Config, train_ds, val, *, range_steps: int) 
   }
 
 
+# Choices made after the range test, which it does not read: a rerun may change them (each run's own config.json
+# refuses a finished run of other settings), as the refusal of a max_lr below the fixed rate tells the user to.
+AFTER_RANGE_TEST = ("workflow.base", "workflow.fixed_lr", "workflow.step_size")
+
+
 def check_workdir(workdir: pathlib.Path, config: config_lib.Config) -> None:
-  """Refuses a work directory whose saved workflow (``config.json``) trains differently from `config`;
-  records `config` there otherwise.
+  """Refuses a work directory whose saved workflow (``config.json``, written once the data is loaded and the run
+  planned) trains differently from `config`, but for `AFTER_RANGE_TEST`.
 
   Raises:
     ValueError: naming the fields that differ (`rundir.run_differences`).
   """
   if (workdir / rundir.CONFIG).exists():
-    diffs = rundir.run_differences(rundir.read_json(workdir / rundir.CONFIG), config)
+    diffs = [d for d in rundir.run_differences(rundir.read_json(workdir / rundir.CONFIG), config)
+             if d.split(":")[0] not in AFTER_RANGE_TEST]
     if diffs:
       raise ValueError(f"{workdir} holds a workflow run with other settings ({', '.join(diffs)}); run it with "
                        "its own settings, or use another --workdir (or delete it)")
-  rundir.write_config(workdir, config)
 
 
 def run_workflow(workdir: str | pathlib.Path, config: config_lib.Config | None = None, *, dataset: Any = None,
@@ -308,7 +313,7 @@ def run_workflow(workdir: str | pathlib.Path, config: config_lib.Config | None =
 
   Raises:
     ValueError: `config` has no workflow section or an unknown rule (checked before anything runs), or
-      `workdir` holds a workflow of other settings.
+      `workdir` holds a workflow of other settings or is a file.
   """
   config = config_lib.get_config("workflow") if config is None else config
   if config.workflow is None:
@@ -317,8 +322,7 @@ def run_workflow(workdir: str | pathlib.Path, config: config_lib.Config | None =
     raise ValueError(f"workflow.rule must be one of {SUGGESTION_RULES}, got {config.workflow.rule!r}")
   if config.workflow.base not in WORKFLOW_BASES:
     raise ValueError(f"workflow.base must be one of {WORKFLOW_BASES}, got {config.workflow.base!r}")
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = rundir.make_dir(workdir)
   check_workdir(workdir, config)
   timings: dict[str, float] = {}
   _say(f"[0/4] data: {config.data.dataset} (train {config.data.train_size or 'all'}, held out "
@@ -331,6 +335,7 @@ def run_workflow(workdir: str | pathlib.Path, config: config_lib.Config | None =
                                        total_steps=plan.total_steps, name="workflow.step_size")
   if n_step < 1:
     raise ValueError(f"workflow.step_size must be at least one step, got {config.workflow.step_size=}")
+  rundir.write_config(workdir, config)  # only now: a run refused above leaves no settings to block its rerun
 
   bounds = clr_bounds(config, _bounds(workdir, config, train_ds, val, num_steps=n_range, spe=plan.steps_per_epoch,
                                       timings=timings))
@@ -411,7 +416,6 @@ def config_from_args(args: argparse.Namespace) -> config_lib.Config:
 
 def main(argv: Sequence[str] | None = None) -> WorkflowResult:
   """Command-line entry point."""
-  hostmem.keep_freed_buffers()
   argv = list(sys.argv[1:] if argv is None else argv)
   args = parse_args(argv)
   return run_workflow(args.workdir, config_from_args(args),
@@ -419,4 +423,4 @@ def main(argv: Sequence[str] | None = None) -> WorkflowResult:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -39,7 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from experiments import hostmem
+from experiments import cli
 from experiments import rundir
 
 TABLE1_ROWS = ("table1_triangular2", "table1_fixed", "table1_exp_range", "table1_decay", "table1_exp")
@@ -249,7 +249,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   parser.add_argument("--budget-s", type=float, default=480.0, help="seconds for everything (default 480)")
   parser.add_argument("--smoke", action="store_true", help="tiny sizes, on any backend, in a few minutes")
   args = parser.parse_args(argv)
-  hostmem.keep_freed_buffers()
   out = args.out
   out.mkdir(parents=True, exist_ok=True)
   budget = Budget(args.budget_s)
@@ -279,4 +278,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -32,9 +32,9 @@ from typing import Sequence
 
 import numpy as np
 
+from experiments import cli
 from experiments import configs as config_lib
 from experiments import data as data_lib
-from experiments import hostmem
 from experiments import report
 from experiments import reproduce
 from experiments import rundir
@@ -299,7 +299,6 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--report-dir", type=pathlib.Path, help="default experiments/reports")
   parser.add_argument("--report-only", action="store_true", help="write the report of the finished runs")
   args = parser.parse_args(argv)
-  hostmem.keep_freed_buffers()
   seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
   policies = [p for p in args.policies.split(",") if p]
   frameworks = [f for f in args.frameworks.split(",") if f]
@@ -317,4 +316,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

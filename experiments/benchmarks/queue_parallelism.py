@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from experiments import cli
+
 
 def _command(config: str, workdir: pathlib.Path, data: str, steps: int) -> list[str]:
   return [sys.executable, "-m", "experiments.train", "--config", config, "--workdir", str(workdir), "--data", data,
@@ -77,4 +79,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

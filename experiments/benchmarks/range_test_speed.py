@@ -48,8 +48,8 @@ import optax
 from flax import linen as nn
 
 import clr_optax
+from experiments import cli
 from experiments import data as data_lib
-from experiments import hostmem
 from experiments import parallel
 from experiments import step as step_lib
 from experiments.models import create_model
@@ -229,7 +229,6 @@ def main(argv=None) -> dict:
                       help="the two sweep lengths (default 100,1000; --quick: 20,60 for the convnet)")
   parser.add_argument("--json", help="also write the results to this file (rewritten after each measurement)")
   args = parser.parse_args(argv)
-  hostmem.keep_freed_buffers()
   seeds = args.seeds or (4 if args.quick else 8)
 
   if args.data:
@@ -306,4 +305,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -21,7 +21,7 @@ import jax
 import optax
 
 import clr_optax
-from experiments import hostmem
+from experiments import cli
 from experiments import parallel
 from experiments.models import create_model
 
@@ -67,7 +67,6 @@ def main(argv=None) -> dict:
   parser.add_argument("--batch-size", type=int, default=100)
   parser.add_argument("--json", help="also write the results to this file")
   args = parser.parse_args(argv)
-  hostmem.keep_freed_buffers()
   blocks, per_block = (6, 5) if args.quick else (20, 10)
 
   model = create_model("cifar10_full")
@@ -114,4 +113,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -42,9 +42,9 @@ import numpy as np
 import optax
 
 import clr_optax
+from experiments import cli
 from experiments import configs
 from experiments import data as data_lib
-from experiments import hostmem
 from experiments import parallel
 from experiments import setup
 from experiments import step
@@ -237,7 +237,6 @@ def main(argv=None) -> None:
                       help="run no sweep: report the seeds whose records exist (e.g. while another process runs), "
                            "with the settings they were made with; needs no data")
   args = parser.parse_args(argv)
-  hostmem.keep_freed_buffers()
   names = args.setups.split(",")
   unknown = set(names) - set(SETUPS)
   if unknown:
@@ -263,4 +262,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

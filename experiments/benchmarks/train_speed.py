@@ -62,6 +62,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import cli
 from experiments import configs
 from experiments import data as data_lib
 from experiments import hostmem
@@ -479,7 +480,6 @@ def main(argv=None) -> dict:
                       help="the JAX measurements (default cifar10_full:100,resnet20:128)")
   parser.add_argument("--_one", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
-  hostmem.keep_freed_buffers()
   steps = args.steps or (5 if args.quick else 300)
   warmup = args.warmup if args.warmup is not None else (2 if args.quick else 200)
   repeats = args.repeats or (1 if args.quick else 5)
@@ -543,4 +543,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -7,6 +7,7 @@
 
 from experiments.configs.config_lib import Config
 from experiments.configs.config_lib import DataConfig
+from experiments.configs.config_lib import FieldError
 from experiments.configs.config_lib import ModelConfig
 from experiments.configs.config_lib import OptimConfig
 from experiments.configs.config_lib import ScheduleConfig
@@ -24,7 +25,7 @@ from experiments.configs.duration import Duration
 from experiments.configs.duration import resolve_duration
 
 __all__ = [
-    "Config", "DataConfig", "Duration", "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig",
+    "Config", "DataConfig", "Duration", "FieldError", "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig",
     "WorkflowConfig", "config_args", "duration_fields", "flat_fields", "get_config", "list_configs", "override",
     "parse_overrides", "resolve_duration", "to_dict",
 ]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
+import math
 import pathlib
 import pkgutil
 import types
@@ -33,6 +34,15 @@ from typing import Any, Mapping
 from experiments.configs.duration import Duration
 
 _OMIT_DEFAULT = "omit_default"
+# jax.random.key keeps the low 32 bits of a seed: seeds outside [0, SEEDS) would train as one inside it.
+SEEDS = 2**32
+
+
+class FieldError(KeyError, ValueError):
+  """A dotted path that names no config field: a KeyError (no such key) and a ValueError (a bad argument)."""
+
+  def __str__(self) -> str:
+    return str(self.args[0])
 
 
 def _added_field(default: Any) -> Any:
@@ -75,6 +85,16 @@ class DataConfig:
   mean_value: tuple[float, ...] = _added_field(())
   # Worker processes decoding the ImageNet stream on each host (None: one per CPU core of the host).
   workers: int | None = _added_field(None)
+
+  def __post_init__(self):
+    """Checks the subset sizes and seed at once, naming the field and the value (not after the data load)."""
+    for name in ("train_size", "test_size"):
+      value = getattr(self, name)
+      if isinstance(value, int) and value < 1:
+        raise ValueError(f"data.{name} must be a positive number of images, or None for all (the workflow's "
+                         f"--{name.replace('_', '-')} 0 means all), got {value!r}")
+    if isinstance(self.subset_seed, int) and self.subset_seed < 0:
+      raise ValueError(f"data.subset_seed must be a non-negative integer, got {self.subset_seed!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +163,11 @@ class ScheduleConfig:
   anneal: str = "cos"
   three_phase: bool = False
 
+  def __post_init__(self):
+    """Checks the step drops' factor at once, naming the field (optax's own error does not)."""
+    if isinstance(self.drop_factor, (int, float)) and not (math.isfinite(self.drop_factor) and self.drop_factor > 0):
+      raise ValueError(f"schedule.drop_factor must be a positive finite factor, got {self.drop_factor!r}")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -194,6 +219,9 @@ class TrainConfig:
         raise ValueError(f"train.{name} must be a positive duration, got {value!r}")
     if Duration(self.num_steps).unit == "percent":
       raise ValueError(f"train.num_steps must be steps or epochs (not a percentage of itself), got {self.num_steps!r}")
+    if isinstance(self.seed, int) and not 0 <= self.seed < SEEDS:
+      raise ValueError(f"train.seed must be an integer in [0, 2**32 - 1] (jax.random.key keeps a seed's low 32 "
+                       f"bits, so another seed would train as one of these), got {self.seed!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,6 +267,12 @@ class Config:
   # The workflow's settings, only in the workflow's configs (experiments/configs/workflow.py); None is left
   # out of config.json, so the files of every other run read as they did before this section existed.
   workflow: WorkflowConfig | None = None
+
+  def __post_init__(self):
+    """Checks that every number is finite, naming the field: a NaN or an infinity has no meaning in a config."""
+    for path, value in flat_fields(self).items():
+      if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, tuple) else [value])):
+        raise ValueError(f"{path} must be finite, got {value!r}")
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -317,7 +351,7 @@ def override(config: Config, updates: Mapping[str, Any]) -> Config:
     A new config; `config` itself is frozen and unchanged.
 
   Raises:
-    KeyError: a path names no field (the message lists the valid ones).
+    FieldError: a path names no field (the message lists the valid ones); a KeyError and a ValueError.
     ValueError, TypeError: a value does not fit the field's type.
   """
   for path, value in updates.items():
@@ -328,17 +362,18 @@ def override(config: Config, updates: Mapping[str, Any]) -> Config:
 def _replace_path(node: Any, keys: list[str], value: Any, path: str) -> Any:
   names = [f.name for f in dataclasses.fields(node)]
   if keys[0] not in names:
-    raise KeyError(f"no config field {path!r}: {type(node).__name__} has {', '.join(names)}")
+    raise FieldError(f"no config field {path!r}: {type(node).__name__} has {', '.join(names)}")
   current = getattr(node, keys[0])
   if len(keys) == 1:
     if dataclasses.is_dataclass(current):
-      raise KeyError(f"{path!r} is a section; set one of its fields, e.g. {path}.{dataclasses.fields(current)[0].name}")
+      raise FieldError(f"{path!r} is a section; set one of its fields, e.g. "
+                       f"{path}.{dataclasses.fields(current)[0].name}")
     new = _check_type(value, _field_types(type(node))[keys[0]], path)
   else:
     if current is None and _is_optional_section(_field_types(type(node))[keys[0]]):
-      raise KeyError(f"no config field {path!r}: this config has no {keys[0]!r} section")
+      raise FieldError(f"no config field {path!r}: this config has no {keys[0]!r} section")
     if not dataclasses.is_dataclass(current):
-      raise KeyError(f"no config field {path!r}: {keys[0]!r} is not a section")
+      raise FieldError(f"no config field {path!r}: {keys[0]!r} is not a section")
     new = _replace_path(current, keys[1:], value, path)
   return dataclasses.replace(node, **{keys[0]: new})
 

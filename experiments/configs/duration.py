@@ -16,7 +16,8 @@ def _parse_duration(spec: str | int, name: str) -> tuple[float, str]:
   """``(number, unit)`` of a Duration, unit "steps", "epochs" or "percent": the one reading of the grammar.
 
   Raises:
-    ValueError: `spec` is not a non-negative number of steps, epochs or percent (the message names `name`).
+    ValueError: `spec` is not a non-negative number of steps, epochs or percent, or a fraction of a step (the
+      message names `name`).
   """
   text = str(spec).strip().lower().replace("_", "")
   for suffix, unit in _DURATION_UNITS.items():  # "" last: a bare number is steps
@@ -29,6 +30,8 @@ def _parse_duration(spec: str | int, name: str) -> tuple[float, str]:
     raise ValueError(f"{name} must be steps ('2000'), epochs ('8ep') or a percentage ('5%'), got {spec=}") from None
   if not math.isfinite(value) or value < 0:
     raise ValueError(f"{name} must be a non-negative duration, got {spec=}")
+  if unit == "steps" and not value.is_integer():  # a step is not divisible; epochs and percentages are rounded
+    raise ValueError(f"{name} must be a whole number of steps (or epochs '2.5ep', or a percentage), got {spec=}")
   return value, unit
 
 

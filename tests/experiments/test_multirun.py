@@ -71,6 +71,7 @@ def test_runs_trained_together_equal_the_runs_trained_alone(runs):
     summary = runs["together"][i]
     assert summary["runs_together"] == 3 and summary["steps_per_call"] == 3
     assert summary["steps"] == int(config.train.num_steps)
+    assert summary["train_images"] == runs["alone"][i]["train_images"] == 40  # what the report's Data line states
     assert summary["test_accuracy"] == rundir.read_metrics(directory)["test"][-1]["accuracy"]
   assert (sorted(p.name for p in (runs["together_dirs"][0] / rundir.CHECKPOINTS).iterdir()) == ["6", "7"])
 

@@ -67,6 +67,7 @@ def test_resume_of_a_finished_run_returns_its_test_accuracy(tmp_path):
   again = train.train_and_evaluate(config, tmp_path, dataset=ds, resume=True)
   assert again["test_accuracy"] == first["test_accuracy"] and again["test_loss"] == first["test_loss"]
   assert again["steps"] == first["steps"] == 6
+  assert again["train_images"] == first["train_images"] == 40  # what the report's Data line states (issue 24)
 
 
 def test_a_leftover_orbax_tmp_directory_does_not_keep_a_checkpoint_too_many(tmp_path):
