@@ -502,8 +502,8 @@ def make_range_test(
 
   Args:
     train_step: ``train_step(state, batch, lr) -> (state, metrics)``, metrics with a scalar ``"loss"``.
-    batch_size, num_steps, min_lr, max_lr, mode, staircase, smoothing, divergence_factor, eval_fn,
-      eval_every: as in `range_test` (``eval_fn`` receives the state).
+    batch_size, num_steps, min_lr, max_lr, mode, staircase, smoothing, divergence_factor, eval_fn, eval_every:
+      as in `range_test` (``eval_fn`` receives the state).
     axis_name: under ``pmap`` with data parallelism (each device a shard of every batch), the mapped axis:
       the loss is averaged over it before the divergence test, so that all devices stop together. Leave it
       None when the devices run independent sweeps.
