@@ -31,10 +31,10 @@ nb_execution_mode = "off"
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3
 
+default_role = "py:obj"  # `name` in a docstring links to that name's page where it has one
 autosummary_generate = True
 autodoc_default_options = {"members": True, "member-order": "bysource", "undoc-members": False}
-autodoc_typehints = "description"
-autodoc_typehints_format = "short"
+autodoc_typehints = "none"  # the docstrings say what each argument takes; expanded aliases would not
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_ivar = True  # a class's Attributes section as fields: autodoc would describe them a second time
@@ -51,6 +51,8 @@ def setup(app):
   app.connect("autodoc-skip-member", _skip_tuple_fields)
 
 html_theme = "sphinx_book_theme"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_title = f"clr_optax {release}"
 html_theme_options = {
     "repository_url": "https://github.com/clr-optax/clr_optax",
