@@ -27,7 +27,7 @@ def plot_schedules(
     log_y: bool = False,
     title: str | None = None,
 ) -> Any:
-  """Plots each schedule over steps ``0 .. num_steps - 1`` on one axes.
+  """Plots each schedule over the steps ``0`` to ``num_steps - 1`` on one axes.
 
   Args:
     schedules: labels to schedules.

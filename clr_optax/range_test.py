@@ -24,9 +24,8 @@ Two ways to run it, chosen by backend (``method="auto"``):
   Used on accelerators, and on CPU for steps without convolutions.
 * ``"chunked"``: one compiled program of ``chunk_size`` fully unrolled steps, dispatched by a host loop
   that never waits for the device. Used on XLA:CPU for steps with convolutions: inside XLA:CPU's while
-  loops the backward convolutions lose their fast path (about 30x slower per step); unrolled, they keep it.
-  Measured here, an outer ``lax.scan`` over unrolled chunks is no remedy (the chunk is again a while-loop
-  body).
+  loops the backward convolutions lose their fast path (an order of magnitude slower per step); unrolled,
+  they keep it. An outer ``lax.scan`` over unrolled chunks is no remedy: the chunk is again a while-loop body.
 
 A host-driven sweep keeps at most two chunks in flight: after dispatching one it collects the records of
 the one before (the device has the next queued meanwhile) and reports progress from them, and it stops
@@ -400,7 +399,7 @@ class _Sweep:
     ``batch_at(t, j)`` is the batch of step ``t``, the ``j``-th of this chunk. The while loop stops at
     divergence (or at ``num_steps``), so the steps after it cost nothing and the state needs no freezing:
     selecting between the old and new state of every leaf each step, and the buffer copies that forces,
-    made a sweep of a small model 30-40% slower than plain steps on XLA:CPU. Steps it does not run keep NaN
+    would make a small model's sweep markedly slower than plain steps. Steps it does not run keep NaN
     records and count as masked. Straight-line code cannot stop, so there every masked step keeps the old
     state.
     """
@@ -519,8 +518,8 @@ def make_range_test(
 
   Args:
     train_step: ``train_step(state, batch, lr) -> (state, metrics)``, metrics with a scalar ``"loss"``.
-    batch_size, num_steps, min_lr, max_lr, mode, staircase, smoothing, divergence_factor, eval_fn,
-      eval_every: as in `range_test` (``eval_fn`` receives the state).
+    batch_size, num_steps, min_lr, max_lr, mode, staircase, smoothing, divergence_factor, eval_fn, eval_every:
+      as in `range_test` (``eval_fn`` receives the state).
     axis_name: under ``pmap`` with data parallelism (each device a shard of every batch), the mapped axis:
       the loss is averaged over it before the divergence test, so that all devices stop together. Leave it
       None when the devices run independent sweeps.
@@ -838,11 +837,11 @@ def range_test(
     compiler_options: XLA options for compiling the sweep's programs, as in ``jax.jit(...,
       compiler_options=...)``. On jaxlib 0.10's XLA:CPU, ``{"xla_cpu_experimental_ynn_fusion_type":
       "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}`` runs convolutions on XLA's own kernels instead of YNNPACK's,
-      which took the Caffe ``cifar10_full`` training step from 406 to 632-804 images/s on the 2-core CPU we
-      measured (README, "Benchmarks"); `experiments.parallel.compiler_options` gives what the project's
-      trainer uses. The program that computes the initial states runs once per sweep and is compiled with
-      these options at XLA's lowest backend optimisation level (``xla_backend_optimization_level=0``):
-      random initializers compile about 4x faster there.
+      the faster of the two for this project's convnets (docs: "Performance and benchmarks");
+      `experiments.parallel.compiler_options` gives what the project's trainer uses. The program that
+      computes the initial states runs once per sweep and is compiled with these options at XLA's lowest
+      backend optimisation level (``xla_backend_optimization_level=0``): random initializers compile several
+      times faster there.
 
   Returns:
     A `RangeTestResult` of numpy arrays (the records come back to the host once, at the end) with
@@ -1073,9 +1072,8 @@ def _drive(spec: _Sweep, programs: _Programs, block: int, mode: str, lrs: np.nda
 
 
 # XLA options for a program that runs once per sweep (the initial states): compile fast rather than run
-# fast. Random initializers compile about 4x faster at the lowest backend optimisation level (on XLA:CPU,
-# 1.0 s -> 0.26 s for a two-layer MLP, 2.4 s -> 0.5 s for cifar10_quick) and run a few milliseconds
-# slower, once.
+# fast. Random initializers compile several times faster at the lowest backend optimisation level and run
+# only slightly slower, once.
 _RUN_ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
@@ -1113,7 +1111,7 @@ def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init,
   ``stream``: the chunks take stacked batches instead of indices into device-resident data.
 
   Several runs are vmapped, except in the chunked method: vmapped parameters turn XLA:CPU's convolutions
-  into grouped ones, about 4.5x slower per run, so there each run gets its own straight-line copy of the
+  into grouped ones, several times slower per run, so there each run gets its own straight-line copy of the
   step inside the one compiled chunk (compile time grows with the number of runs instead).
   """
   runs = "one" if not several else "vmap" if method == "scan" else "unrolled"
@@ -1122,7 +1120,7 @@ def _programs(spec: _Sweep, method: str, block: int, several: bool, init: _Init,
 
   def start(keys, given, lrs):
     """Each run's initial state, computed one run after another (``lax.map``): vmapping the initializers'
-    random number generation takes 2-3x longer to compile."""
+    random number generation takes much longer to compile."""
     def one(k):
       return init(jax.random.split(k)[0], given, lrs[0])
     return lax.map(one, keys) if several else jax.tree.map(lambda x: x[None], one(keys[0]))

@@ -156,15 +156,14 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, log_
   lo = max(base, half)
   steep = lo + int(np.nanargmax(slope[lo:max(peak, lo) + 1]))
   reasons = []
-  # Slows: the slope after the steepest rise falls under 1/8 of its maximum. Measured over K = 5 seeds of
-  # three setups (README, "How robust are the suggestions?"), every fraction from 1/5 to 1/13 keeps the
-  # spread of max_lr under 1.5x; 1/4 fired on the noise of the shoulder (1.50x on cifar10_full).
+  # Slows: the slope after the steepest rise falls under 1/8 of its maximum, the middle of the fractions that
+  # keep max_lr's spread over seeds small; a larger one fires on the noise of the curve's shoulder.
   slow = np.nonzero(slope[steep:peak + 1] < slope[steep] / 8)[0]
   if slow.size:
     reasons.append((steep + int(slow[0]), f"the rise of the {what} slows (slope under 1/8 of its steepest)"))
   # Ragged: the local scatter about the smoothed curve doubles compared with the rising part. The rise's
   # scatter is measured over a window's width at least, away from the start, where the moving average shrinks
-  # to a few points and follows them (a scatter of 1 or 2 points made the rule fire at any noise).
+  # to a few points and follows them (the scatter of 1 or 2 points would make the rule fire at any noise).
   scatter = np.sqrt(smooth_curve(residual ** 2, window))
   calm = float(np.nanmedian(scatter[lo:max(steep, lo) + window + 1]))
   ragged = np.nonzero(scatter[steep:] > 2.0 * calm)[0] if calm > 0 else np.array([], np.int64)
@@ -267,7 +266,7 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   elif "accuracy_max" in train_rule:
     # Both curves read: the held-out accuracy has one point per evaluation, the training accuracy one per
     # step, and where each rise slows scatters from seed to seed by itself; their geometric mean scatters
-    # less (README, "LR range test": the robustness table). base_lr stays the held-out reading.
+    # less (docs/guides/range_test.md: the robustness table). base_lr stays the held-out reading.
     held, held_why = acc_rule["accuracy_max"]
     trained, trained_why = train_rule["accuracy_max"]
     candidates["held_out_max"] = (held, held_why)

@@ -151,7 +151,7 @@ def load_tfds(name: str, *, data_dir: str | os.PathLike | None = None,
   """Loads an image-classification dataset from tensorflow-datasets as uint8 arrays.
 
   Reads with ``tfds.data_source`` (array_record files; no TensorFlow needed). Decoding through tfds
-  takes about 0.6 ms per image (35 s for CIFAR-10 on a CPU core), so the arrays are cached as
+  costs far more than reading a cache, so the arrays are cached as
   ``.npz`` like an image folder, keyed by the prepared files. When the dataset is not prepared in
   ``data_dir`` and ``download`` is true, tfds downloads and prepares it, which needs TensorFlow and
   internet; without either it fails at once, and otherwise runs under a time limit, because an

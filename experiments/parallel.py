@@ -25,10 +25,9 @@ from experiments.step import train_step
 
 AXIS = "batch"
 
-# XLA:CPU (jaxlib 0.10) hands convolutions to YNNPACK by default. On a 2-core x86 CPU the cifar10_full
-# training step made 632-804 images/s with XLA's own (Eigen) convolutions against 406 with YNNPACK's
-# (experiments/benchmarks/README.md; `python -m experiments.benchmarks.train_speed --variants ynnpack_convs`
-# times the step without them); this option keeps YNNPACK for dots only.
+# XLA:CPU (jaxlib 0.10) hands convolutions to YNNPACK by default, slower than XLA's own (Eigen) convolutions
+# for this project's convnets (`python -m experiments.benchmarks.train_speed --variants ynnpack_convs`
+# times the step with them); this option keeps YNNPACK for dots only.
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
@@ -222,7 +221,7 @@ ACCELERATOR_STEPS_PER_CALL = 100
 def default_steps_per_call(state: Any, image_shape: Sequence[int], platform: str) -> int:
   """``train.steps_per_call`` when the config leaves it None: `ACCELERATOR_STEPS_PER_CALL`, except 1 on
   XLA:CPU (``platform="cpu"``) for a network with convolutions, whose gradients lose their fast path inside
-  XLA:CPU's loops (about 30x slower per step; `clr_optax.range_test` documents the same trap).
+  XLA:CPU's loops (an order of magnitude slower per step; `clr_optax.range_test` documents the same trap).
 
   Args:
     state: the run's `TrainState` (its network is traced, in inference mode, to look for convolutions).
