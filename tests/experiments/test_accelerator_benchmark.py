@@ -21,17 +21,18 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert run["steps_done"] == 6 and run["batch_size"] == 20 and run["images_per_sec"] > 0
   row = results["table1"]["table1_triangular2"]
   assert row["steps_done"] == 6 and [s for s, _ in row["test_curve"]] == [3, 6] and row["training_s"] > 0
-  # All five rows in one program (shrunk 5,000 times: 14, 5, 5, 14 and 8 iterations), each in its run directory.
+  # All seven rows in one program (shrunk 5,000 times), each in its run directory.
   together = results["table1_together"]
   assert {r: together[r]["steps_done"] for r in accelerator.TABLE1_ROWS} == {
-      "table1_triangular2": 5, "table1_fixed": 14, "table1_exp_range": 8, "table1_decay": 5, "table1_exp": 14}
+      "table2_staged": 5, "table1_triangular2": 5, "table1_fixed": 14, "table1_exp_range": 8,
+      "table1_exp_range:keras": 8, "table1_decay": 5, "table1_exp": 14}
   assert [s for s, _ in together["table1_exp_range"]["test_curve"]] == [3, 6, 8]
   assert json.loads((tmp_path / "table1_together" / "table1_exp" / "seed0" / "summary.json").read_text())[
-      "runs_together"] == 5
+      "runs_together"] == 7
   summary = (tmp_path / "summary.md").read_text()
   assert "| schedule overhead: triangular2 / constant step time |" in summary and "| `table1_triangular2`: 6 iterations" in summary
   assert "| trainer cifar10_full, batch 20, 3 steps per call: images/s |" in summary
-  assert "| Table 1, all five rows as one vmapped program: training seconds; final test accuracies |" in summary
+  assert "| Table 1, all rows as one vmapped program: training seconds; final test accuracies |" in summary
   assert json.loads((tmp_path / "results.json").read_text())["status"] == results["status"]
 
 

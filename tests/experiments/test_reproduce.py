@@ -31,9 +31,9 @@ def test_shard_runs_partitions_every_run_once():
 def test_build_configs_is_seed_major_and_sets_seeds():
   runs = reproduce.build_configs(tables.get_experiment("table1"), seeds=(3, 4), shrink=10,
                                  overrides={"data.test_size": "500"})
-  assert [(n, s) for n, s, _ in runs[:6]] == [
-      ("table1_fixed", 3), ("table1_triangular2", 3), ("table1_decay", 3), ("table1_exp", 3),
-      ("table1_exp_range", 3), ("table1_fixed", 4)]
+  assert [(n, s) for n, s, _ in runs[:8]] == [
+      ("table1_fixed", 3), ("table2_staged", 3), ("table1_triangular2", 3), ("table1_decay", 3), ("table1_exp", 3),
+      ("table1_exp_range", 3), ("table1_exp_range:keras", 3), ("table1_fixed", 4)]
   assert all(c.train.seed == s and c.data.test_size == 500 for _, s, c in runs)
 
 
@@ -130,7 +130,7 @@ def test_cli_report_only_from_run_directories(tmp_path):
                   "--command", "the command"])
   text = (tmp_path / "reports" / "table1.md").read_text()
   assert "| `table1_exp_range` | 2 | 525 |" in text
-  assert "5.0 min summed over the 10 runs" in text and "throughput 1,000-1,200 images/s per run" in text
+  assert "7.0 min summed over the 14 runs" in text and "throughput 1,000-1,200 images/s per run" in text
   assert "```\nthe command\n```" in text
   assert ("CIFAR10 from tensorflow-datasets; all 50,000 training images; evaluated on a stratified subset of "
           "2,000 test images (the same for every run)") in text
@@ -144,7 +144,7 @@ def test_cli_report_only_from_run_directories(tmp_path):
                   "--set", "data.test_size=2000", "--report-only", "--partial", "--report-dir",
                   str(tmp_path / "reports")])
   text = (tmp_path / "reports" / "table1.md").read_text()
-  assert "**Incomplete**: 1 of 10 runs had not been run or not finished when this report was written: `table1_exp` seed 1." in text
+  assert "**Incomplete**: 1 of 14 runs had not been run or not finished when this report was written: `table1_exp` seed 1." in text
   assert "| `table1_exp` | 1 | 875 |" in text
 
 
@@ -231,7 +231,8 @@ def test_run_experiment_only_and_report_from_committed_results(tmp_path, monkeyp
   _fake_training(monkeypatch, calls)
   monkeypatch.setattr(setup, "load_data", lambda config: (None, None))
   experiment = reproduce.get_experiment("table1_full")
-  assert experiment.configs == ("table1_triangular2", "table1_fixed") and experiment.reference == "table1_fixed"
+  assert experiment.configs == ("table2_staged", "table1_triangular2", "table1_fixed")
+  assert experiment.reference == "table1_fixed"
   kw = dict(workdir=tmp_path / "work", seeds=(0,), overrides=_TINY, report_dir=tmp_path / "reports")
   with pytest.raises(ValueError, match="does not run.*table1_exp"):
     reproduce.run_experiment(experiment, only=("table1_exp",), **kw)
@@ -245,6 +246,7 @@ def test_run_experiment_only_and_report_from_committed_results(tmp_path, monkeyp
                                      overrides=_TINY, command="c", report_dir=tmp_path / "reports", partial=True)
   text = path.read_text()
   assert "`table1_fixed` seed 0" in text and "| `table1_triangular2` | 1 | 6 |" in text
+  assert "`table2_staged` seed 0" in text
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -270,7 +272,7 @@ def test_cost_prints_what_the_runs_would_cost_and_trains_nothing(tmp_path, monke
 
 
 def test_imagenet_report_quotes_the_imagenet_column_claims_and_costs(tmp_path):
-  """A report of finished (hand-made) GoogLeNet runs: the paper's ImageNet numbers marked unverified, its
+  """A report of finished (hand-made) GoogLeNet runs: the paper's ImageNet numbers (checked against its text), its
   triangular2-vs-fixed claim checked, the measured throughput per accelerator in the cost table."""
   experiment = tables.get_experiment("table1_googlenet")
   for name, seed, config in reproduce.build_configs(experiment, seeds=(0,), shrink=1000, overrides={}):
@@ -288,8 +290,8 @@ def test_imagenet_report_quotes_the_imagenet_column_claims_and_costs(tmp_path):
   text = (tmp_path / "reports" / "table1_googlenet.md").read_text()
   assert "| paper acc. % (ImageNet) |" in text and "its ImageNet column" in text
   row = next(line for line in text.splitlines() if line.startswith("| `table1_googlenet_triangular2` |"))
-  assert row.rstrip(" |").endswith("64.4 (unverified) | 420,000 (= 420 here)")
-  assert ("triangular2 ends above fixed after as many iterations** (paper, unverified: 64.4% vs 63.0% at "
+  assert row.rstrip(" |").endswith("64.4 | 420,000 (= 420 here)")
+  assert ("triangular2 ends above fixed after as many iterations** (paper: 64.4% vs 63.0% at "
           "420,000): held here") in text
   assert "## What these runs cost" in text and "| `table1_googlenet_exp` | 240 | 128 |" in text
   assert "2,000 (TPU v4)" in text and "streamed from the host" in text
