@@ -105,27 +105,34 @@ def lerp(start: Any, end: Any, fraction: jax.Array) -> jax.Array:
 
 
 def integer_step(count: Any) -> jax.Array:
-  """The step as an integer array ``>= 0``: a negative step counts as step 0, a host value is checked.
+  """The step as an array of the default integer dtype, ``>= 0``: the one place a step enters the library.
 
-  Negative steps are not errors: ``optax.join_schedules`` evaluates every later schedule at ``step -
-  boundary``, negative before its boundary, and discards the value. A Python number or numpy value costs
-  nothing to inspect, so it is checked otherwise: a fractional, non-finite or non-numeric step raises, and
-  so does one that does not fit the default integer dtype (int32 unless x64 is enabled), which
-  ``jnp.asarray`` would wrap or refuse. A JAX array is not inspected, traced or not (reading a concrete one
-  would wait for the device, a host sync in every eager update): a floating one is floored.
+  Every schedule computes in the default integer dtype (int32, or int64 under x64), whatever the step's
+  dtype: an int8 or uint32 step would wrap or overflow in its own dtype (``100 * 2`` in int8, ``50 - 100``
+  in uint32). Negative steps are not errors: ``optax.join_schedules`` evaluates every later schedule at
+  ``step - boundary``, negative before its boundary, and discards the value. A Python number or numpy value
+  costs nothing to inspect, so it is checked otherwise: a fractional, non-finite or non-numeric step raises,
+  and so does one that does not fit the default integer dtype, which ``jnp.asarray`` would wrap or refuse.
+  A JAX array is not inspected, traced or not (reading a concrete one would wait for the device, a host
+  sync in every eager update): a floating one is floored, and an unsigned one beyond the default integer
+  dtype (a uint32 step from ``2**31`` on without x64) counts as its largest value instead of wrapping to a
+  negative step.
   """
   int_dtype = jax.dtypes.canonicalize_dtype(np.int64)
+  top = np.iinfo(int_dtype).max
   if isinstance(count, jax.Array):  # tracers are jax.Arrays too
     if not jnp.issubdtype(count.dtype, jnp.integer):
-      count = jnp.floor(count).astype(int_dtype)
-    return jnp.maximum(count, 0)
+      count = jnp.floor(count)
+    elif jnp.issubdtype(count.dtype, jnp.unsignedinteger) and jnp.iinfo(count.dtype).max > top:
+      count = jnp.minimum(count, top)
+    return jnp.maximum(count.astype(int_dtype), 0)
   v = np.asarray(count)
   if not _is_real(v.dtype):
     raise TypeError(f"the step must be a whole number, got count={count!r}")
   if not (np.all(np.isfinite(v)) and np.all(v == np.floor(v))):
     raise ValueError(f"the step must be a whole number, got count={count!r}")
-  if np.any(v > np.iinfo(int_dtype).max):
+  if np.any(v > top):
     hint = " (enable jax_enable_x64 for steps >= 2**31)" if int_dtype == np.int32 else ""
     raise ValueError(f"the step must fit in {int_dtype}{hint}, got count={count!r}")
   # On the host, so that a whole float64 step keeps every digit (float32 would round 2**24 + 1).
-  return jnp.asarray(np.maximum(v, 0).astype(v.dtype if np.issubdtype(v.dtype, np.integer) else int_dtype))
+  return jnp.asarray(np.maximum(v, 0).astype(int_dtype))

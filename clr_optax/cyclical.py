@@ -16,7 +16,9 @@ is checked when the schedule is called, at no cost to a compiled step: a fractio
 non-numeric step raises a ``ValueError`` or ``TypeError``, and so does one beyond the default integer dtype
 (``2**31 - 1`` unless ``jax_enable_x64`` is on), which ``jnp.asarray`` would wrap. A JAX array step (traced
 inside ``jit``, or an optimizer's ``count``) is not inspected, since reading it would wait for the device:
-a floating one is floored.
+a floating one is floored. A step of any integer dtype (int8, uint32, ...) is first converted to the
+default integer dtype, so no schedule computes in a narrow or unsigned one; an unsigned step beyond it
+counts as its largest value.
 
 References:
   Smith, `Cyclical Learning Rates for Training Neural Networks <https://arxiv.org/abs/1506.01186>`_, 2015
