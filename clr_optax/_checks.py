@@ -54,6 +54,21 @@ def check_bounds(base_name: str, base: Any, max_name: str, top: Any) -> None:
     raise ValueError(f"{max_name} must be >= {base_name}, got {base_name}={base!r}, {max_name}={top!r}")
 
 
+def check_momenta(base_name: str, base: Any, max_name: str, top: Any) -> None:
+  """Checks ``0 <= base <= top <= 1``: a momentum above 1 amplifies every past gradient without end."""
+  check_bounds(base_name, base, max_name, top)
+  t = concrete(top)
+  if t is not None and np.any(t > 1):
+    raise ValueError(f"{max_name} must be <= 1 (a momentum above 1 diverges), got {max_name}={top!r}")
+
+
+def check_at_least(name: str, value: Any, minimum: float, why: str) -> None:
+  """Checks a finite ``value >= minimum``; ``why`` says what a smaller one would do."""
+  v = real(name, value)
+  if v is not None and not (np.all(np.isfinite(v)) and np.all(v >= minimum)):
+    raise ValueError(f"{name} must be a finite number >= {minimum} ({why}), got {name}={value!r}")
+
+
 def check_step_count(name: str, value: Any, *, minimum: int = 1, what: str = "a whole number of steps") -> Any:
   """Checks a whole number ``>= minimum`` (a number of steps by default) and ``< 2**31``; returns it as an
   integer (Python int or int32 array). A traced value must have an integer dtype."""
@@ -90,8 +105,21 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def float_dtype(*values: Any) -> jnp.dtype:
-  """The floating dtype of a schedule's output: float32 by default, float64 under x64, or the inputs'."""
-  return jnp.result_type(float, *values)
+  """The floating dtype of a schedule's output: float32 by default, float64 under x64 or for float64 inputs,
+  never narrower than float32 (bfloat16 or float16 inputs give float32)."""
+  return jnp.promote_types(jnp.result_type(float, *values), jnp.float32)
+
+
+def widened(value: Any) -> Any:
+  """``value``, in float32 if it is an array of a floating dtype narrower than float32 (bfloat16, float16).
+
+  Every schedule computes in float32 at least: a bfloat16 bound would otherwise carry its 8-bit mantissa
+  into every intermediate value (a 2,000-step half-cycle would take a few hundred distinct values).
+  """
+  dtype = getattr(value, "dtype", None)
+  if dtype is not None and jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+    return jnp.asarray(value, jnp.float32)
+  return value
 
 
 def lerp(start: Any, end: Any, fraction: jax.Array) -> jax.Array:
