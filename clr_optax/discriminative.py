@@ -126,33 +126,39 @@ def discriminative(
   for name, mapping in (("learning_rates", learning_rates), ("multipliers", multipliers)):
     if mapping is not None and not isinstance(mapping, Mapping):
       raise TypeError(f"{name} must be a mapping group label -> number (a dict), got {name}={mapping!r}")
-  # label -> (the argument that sets its rate, the rate as a function of the step)
+  # label -> (the argument that sets its rate, that rate or schedule, its factor)
   if multipliers is not None:
     _check_rate("learning_rate", learning_rate)
     for label, factor in multipliers.items():
       _checks.check_nonnegative(f"multipliers[{label!r}]", factor)
-    rates = {label: ("learning_rate", lambda count, f=factor: f * _value(learning_rate, count))
-             for label, factor in multipliers.items()}
+    rates = {label: ("learning_rate", learning_rate, factor) for label, factor in multipliers.items()}
   else:
     for label, rate in learning_rates.items():
       _check_rate(f"learning_rates[{label!r}]", rate)
-    rates = {label: (f"learning_rates[{label!r}]", lambda count, r=rate: _value(r, count))
-             for label, rate in learning_rates.items()}
+    rates = {label: (f"learning_rates[{label!r}]", rate, 1.0) for label, rate in learning_rates.items()}
   if not rates:
     raise ValueError(f"at least one group needs a learning rate, got {learning_rates=}, {multipliers=}")
 
   def rates_at(count: jax.Array) -> dict[str, jax.Array]:
     values = {}
-    for label, (name, rate) in rates.items():
-      v = rate(count)
+    for label, (name, rate, factor) in rates.items():
+      v = _value(rate, count)
+      if not hasattr(v, "dtype"):  # a schedule's Python value; an array is not read (no host sync per update)
+        _checks.real(name, v)
       if jnp.shape(v) != ():
         raise ValueError(f"{name} must be a number or a schedule of scalars, got a rate of shape {jnp.shape(v)} "
                          f"for group {label!r}")
+      v = factor * v
       values[label] = jnp.asarray(v, _checks.float_dtype(v))  # not weakly typed
     return values
 
   def transform(lrs: Mapping[str, jax.Array]) -> optax.GradientTransformationExtraArgs:
-    return optax.multi_transform({label: optimizer(lr) for label, lr in lrs.items()}, param_labels)
+    groups = {label: optimizer(lr) for label, lr in lrs.items()}
+    for label, built in groups.items():
+      if not isinstance(built, optax.GradientTransformation):
+        raise TypeError(f"optimizer must be a factory learning_rate -> GradientTransformation, but {optimizer=} "
+                        f"returned {built!r} for group {label!r}")
+    return optax.multi_transform(groups, param_labels)
 
   def init(params: Any) -> DiscriminativeState:
     labels_tree = param_labels(params) if callable(param_labels) else param_labels

@@ -324,7 +324,7 @@ def _batch_indices(key: jax.Array, num_examples: int, batch_size: int, num_steps
   return perms.reshape(num_epochs * per_epoch, batch_size)[:num_steps].astype(jnp.int32)
 
 
-def _as_metrics(out: Any, name: str) -> dict[str, jax.Array]:
+def _as_metrics(out: Any, what: str) -> dict[str, jax.Array]:
   if isinstance(out, Mapping):
     items = dict(out)
   else:
@@ -333,13 +333,13 @@ def _as_metrics(out: Any, name: str) -> dict[str, jax.Array]:
   for k, v in items.items():
     try:
       v = jnp.asarray(v)
-    except TypeError:
+    except (TypeError, ValueError):  # a string, None, an object
       v = None
     if v is None or not (jnp.issubdtype(v.dtype, jnp.number) or v.dtype == bool):
-      raise TypeError(f"{name} must return a number or a dict of numbers, got {out!r}"
+      raise TypeError(f"{what} must be a number or a dict of numbers, got {out!r}"
                       + ("" if not isinstance(out, Mapping) else f" (its {k!r} is not a number)"))
     if v.shape != ():
-      raise ValueError(f"{name} must return scalars, got shape {v.shape} for {k!r}")
+      raise ValueError(f"{what} must be scalars, got shape {v.shape} for {k!r}")
     metrics[k] = v.astype(jnp.float32)
   return metrics
 
@@ -401,7 +401,7 @@ class _Sweep:
     _check_same_state(carry.state, new_state)
     if not (isinstance(metrics, Mapping) and "loss" in metrics):
       raise ValueError(f"train_step must return (state, metrics) with a 'loss' in metrics, got {metrics=}")
-    metrics = _as_metrics(metrics, "train_step's metrics")
+    metrics = _as_metrics(metrics, "the metrics of train_step (or of loss_fn's (loss, metrics))")
     loss = metrics["loss"]
     if self.axis_name is not None:
       loss = lax.pmean(loss, self.axis_name)
@@ -474,7 +474,7 @@ class _Sweep:
                    "smooth_loss": records[:, 2], "metrics": {k: records[:, 3 + i] for i, k in enumerate(names)}}
 
   def evaluate(self, carry: _Carry):
-    metrics = _as_metrics(self.eval_fn(self.eval_arg(carry.state)), "eval_fn")
+    metrics = _as_metrics(self.eval_fn(self.eval_arg(carry.state)), "what eval_fn returns")
     metrics = {k: jnp.where(carry.diverged, jnp.float32(jnp.nan), v) for k, v in metrics.items()}
     return jnp.minimum(carry.step, self.num_steps) - 1, metrics
 
@@ -987,6 +987,9 @@ def range_test(
 def _run_keys(key: Any, num_runs: int) -> tuple[jax.Array, int]:
   """The runs' keys and their number from `range_test`'s ``key``: an int seed, a key, or a batch of keys
   (typed, or raw ``uint32`` key data as ``jax.random.PRNGKey`` makes)."""
+  if isinstance(key, (np.ndarray, jax.Array)) and not isinstance(key, jax.core.Tracer) and key.ndim == 0 \
+      and jnp.issubdtype(key.dtype, jnp.integer):
+    key = key.item()  # a 0-d integer array is a seed
   if _is_int(key):
     # jax.random.key keeps 32 bits of a seed without x64: a larger seed would silently repeat a smaller one.
     if not 0 <= key < 2**32:

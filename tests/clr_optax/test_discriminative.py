@@ -220,3 +220,12 @@ def test_an_injected_hyper_parameter_other_than_the_rate_is_accepted():
   factory = lambda lr: optax.chain(optax.inject_hyperparams(optax.trace)(decay=momentum), optax.scale(-lr))
   optimizer = clr_optax.discriminative(factory, _by_layer, learning_rates={"body": 0.1, "head": 0.1})
   optimizer.update(jax.grad(loss)(params), optimizer.init(params), params)
+
+
+def test_a_factory_that_builds_no_transformation_or_a_rate_that_is_no_number_raise_naming_them():
+  params, _ = _two_layer_model()
+  with pytest.raises(TypeError, match="optimizer must be a factory.*returned"):
+    clr_optax.discriminative(lambda lr: lr, _by_layer, {"body": 0.1, "head": 0.1}).init(params)
+  with pytest.raises(TypeError, match="learning_rate must be a real number"):
+    clr_optax.discriminative(optax.sgd, _by_layer, learning_rate=lambda t: "0.1",
+                             multipliers={"body": 1.0, "head": 1.0}).init(params)

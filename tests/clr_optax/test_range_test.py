@@ -552,9 +552,10 @@ def _tiny():
     (dict(loss_fn=lambda w, b: "loss"), TypeError, "loss_fn must return"),
     (dict(optimizer="sgd"), TypeError, "optimizer must be an optax optimizer factory.*optimizer='sgd'"),
     (dict(loss_fn="mse"), TypeError, "loss_fn must be a function"),
-    (dict(eval_fn=lambda w: "good", eval_every=5), TypeError, "eval_fn must return a number or a dict of numbers"),
-    (dict(eval_fn=lambda w: {"acc": "good"}, eval_every=5), TypeError, "eval_fn must return.*'acc'"),
+    (dict(eval_fn=lambda w: "good", eval_every=5), TypeError, "what eval_fn returns must be a number or a dict of numbers"),
+    (dict(eval_fn=lambda w: {"acc": "good"}, eval_every=5), TypeError, "what eval_fn returns must be.*'acc'"),
     (dict(eval_fn="accuracy", eval_every=5), TypeError, "eval_fn must be a function"),
+    (dict(eval_fn=lambda w: None, eval_every=5), TypeError, "what eval_fn returns must be a number"),
     (dict(key="a"), TypeError, "key must be"),
     (dict(key=1.5), TypeError, "key must be"),
     (dict(key=True), TypeError, "key must be"),
@@ -576,6 +577,7 @@ def test_seeds_are_keys_and_distinct():
   _, kw = _tiny()
   kw = dict(kw, loss_fn=_mse, params=lambda k: jax.random.normal(k, (2,)), optimizer=optax.sgd)
   runs = {seed: clr_optax.range_test(data, key=seed, **kw).loss for seed in (0, 1, 2**32 - 1, np.uint32(7))}
+  np.testing.assert_array_equal(runs[1], clr_optax.range_test(data, key=jnp.int32(1), **kw).loss)  # a 0-d array
   np.testing.assert_array_equal(runs[0], clr_optax.range_test(data, key=jax.random.key(0), **kw).loss)
   np.testing.assert_array_equal(runs[np.uint32(7)], clr_optax.range_test(data, key=jax.random.key(7), **kw).loss)
   assert not np.array_equal(runs[0], runs[2**32 - 1]) and not np.array_equal(runs[0], runs[1])
@@ -587,7 +589,7 @@ def test_seeds_are_keys_and_distinct():
     (lambda s, b, lr: (jnp.zeros(4), {"loss": 0.0}), "train_step must return a state.*float32\\[4\\].*float32\\[3\\]"),
     (lambda s, b, lr: (s.astype(jnp.int32), {"loss": 0.0}), "train_step must return a state.*int32\\[3\\]"),
     (lambda s, b, lr: ({"a": s}, {"loss": 0.0}), "train_step must return a state of the structure"),
-    (lambda s, b, lr: (s, {"loss": "x"}), "train_step's metrics must"),
+    (lambda s, b, lr: (s, {"loss": "x"}), "the metrics of train_step.* must be a number"),
 ])
 @pytest.mark.parametrize("method", ["scan", "chunked"])
 def test_bad_train_step_returns_are_named(step, pattern, method):
