@@ -78,7 +78,8 @@ def discriminative(
     optimizer: a factory ``learning_rate -> optax.GradientTransformation`` (``optax.sgd``, ``optax.adam``,
       ``functools.partial(optax.sgd, momentum=0.9)``) whose state does not depend on the rate's value, as
       for optax's optimizers. Not one built with ``optax.inject_hyperparams``: that keeps the rate it was
-      initialised with in its state, and ``init`` refuses any optimizer whose state depends on the rate. (Give other schedules, such as a cyclical momentum, to the factory:
+      initialised with in its state, and ``init`` refuses any optimizer whose state depends on the rate.
+      (Give other schedules, such as a cyclical momentum, to the factory:
       ``lambda lr: optax.inject_hyperparams(optax.sgd)(learning_rate=lr, ...)`` does not qualify, but
       ``lambda lr: optax.chain(optax.inject_hyperparams(optax.trace)(decay=momentum), optax.scale(-lr))``
       does.)

@@ -552,7 +552,7 @@ def _tiny():
     (dict(loss_fn=lambda w, b: "loss"), TypeError, "loss_fn must return"),
     (dict(optimizer="sgd"), TypeError, "optimizer must be an optax optimizer factory.*optimizer='sgd'"),
     (dict(loss_fn="mse"), TypeError, "loss_fn must be a function"),
-    (dict(eval_fn=lambda w: "good", eval_every=5), TypeError, "what eval_fn returns must be a number or a dict of numbers"),
+    (dict(eval_fn=lambda w: "good", eval_every=5), TypeError, "what eval_fn returns must be a number or a dict"),
     (dict(eval_fn=lambda w: {"acc": "good"}, eval_every=5), TypeError, "what eval_fn returns must be.*'acc'"),
     (dict(eval_fn="accuracy", eval_every=5), TypeError, "eval_fn must be a function"),
     (dict(eval_fn=lambda w: None, eval_every=5), TypeError, "what eval_fn returns must be a number"),
