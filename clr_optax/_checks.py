@@ -54,6 +54,21 @@ def check_bounds(base_name: str, base: Any, max_name: str, top: Any) -> None:
     raise ValueError(f"{max_name} must be >= {base_name}, got {base_name}={base!r}, {max_name}={top!r}")
 
 
+def check_momenta(base_name: str, base: Any, max_name: str, top: Any) -> None:
+  """Checks ``0 <= base <= top <= 1``: a momentum above 1 amplifies every past gradient without end."""
+  check_bounds(base_name, base, max_name, top)
+  t = concrete(top)
+  if t is not None and np.any(t > 1):
+    raise ValueError(f"{max_name} must be <= 1 (a momentum above 1 diverges), got {max_name}={top!r}")
+
+
+def check_at_least(name: str, value: Any, minimum: float, why: str) -> None:
+  """Checks a finite ``value >= minimum``; ``why`` says what a smaller one would do."""
+  v = real(name, value)
+  if v is not None and not (np.all(np.isfinite(v)) and np.all(v >= minimum)):
+    raise ValueError(f"{name} must be a finite number >= {minimum} ({why}), got {name}={value!r}")
+
+
 def check_step_count(name: str, value: Any, *, minimum: int = 1, what: str = "a whole number of steps") -> Any:
   """Checks a whole number ``>= minimum`` (a number of steps by default) and ``< 2**31``; returns it as an
   integer (Python int or int32 array). A traced value must have an integer dtype."""
@@ -90,8 +105,21 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def float_dtype(*values: Any) -> jnp.dtype:
-  """The floating dtype of a schedule's output: float32 by default, float64 under x64, or the inputs'."""
-  return jnp.result_type(float, *values)
+  """The floating dtype of a schedule's output: float32 by default, float64 under x64 or for float64 inputs,
+  never narrower than float32 (bfloat16 or float16 inputs give float32)."""
+  return jnp.promote_types(jnp.result_type(float, *values), jnp.float32)
+
+
+def widened(value: Any) -> Any:
+  """``value``, in float32 if it is an array of a floating dtype narrower than float32 (bfloat16, float16).
+
+  Every schedule computes in float32 at least: a bfloat16 bound would otherwise carry its 8-bit mantissa
+  into every intermediate value (a 2,000-step half-cycle would take a few hundred distinct values).
+  """
+  dtype = getattr(value, "dtype", None)
+  if dtype is not None and jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+    return jnp.asarray(value, jnp.float32)
+  return value
 
 
 def lerp(start: Any, end: Any, fraction: jax.Array) -> jax.Array:
@@ -105,27 +133,34 @@ def lerp(start: Any, end: Any, fraction: jax.Array) -> jax.Array:
 
 
 def integer_step(count: Any) -> jax.Array:
-  """The step as an integer array ``>= 0``: a negative step counts as step 0, a host value is checked.
+  """The step as an array of the default integer dtype, ``>= 0``: the one place a step enters the library.
 
-  Negative steps are not errors: ``optax.join_schedules`` evaluates every later schedule at ``step -
-  boundary``, negative before its boundary, and discards the value. A Python number or numpy value costs
-  nothing to inspect, so it is checked otherwise: a fractional, non-finite or non-numeric step raises, and
-  so does one that does not fit the default integer dtype (int32 unless x64 is enabled), which
-  ``jnp.asarray`` would wrap or refuse. A JAX array is not inspected, traced or not (reading a concrete one
-  would wait for the device, a host sync in every eager update): a floating one is floored.
+  Every schedule computes in the default integer dtype (int32, or int64 under x64), whatever the step's
+  dtype: an int8 or uint32 step would wrap or overflow in its own dtype (``100 * 2`` in int8, ``50 - 100``
+  in uint32). Negative steps are not errors: ``optax.join_schedules`` evaluates every later schedule at
+  ``step - boundary``, negative before its boundary, and discards the value. A Python number or numpy value
+  costs nothing to inspect, so it is checked otherwise: a fractional, non-finite or non-numeric step raises,
+  and so does one that does not fit the default integer dtype, which ``jnp.asarray`` would wrap or refuse.
+  A JAX array is not inspected, traced or not (reading a concrete one would wait for the device, a host
+  sync in every eager update): a floating one is floored, and an unsigned one beyond the default integer
+  dtype (a uint32 step from ``2**31`` on without x64) counts as its largest value instead of wrapping to a
+  negative step.
   """
   int_dtype = jax.dtypes.canonicalize_dtype(np.int64)
+  top = np.iinfo(int_dtype).max
   if isinstance(count, jax.Array):  # tracers are jax.Arrays too
     if not jnp.issubdtype(count.dtype, jnp.integer):
-      count = jnp.floor(count).astype(int_dtype)
-    return jnp.maximum(count, 0)
+      count = jnp.floor(count)
+    elif jnp.issubdtype(count.dtype, jnp.unsignedinteger) and jnp.iinfo(count.dtype).max > top:
+      count = jnp.minimum(count, top)
+    return jnp.maximum(count.astype(int_dtype), 0)
   v = np.asarray(count)
   if not _is_real(v.dtype):
     raise TypeError(f"the step must be a whole number, got count={count!r}")
   if not (np.all(np.isfinite(v)) and np.all(v == np.floor(v))):
     raise ValueError(f"the step must be a whole number, got count={count!r}")
-  if np.any(v > np.iinfo(int_dtype).max):
+  if np.any(v > top):
     hint = " (enable jax_enable_x64 for steps >= 2**31)" if int_dtype == np.int32 else ""
     raise ValueError(f"the step must fit in {int_dtype}{hint}, got count={count!r}")
   # On the host, so that a whole float64 step keeps every digit (float32 would round 2**24 + 1).
-  return jnp.asarray(np.maximum(v, 0).astype(v.dtype if np.issubdtype(v.dtype, np.integer) else int_dtype))
+  return jnp.asarray(np.maximum(v, 0).astype(int_dtype))

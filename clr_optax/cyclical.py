@@ -16,7 +16,18 @@ is checked when the schedule is called, at no cost to a compiled step: a fractio
 non-numeric step raises a ``ValueError`` or ``TypeError``, and so does one beyond the default integer dtype
 (``2**31 - 1`` unless ``jax_enable_x64`` is on), which ``jnp.asarray`` would wrap. A JAX array step (traced
 inside ``jit``, or an optimizer's ``count``) is not inspected, since reading it would wait for the device:
-a floating one is floored.
+a floating one is floored. A step of any integer dtype (int8, uint32, ...) is first converted to the
+default integer dtype, so no schedule computes in a narrow or unsigned one; an unsigned step beyond it
+counts as its largest value.
+
+The dtype, in every schedule of the package: float32, or float64 under x64 (or for float64 arguments), never
+narrower. Bounds in bfloat16 or float16 are converted to float32 before any arithmetic, so the schedule
+equals the float32 schedule of the same bounds; those bounds are already rounded (bfloat16 holds 0.006 as
+0.006012), so give them as Python floats. For bfloat16 parameters nothing else is needed: the learning rate
+stays a float32 scalar, optax rounds it to the updates' dtype where it scales them
+(``optax.scale_by_learning_rate``), and ``optax.apply_updates`` keeps each parameter's dtype. Where
+bfloat16's 8-bit mantissa swallows the small updates of a cycle's low phase, keep float32 parameters and
+cast them to bfloat16 in the forward pass.
 
 The step a schedule sees is the count of the optimizer that holds it, one per update it makes. Under
 gradient accumulation, ``optax.MultiSteps(optax.sgd(schedule), k)``, that is one per *applied* update
@@ -133,7 +144,8 @@ def cyclical(
     scale_mode: ``"cycle"`` or ``"iterations"``: what ``scale_fn`` receives.
 
   Returns:
-    An ``optax.Schedule``. Its dtype follows ``base_lr`` and ``max_lr`` (float32, or float64 under x64).
+    An ``optax.Schedule``. Its dtype follows ``base_lr`` and ``max_lr``: float32 (for bfloat16 bounds too;
+    see the module's note on bfloat16 parameters), or float64 under x64.
 
   Raises:
     ValueError: for a concrete step size that is not a whole number > 0, negative or non-finite bounds,
@@ -149,6 +161,7 @@ def cyclical(
     Smith, `Cyclical Learning Rates for Training Neural Networks <https://arxiv.org/abs/1506.01186>`_, 2015.
   """
   _checks.check_bounds("base_lr", base_lr, "max_lr", max_lr)
+  base_lr, max_lr = _checks.widened(base_lr), _checks.widened(max_lr)
   fraction = _cyclic_fraction(step_size, step_size_down, window, scale_fn, scale_mode)
 
   def schedule(count: Any) -> jax.Array:
@@ -236,7 +249,8 @@ def _power(name: str, gamma: Any) -> Callable[[jax.Array], jax.Array]:
   _checks.check_in_range(name, gamma, 0.0, 1.0, low_open=True, high_open=False)
   g = _checks.concrete(gamma)
   if g is None:
-    return lambda t: jnp.exp(t * jnp.log(gamma))
+    log_gamma = jnp.log(_checks.widened(gamma))
+    return lambda t: jnp.exp(t * log_gamma)
   log_gamma = np.log(g.astype(np.float64))
   log_gamma = float(log_gamma) if log_gamma.ndim == 0 else jnp.asarray(log_gamma)
   return lambda t: jnp.exp(t * log_gamma)
@@ -324,8 +338,10 @@ def decay(base_lr: Any, max_lr: Any, step_size: Any) -> optax.Schedule:
   """
   _checks.check_bounds("base_lr", base_lr, "max_lr", max_lr)
   steps = _checks.check_step_count("step_size", step_size)
-  linear = optax.linear_schedule(init_value=max_lr, end_value=base_lr, transition_steps=steps)
-  return lambda count: linear(_checks.integer_step(count))
+  dtype = _checks.float_dtype(base_lr, max_lr)
+  linear = optax.linear_schedule(init_value=_checks.widened(max_lr), end_value=_checks.widened(base_lr),
+                                 transition_steps=steps)
+  return lambda count: linear(_checks.integer_step(count)).astype(dtype)
 
 
 def exponential(base_lr: Any, gamma: Any) -> optax.Schedule:
@@ -350,6 +366,7 @@ def exponential(base_lr: Any, gamma: Any) -> optax.Schedule:
     0.01499
   """
   _checks.check_nonnegative("base_lr", base_lr)
+  base_lr = _checks.widened(base_lr)
   power = _power("gamma", gamma)
 
   def schedule(count: Any) -> jax.Array:

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.extend import core as jax_core
 
 from clr_optax import _checks
 
@@ -78,7 +79,8 @@ def discriminative(
     optimizer: a factory ``learning_rate -> optax.GradientTransformation`` (``optax.sgd``, ``optax.adam``,
       ``functools.partial(optax.sgd, momentum=0.9)``) whose state does not depend on the rate's value, as
       for optax's optimizers. Not one built with ``optax.inject_hyperparams``: that keeps the rate it was
-      initialised with in its state. (Give other schedules, such as a cyclical momentum, to the factory:
+      initialised with in its state, and ``init`` refuses any optimizer whose state depends on the rate.
+      (Give other schedules, such as a cyclical momentum, to the factory:
       ``lambda lr: optax.inject_hyperparams(optax.sgd)(learning_rate=lr, ...)`` does not qualify, but
       ``lambda lr: optax.chain(optax.inject_hyperparams(optax.trace)(decay=momentum), optax.scale(-lr))``
       does.)
@@ -96,9 +98,11 @@ def discriminative(
 
   Raises:
     ValueError: unless exactly one of ``learning_rates`` and ``learning_rate`` with ``multipliers`` is
-      given, for a negative or non-finite rate or multiplier, and (at ``init``) for a parameter label
-      without a rate or a rate no parameter is labelled with.
-    TypeError: for an ``optimizer`` that is not callable, or a non-numeric rate.
+      given, for a negative or non-finite rate or multiplier, and (at ``init``) for labels whose structure
+      is not that of the params (or a prefix of it), a parameter label without a rate or a rate no parameter
+      is labelled with, a rate that is not a scalar, or an ``optimizer`` whose state holds its rate.
+    TypeError: for an ``optimizer`` that is not callable, ``learning_rates`` or ``multipliers`` that are not
+      mappings, or a non-numeric rate.
 
   Examples:
     >>> import jax.numpy as jnp, optax, clr_optax
@@ -124,34 +128,63 @@ def discriminative(
   if (learning_rates is None) == (multipliers is None) or (multipliers is None) != (learning_rate is None):
     raise ValueError("give either learning_rates (a rate per group) or learning_rate with multipliers, got "
                      f"{learning_rates=}, {learning_rate=}, {multipliers=}")
+  for name, mapping in (("learning_rates", learning_rates), ("multipliers", multipliers)):
+    if mapping is not None and not isinstance(mapping, Mapping):
+      raise TypeError(f"{name} must be a mapping group label -> number (a dict), got {name}={mapping!r}")
+  # label -> (the argument that sets its rate, that rate or schedule, its factor)
   if multipliers is not None:
     _check_rate("learning_rate", learning_rate)
     for label, factor in multipliers.items():
       _checks.check_nonnegative(f"multipliers[{label!r}]", factor)
-    rates = {label: (lambda count, f=factor: f * _value(learning_rate, count)) for label, factor in multipliers.items()}
+    rates = {label: ("learning_rate", learning_rate, factor) for label, factor in multipliers.items()}
   else:
     for label, rate in learning_rates.items():
       _check_rate(f"learning_rates[{label!r}]", rate)
-    rates = {label: (lambda count, r=rate: _value(r, count)) for label, rate in learning_rates.items()}
+    rates = {label: (f"learning_rates[{label!r}]", rate, 1.0) for label, rate in learning_rates.items()}
   if not rates:
     raise ValueError(f"at least one group needs a learning rate, got {learning_rates=}, {multipliers=}")
   if isinstance(param_labels, Mapping):
     param_labels = functools.partial(_labels_like, param_labels)
 
   def rates_at(count: jax.Array) -> dict[str, jax.Array]:
-    values = {label: rate(count) for label, rate in rates.items()}
-    return {label: jnp.asarray(v, _checks.float_dtype(v)) for label, v in values.items()}  # not weakly typed
+    values = {}
+    for label, (name, rate, factor) in rates.items():
+      v = _value(rate, count)
+      if not hasattr(v, "dtype"):  # a schedule's Python value; an array is not read (no host sync per update)
+        _checks.real(name, v)
+      if jnp.shape(v) != ():
+        raise ValueError(f"{name} must be a number or a schedule of scalars, got a rate of shape {jnp.shape(v)} "
+                         f"for group {label!r}")
+      v = factor * v
+      values[label] = jnp.asarray(v, _checks.float_dtype(v))  # not weakly typed
+    return values
 
   def transform(lrs: Mapping[str, jax.Array]) -> optax.GradientTransformationExtraArgs:
-    return optax.multi_transform({label: optimizer(lr) for label, lr in lrs.items()}, param_labels)
+    groups = {label: optimizer(lr) for label, lr in lrs.items()}
+    for label, built in groups.items():
+      if not isinstance(built, optax.GradientTransformation):
+        raise TypeError(f"optimizer must be a factory learning_rate -> GradientTransformation, but {optimizer=} "
+                        f"returned {built!r} for group {label!r}")
+    return optax.multi_transform(groups, param_labels)
 
   def init(params: Any) -> DiscriminativeState:
-    labels = set(jax.tree.leaves(param_labels(params) if callable(param_labels) else param_labels))
+    labels_tree = param_labels(params) if callable(param_labels) else param_labels
+    try:
+      jax.tree.map(lambda *_: None, labels_tree, params)
+    except ValueError as e:
+      raise ValueError("param_labels must have the structure of the params (or of a prefix of it), or be a "
+                       f"function params -> such a tree: {e}") from None
+    labels = set(jax.tree.leaves(labels_tree))
     if labels != set(rates):
       raise ValueError(f"every parameter label needs a learning rate and every rate a parameter: labels without "
                        f"a rate {sorted(labels - set(rates))}, rates without parameters {sorted(set(rates) - labels)}")
     count = jnp.zeros([], jnp.int32)
     lrs = rates_at(count)
+    if _depends_on_first(lambda lr, p: transform(lr).init(p), lrs, params):
+      raise ValueError(
+          f"optimizer's state holds the learning rate it was built with ({optimizer=}; optax.inject_hyperparams "
+          "keeps it there): the updates would go on using the first rate while the state reports each update's. "
+          "Pass the plain factory (optax.sgd, optax.adam) and give other schedules to it as the docstring shows")
     return DiscriminativeState(count, lrs, transform(lrs).init(params))
 
   def update(updates: Any, state: DiscriminativeState, params: Any = None, **extra_args: Any):
@@ -192,6 +225,17 @@ def _labels_like(labels: Mapping[str, Any], params: Any) -> Any:
 
 def _value(rate: Rate, count: jax.Array) -> jax.Array:
   return rate(count) if callable(rate) else rate
+
+
+def _depends_on_first(fn: Callable[..., Any], first: Any, *rest: Any) -> bool:
+  """Whether any output of ``fn(first, *rest)`` is computed from ``first``: a data-flow walk of its jaxpr
+  (an equation with a nested jaxpr counts as using all of its inputs). Works on traced values too."""
+  jaxpr = jax.make_jaxpr(fn)(first, *rest).jaxpr
+  tainted = set(jaxpr.invars[:len(jax.tree.leaves(first))])
+  for eqn in jaxpr.eqns:
+    if any(isinstance(v, jax_core.Var) and v in tainted for v in eqn.invars):
+      tainted.update(eqn.outvars)
+  return any(isinstance(v, jax_core.Var) and v in tainted for v in jaxpr.outvars)
 
 
 __all__ = ["DiscriminativeState", "discriminative"]

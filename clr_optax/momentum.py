@@ -48,7 +48,7 @@ def cyclical_momentum(
 
   Args:
     base_momentum: the momentum at the learning rate's peak.
-    max_momentum: the momentum at the cycle's boundaries, ``>= base_momentum``.
+    max_momentum: the momentum at the cycle's boundaries, in ``[base_momentum, 1]``.
     step_size: steps in the rising half of the learning rate's cycle.
     step_size_down: steps in its falling half; defaults to ``step_size``.
     window: ``"triangular"``, ``"welch"`` or ``"hann"``.
@@ -64,7 +64,8 @@ def cyclical_momentum(
     >>> [round(float(momentum(t)), 4) for t in (0, 1000, 2000, 4000)]
     [0.9, 0.85, 0.8, 0.9]
   """
-  _checks.check_bounds("base_momentum", base_momentum, "max_momentum", max_momentum)
+  _checks.check_momenta("base_momentum", base_momentum, "max_momentum", max_momentum)
+  base_momentum, max_momentum = _checks.widened(base_momentum), _checks.widened(max_momentum)
   fraction = _cyclic_fraction(step_size, step_size_down, window, scale_fn, scale_mode)
 
   def schedule(count: Any) -> jax.Array:

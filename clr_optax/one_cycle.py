@@ -51,7 +51,7 @@ def _phase_ends(total_steps: Any, pct_start: Any, three_phase: bool) -> tuple[An
   concrete = [_checks.concrete(e) for e in ends]
   if all(c is not None for c in concrete):
     starts = [np.zeros_like(concrete[0])] + concrete[:-1]
-    if any(np.any(e <= s) for s, e in zip(starts, concrete)):
+    if any(np.any(e - s < 1) for s, e in zip(starts, concrete)):
       raise ValueError(
           "every phase of the one-cycle schedule must last at least one step; got phase ends "
           f"{[c.tolist() for c in concrete]} from {total_steps=}, {pct_start=}, {three_phase=} "
@@ -108,8 +108,9 @@ def one_cycle(
     max_lr: the peak learning rate.
     total_steps: the number of steps in the cycle.
     pct_start: the share of ``total_steps`` spent rising (and, in the three-phase form, falling back).
-    div_factor: ``max_lr / div_factor`` is the starting learning rate.
-    final_div_factor: the final learning rate is the starting one divided by this.
+    div_factor: ``max_lr / div_factor`` is the starting learning rate (``>= 1``: never above ``max_lr``).
+    final_div_factor: the final learning rate is the starting one divided by this (``div_factor *
+      final_div_factor >= 1``).
     anneal: ``"cos"`` or ``"linear"``.
     three_phase: the three-phase form above instead of the two-phase one.
 
@@ -117,8 +118,9 @@ def one_cycle(
     An ``optax.Schedule``.
 
   Raises:
-    ValueError: for ``pct_start`` outside ``(0, 1)``, a phase shorter than one step, non-positive
-      factors, a negative ``max_lr``, or an unknown ``anneal``.
+    ValueError: for ``pct_start`` outside ``(0, 1)``, a phase shorter than one step, ``div_factor < 1``
+      or a final rate above ``max_lr``, non-positive factors, a negative ``max_lr``, or an unknown
+      ``anneal``.
 
   Examples:
     >>> import clr_optax
@@ -133,10 +135,15 @@ def one_cycle(
     2018.
   """
   _checks.check_nonnegative("max_lr", max_lr)
-  _checks.check_positive("div_factor", div_factor)
+  _checks.check_at_least("div_factor", div_factor, 1.0, "the schedule starts at max_lr / div_factor")
   _checks.check_positive("final_div_factor", final_div_factor)
+  d, f = _checks.concrete(div_factor), _checks.concrete(final_div_factor)
+  if d is not None and f is not None and np.any(d.astype(np.float64) * f.astype(np.float64) < 1):
+    raise ValueError("div_factor * final_div_factor must be >= 1 (the schedule ends at max_lr / their product), "
+                     f"got {div_factor=}, {final_div_factor=}")
   _checks.check_choice("anneal", anneal, ANNEALS)
   ends = _phase_ends(total_steps, pct_start, three_phase)
+  max_lr, div_factor, final_div_factor = map(_checks.widened, (max_lr, div_factor, final_div_factor))
   initial = max_lr / div_factor
   final = initial / final_div_factor
   values = (initial, max_lr, initial, final) if three_phase else (initial, max_lr, final)
@@ -163,7 +170,7 @@ def one_cycle_momentum(
   Args:
     total_steps: the number of steps in the cycle.
     base_momentum: the momentum at the learning rate's peak.
-    max_momentum: the momentum at the start and at the end.
+    max_momentum: the momentum at the start and at the end, in ``[base_momentum, 1]``.
     pct_start: as in :func:`one_cycle`.
     anneal: ``"cos"`` or ``"linear"``.
     three_phase: as in :func:`one_cycle`.
@@ -177,9 +184,10 @@ def one_cycle_momentum(
     >>> [round(float(momentum(t)), 4) for t in (0, 29, 99)]
     [0.95, 0.85, 0.95]
   """
-  _checks.check_bounds("base_momentum", base_momentum, "max_momentum", max_momentum)
+  _checks.check_momenta("base_momentum", base_momentum, "max_momentum", max_momentum)
   _checks.check_choice("anneal", anneal, ANNEALS)
   ends = _phase_ends(total_steps, pct_start, three_phase)
+  base_momentum, max_momentum = _checks.widened(base_momentum), _checks.widened(max_momentum)
   if three_phase:
     values = (max_momentum, base_momentum, max_momentum, max_momentum)
   else:

@@ -190,7 +190,14 @@ class _OptaxStep:
     return OptaxState(params, self.build(lr).init(params))
 
   def __call__(self, state, batch, lr):
-    if isinstance(jax.eval_shape(self.loss_fn, state.params, batch), tuple):
+    out = _form(self.loss_fn, state.params, batch)
+    aux = isinstance(out, tuple)
+    loss = out[0] if aux and len(out) == 2 else out
+    if aux and not (len(out) == 2 and isinstance(out[1], Mapping)) or not hasattr(loss, "dtype"):
+      raise TypeError(f"loss_fn must return a scalar loss or (loss, metrics dict), got {_describe(out)}")
+    if loss.shape != () or not jnp.issubdtype(loss.dtype, jnp.floating):
+      raise ValueError(f"loss_fn must return a scalar loss (a float of shape ()), got {_describe(loss)}")
+    if aux:
       (loss, aux), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(state.params, batch)
     else:
       loss, grads = jax.value_and_grad(self.loss_fn)(state.params, batch)
@@ -333,18 +340,58 @@ def _batch_indices(key: jax.Array, num_examples: int, batch_size: int, num_steps
   return perms.reshape(num_epochs * per_epoch, batch_size)[:num_steps].astype(jnp.int32)
 
 
-def _as_metrics(out: Any, name: str) -> dict[str, jax.Array]:
+def _as_metrics(out: Any, what: str) -> dict[str, jax.Array]:
   if isinstance(out, Mapping):
     items = dict(out)
   else:
     items = {"value": out}
   metrics = {}
   for k, v in items.items():
-    v = jnp.asarray(v)
+    try:
+      v = jnp.asarray(v)
+    except (TypeError, ValueError):  # a string, None, an object
+      v = None
+    if v is None or not (jnp.issubdtype(v.dtype, jnp.number) or v.dtype == bool):
+      raise TypeError(f"{what} must be a number or a dict of numbers, got {out!r}"
+                      + ("" if not isinstance(out, Mapping) else f" (its {k!r} is not a number)"))
     if v.shape != ():
-      raise ValueError(f"{name} must return scalars, got shape {v.shape} for {k!r}")
+      raise ValueError(f"{what} must be scalars, got shape {v.shape} for {k!r}")
     metrics[k] = v.astype(jnp.float32)
   return metrics
+
+
+def _form(fn: Callable[..., Any], *args: Any) -> Any:
+  """What ``fn(*args)`` returns, each array as a ``ShapeDtypeStruct`` and anything else as it is (a string, a
+  float), traced abstractly: nothing runs, so effects such as debug callbacks do not fire."""
+  form = []
+
+  def probe(*a):
+    out = fn(*a)
+    form.append(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype) if isinstance(x, jax.Array) else x,
+                             out))
+    return ()
+
+  jax.eval_shape(probe, *args)
+  return form[0]
+
+
+def _describe(value: Any) -> str:
+  """A short description of a traced value: its pytree with each array as dtype[shape]."""
+  return str(jax.tree.map(lambda x: f"{jnp.dtype(x.dtype).name}{list(x.shape)}" if hasattr(x, "dtype") else repr(x),
+                          value))
+
+
+def _check_same_state(old: Any, new: Any) -> None:
+  """The state ``train_step`` returns must be a pytree of the structure, shapes and dtypes it received: the
+  sweep carries it from step to step in one compiled loop."""
+  if jax.tree.structure(old) != jax.tree.structure(new):
+    raise ValueError(f"train_step must return a state of the structure it receives, got {_describe(new)} for "
+                     f"{_describe(old)}")
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(old), jax.tree.leaves(new)):
+    a, b = jax.typeof(a), jax.typeof(jnp.asarray(b))
+    if a.shape != b.shape or a.dtype != b.dtype:
+      raise ValueError(f"train_step must return a state of the shapes and dtypes it receives, got "
+                       f"{b.str_short()} for {a.str_short()} at state{jax.tree_util.keystr(path)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,10 +410,14 @@ class _Sweep:
   def step(self, carry: _Carry, batch: Any, lr: jax.Array, freeze: bool):
     """One sweep step. ``freeze``: a masked step keeps the old state (selected per leaf); without it
     the caller must stop at divergence instead."""
-    new_state, metrics = self.train_step(carry.state, batch, lr)
+    out = self.train_step(carry.state, batch, lr)
+    if not (isinstance(out, tuple) and len(out) == 2):
+      raise ValueError(f"train_step must return (state, metrics), got {_describe(out)}")
+    new_state, metrics = out
+    _check_same_state(carry.state, new_state)
     if not (isinstance(metrics, Mapping) and "loss" in metrics):
       raise ValueError(f"train_step must return (state, metrics) with a 'loss' in metrics, got {metrics=}")
-    metrics = _as_metrics(metrics, "train_step's metrics")
+    metrics = _as_metrics(metrics, "the metrics of train_step (or of loss_fn's (loss, metrics))")
     loss = metrics["loss"]
     if self.axis_name is not None:
       loss = lax.pmean(loss, self.axis_name)
@@ -439,7 +490,7 @@ class _Sweep:
                    "smooth_loss": records[:, 2], "metrics": {k: records[:, 3 + i] for i, k in enumerate(names)}}
 
   def evaluate(self, carry: _Carry):
-    metrics = _as_metrics(self.eval_fn(self.eval_arg(carry.state)), "eval_fn")
+    metrics = _as_metrics(self.eval_fn(self.eval_arg(carry.state)), "what eval_fn returns")
     metrics = {k: jnp.where(carry.diverged, jnp.float32(jnp.nan), v) for k, v in metrics.items()}
     return jnp.minimum(carry.step, self.num_steps) - 1, metrics
 
@@ -564,6 +615,8 @@ def _check_settings(*, batch_size, num_steps, min_lr, max_lr, mode, staircase, s
     raise ValueError(f"divergence_factor must be a finite number > 1 or None, got {divergence_factor=}")
   if (eval_fn is None) != (eval_every is None):
     raise ValueError(f"eval_fn and eval_every go together, got {eval_fn=}, {eval_every=}")
+  if eval_fn is not None and not callable(eval_fn):
+    raise TypeError(f"eval_fn must be a function of the state (or params) -> metrics, got {eval_fn=}")
   if eval_every is not None and not (_is_int(eval_every) and 1 <= eval_every <= num_steps):
     raise ValueError(f"eval_every must be an int in [1, num_steps], got {eval_every=}, {num_steps=}")
 
@@ -715,6 +768,10 @@ class _Stream:
                        f"{[(s, str(d)) for s, d in self.signature]}: every batch must match (one compiled "
                        "program; drop a smaller last batch, e.g. drop_last=True or drop_remainder=True)")
     return leaves
+
+  def ran_out(self) -> ValueError:
+    return ValueError(f"data ran out after {self.consumed} batches, but num_steps={self.num_steps} needs "
+                      f"{self.num_steps} (one batch per step; no run had diverged)")
 
   def chunk(self, start: int, length: int) -> Any:
     """The batches of steps ``start .. start + length - 1`` stacked, on the device (an asynchronous copy);
@@ -887,6 +944,13 @@ def range_test(
   if (train_step is None) == (loss_fn is None):
     raise ValueError("give either train_step (with state) or loss_fn (with params and optimizer), got "
                      f"{train_step=}, {loss_fn=}")
+  for name, fn, form in (("train_step", train_step, "(state, batch, lr) -> (state, metrics)"),
+                         ("loss_fn", loss_fn, "(params, batch) -> loss or (loss, metrics)")):
+    if fn is not None and not callable(fn):
+      raise TypeError(f"{name} must be a function {form}, got {name}={fn!r}")
+  if optimizer is not None and not (callable(optimizer) or isinstance(optimizer, optax.GradientTransformation)):
+    raise TypeError("optimizer must be an optax optimizer factory learning_rate -> GradientTransformation "
+                    f"(optax.sgd, functools.partial(optax.sgd, momentum=0.9)), got {optimizer=}")
   if train_step is not None:
     if state is None:
       raise ValueError("train_step needs state (an initial state, or a function key -> state), got state=None")
@@ -922,15 +986,7 @@ def range_test(
     data = jax.device_put(data)
     num_examples = _num_examples(data, batch_size)
     example = jax.tree.map(lambda x: jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype), data)
-  if isinstance(key, (int, np.integer)):
-    key = jax.random.key(key)
-  key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-  if key.ndim == (1 if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else 2):  # a batch of keys
-    if num_runs not in (1, key.shape[0]):
-      raise ValueError(f"a batch of keys sets the number of runs, got {key.shape[0]} keys and {num_runs=}")
-    run_keys, num_runs = key, key.shape[0]
-  else:
-    run_keys = jax.random.split(key, num_runs)
+  run_keys, num_runs = _run_keys(key, num_runs)
 
   if method == "auto":
     method = "scan"
@@ -975,6 +1031,31 @@ def _check_init_fn(name: str, value: Any) -> None:
                                                           for leaf in jax.tree.leaves(value)):
     raise ValueError(f"{name} is a callable that holds arrays ({type(value).__name__}), so not a function key -> "
                      f"{name}: pass the arrays themselves, or that function")
+
+
+def _run_keys(key: Any, num_runs: int) -> tuple[jax.Array, int]:
+  """The runs' keys and their number from `range_test`'s ``key``: an int seed, a key, or a batch of keys
+  (typed, or raw ``uint32`` key data as ``jax.random.PRNGKey`` makes)."""
+  if isinstance(key, (np.ndarray, jax.Array)) and not isinstance(key, jax.core.Tracer) and key.ndim == 0 \
+      and jnp.issubdtype(key.dtype, jnp.integer):
+    key = key.item()  # a 0-d integer array is a seed
+  if _is_int(key):
+    # jax.random.key keeps 32 bits of a seed without x64: a larger seed would silently repeat a smaller one.
+    if not 0 <= key < 2**32:
+      raise ValueError(f"an int key is a seed in [0, 2**32), got key={key!r}")
+    key = jax.random.key(int(key))
+  if not isinstance(key, (jax.Array, np.ndarray)) or isinstance(key, jax.core.Tracer):
+    raise TypeError(f"key must be an int seed, a key (jax.random.key(seed)) or a batch of keys, got key={key!r}")
+  typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+  raw_shape = jax.random.key_data(jax.random.key(0)).shape
+  if not (typed and key.ndim <= 1 or key.dtype == np.uint32 and key.ndim in (1, 2) and key.shape[-1:] == raw_shape):
+    raise TypeError(f"key must be an int seed, a key (jax.random.key(seed)) or a batch of keys, got key={key!r}")
+  key = jnp.asarray(key)
+  if key.ndim == (1 if typed else 2):  # a batch of keys
+    if num_runs not in (1, key.shape[0]):
+      raise ValueError(f"a batch of keys sets the number of runs, got {key.shape[0]} keys and {num_runs=}")
+    return key, key.shape[0]
+  return jax.random.split(key, num_runs), num_runs
 
 
 def _block(method: str, host_driven: bool, chunk_size: int | None, eval_every: int | None, num_steps: int) -> int:
@@ -1024,7 +1105,10 @@ def _drive(spec: _Sweep, programs: _Programs, block: int, mode: str, lrs: np.nda
                                    lr=float(rec["lr"][0, last]), smooth_loss=rec["smooth_loss"][:, last],
                                    diverged=rec["masked"][:, last]))
 
-  source = data if stream is None else stream.chunk(0, block)
+  try:
+    source = data if stream is None else stream.chunk(0, block)
+  except _StreamEnded:
+    raise stream.ran_out() from None
   ran = num_chunks
   for i in range(num_chunks):
     carry, rec = programs.chunk(carry, source, device_lrs, idx)
@@ -1045,8 +1129,7 @@ def _drive(spec: _Sweep, programs: _Programs, block: int, mode: str, lrs: np.nda
       if records[i]["masked"][:, -1].all():
         ran = i + 1
         break
-      raise ValueError(f"data ran out after {stream.consumed} batches, but num_steps={spec.num_steps} needs "
-                       f"{spec.num_steps} (one batch per step; no run had diverged)") from None
+      raise stream.ran_out() from None
   collect(ran)
   evals, diverged_step = jax.device_get((evals, carry.diverged_step))
   if ran < num_chunks:  # stopped after divergence: the chunks not run are masked

@@ -137,6 +137,7 @@ def sgdr(
     <https://arxiv.org/abs/1608.03983>`_, ICLR 2017.
   """
   _checks.check_bounds("min_lr", min_lr, "max_lr", max_lr)
+  min_lr, max_lr = _checks.widened(min_lr), _checks.widened(max_lr)
   t_0 = _checks.check_step_count("t_0", t_0)
   t_mult = _checks.check_step_count("t_mult", t_mult, what="a whole number")
   power = _power("cycle_decay", cycle_decay)

@@ -20,6 +20,7 @@ lag and push every estimate to higher learning rates.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,12 +41,14 @@ class Suggestion:
     base_reason: why ``base_lr``, in words.
     max_reason: why ``max_lr``, in words.
     candidates: every rule that produced a value: name -> ``(lr, reason)``.
+    notes: what the rules could not read in this sweep (a curve too noisy, a sweep that ended too early).
   """
   base_lr: float
   max_lr: float
   base_reason: str
   max_reason: str
   candidates: Mapping[str, tuple[float, str]]
+  notes: tuple[str, ...] = ()
 
   @property
   def bounds(self) -> tuple[float, float]:
@@ -56,6 +59,7 @@ class Suggestion:
     lines = [f"base_lr = {self.base_lr:.4g}: {self.base_reason}", f"max_lr  = {self.max_lr:.4g}: {self.max_reason}",
              "all rules:"]
     lines += [f"  {name:>13}: {lr:.4g} ({reason})" for name, (lr, reason) in self.candidates.items()]
+    lines += ["notes:"] * bool(self.notes) + [f"  {note}" for note in self.notes]
     return "\n".join(lines)
 
 
@@ -113,7 +117,7 @@ def _curves(result: Any) -> dict[str, Any]:
   live = ~masked.any(axis=0)
   steps = int(np.argmin(live)) if not live.all() else lr.size
   loss = np.asarray(result.loss, np.float64).reshape(-1, lr.size)[:, :steps]
-  out = {"steps": steps, "first_lr": float(lr[0]) if lr.size else float("nan")}
+  out = {"steps": steps, "diverged": steps < lr.size, "first_lr": float(lr[0]) if lr.size else float("nan")}
   curves = [np.nanmean(loss, axis=0) if steps else loss[0]]
   acc = result.metrics.get("accuracy")
   if acc is not None:
@@ -127,15 +131,22 @@ def _curves(result: Any) -> dict[str, Any]:
     eval_steps = np.asarray(result.eval_step).reshape(-1, np.shape(result.eval_step)[-1])[0]
     keep = eval_steps < steps
     values = np.asarray(eval_acc, np.float64).reshape(-1, eval_steps.size)[:, keep]
-    out["eval_accuracy"] = _levels(lr[eval_steps[keep]], np.nanmean(values, axis=0))
+    with warnings.catch_warnings():  # an evaluation that is NaN in every run stays NaN, and is said later
+      warnings.simplefilter("ignore", RuntimeWarning)
+      out["eval_accuracy"] = _levels(lr[eval_steps[keep]], np.nanmean(values, axis=0))
   return out
 
 
-def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, log_x: bool) -> dict[str, tuple[float, str]]:
+def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, log_x: bool,
+                   notes: list[str]) -> dict[str, tuple[float, str]]:
   """The paper's rule on one accuracy curve; empty when the accuracy never rose clearly. ``log_x``: slopes
   against log(lr) (an exponential sweep), else against lr (a linear one, as the paper plots it: against
-  log(lr) the late points of a linear sweep crowd together and their noise reads as steep slopes)."""
+  log(lr) the late points of a linear sweep crowd together and their noise reads as steep slopes). What it
+  cannot read is said in ``notes``."""
   n = len(acc)
+  if np.isfinite(acc).sum() < 5:
+    notes.append(f"the {what} is not finite at {n - np.isfinite(acc).sum()} of its {n} points: not read")
+    return {}
   smooth = smooth_curve(acc, window)
   half = min(window // 2, (n - 1) // 4)
   inner = slice(half, n - half)  # the ends, where the moving average shrinks to a few points, are noisy
@@ -146,14 +157,25 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, log_
   noise = float(np.nanstd(residual)) if np.isfinite(residual).any() else 0.0
   if not (rise > max(0.02, 2.0 * noise)) or peak < 2:
     return {}
-  base = int(np.argmax(smooth >= start + 0.1 * rise))
-  out = {"accuracy_base": (float(lr[base]),
-                           f"{what} starts to rise here (smoothed, 10% of the way from {start:.3g} to its peak "
-                           f"{smooth[peak]:.3g})")}
+  # A smoothed point scatters by noise / sqrt(window): where 10% of the rise is within twice that, noise
+  # alone crosses it and shapes the slopes (the per-batch accuracy of small batches). Smooth more, up to an
+  # eighth of the sweep, or give up.
+  blur = noise / np.sqrt(window)
+  if 0.1 * rise <= 2.0 * blur:
+    wider = int(np.ceil((20.0 * noise / rise) ** 2)) | 1
+    if window < wider <= n // 8:
+      return _accuracy_rule(lr, acc, wider, what, log_x, notes)
+    notes.append(f"the {what} is too noisy to read: a smoothed point scatters by {blur:.2g} against a rise of "
+                 f"{rise:.2g} (that needs a moving average over {wider} of the {n} points); larger batches, more "
+                 "steps or a held-out eval_fn read it")
+    return {}
+  base = half + int(np.argmax(smooth[half:] >= start + 0.1 * rise))  # the shorter averages follow single points
+  out = {"accuracy_base": (float(lr[base]), f"{what} starts to rise here (smoothed, 10% of the way from {start:.3g} "
+                           f"to its peak {smooth[peak]:.3g})")}
   x = np.log(lr) if log_x and lr[0] > 0 else lr
   # Differentiate a twice-smoothed curve: a derivative amplifies whatever noise is left.
   slope = np.gradient(smooth_curve(smooth, window), x)
-  lo = max(base, half)
+  lo = max(base, 2 * half)  # the twice-smoothed slope is a full-width average from here on
   steep = lo + int(np.nanargmax(slope[lo:max(peak, lo) + 1]))
   reasons = []
   # Slows: the slope after the steepest rise falls under 1/8 of its maximum, the middle of the fractions that
@@ -193,12 +215,21 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
       (default: about 5% of the unmasked steps, >= 3). A staircase sweep is read one point per level (its
       steps averaged), and the window counts levels.
 
+  A sweep that cannot be read says so instead of returning confident bounds: a loss that barely moves over
+  the whole sweep (a step that ignores ``lr``, a frozen model, a range far too low) or only rises raises; an
+  accuracy too noisy to read (the per-batch accuracy of small batches) is smoothed more, up to an eighth of
+  the sweep, or left out for the next reading (held-out, training, then the loss's valley), with a note; a
+  sweep that neither diverged nor flattened (the range ended too early) adds the note "extend max_lr", which
+  the loss rules, whose readings need the end of the descent, repeat in their reason.
+
   Returns:
-    A `Suggestion`; ``suggestion.bounds`` is ``(base_lr, max_lr)``.
+    A `Suggestion`; ``suggestion.bounds`` is ``(base_lr, max_lr)``, ``suggestion.notes`` what could not be
+    read.
 
   Raises:
     ValueError: a bad argument (named); a loss that is not finite from the first step; fewer than 8 steps
-      before the first divergence; or the requested rule does not apply.
+      (before the first divergence, or in all); a loss that barely moves or only rises; or the requested
+      rule does not apply.
 
   Examples:
     >>> s = result.suggest()  # doctest: +SKIP
@@ -221,10 +252,13 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
                      "lowering max_lr will not help")
   if n < 8:
     what = f"{n} staircase levels" if n < c["steps"] else f"{n} steps"
-    raise ValueError(f"the sweep diverged after {what}; at least 8 unmasked {what.split()[-1]} are needed: lower "
-                     "max_lr or raise num_steps")
+    if c["diverged"]:
+      raise ValueError(f"the sweep diverged after {what}; at least 8 unmasked {what.split()[-1]} are needed: lower "
+                       "max_lr or raise num_steps")
+    raise ValueError(f"the sweep has {what} (it did not diverge); at least 8 are needed: raise num_steps"
+                     + (" or lower staircase" if n < c["steps"] else ""))
   if window is None:
-    window = max(3, (n // 20) | 1)
+    window = _default_window(n)
   elif n - 2 * (window // 2) < 3:
     raise ValueError(f"window={window} is too wide for the {n} unmasked points of the sweep: at most "
                      f"{2 * ((n - 3) // 2) + 1} leaves the 3 full-width averages the rules need")
@@ -240,6 +274,8 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   edge = window // 2
   inner = np.arange(n)[edge:n - edge]
   inner = inner[positive[inner] & np.isfinite(loss[inner])]
+  notes: list[str] = []
+  _check_loss_moves(lr, c["loss"])
   if inner.size >= 3:
     slope = np.gradient(loss[inner], x[inner])
     k = inner[int(np.nanargmin(slope))]
@@ -258,8 +294,8 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   if "eval_accuracy" in c:
     elr, eacc = c["eval_accuracy"]
     if elr.size >= 5:
-      acc_rule = _accuracy_rule(elr, eacc, max(3, (elr.size // 10) | 1), "held-out accuracy", log_x)
-  train_rule = _accuracy_rule(lr, c["train_accuracy"], window, "training accuracy", log_x) \
+      acc_rule = _accuracy_rule(elr, eacc, max(3, (elr.size // 10) | 1), "held-out accuracy", log_x, notes)
+  train_rule = _accuracy_rule(lr, c["train_accuracy"], window, "training accuracy", log_x, notes) \
       if "train_accuracy" in c else {}
   if not acc_rule:
     acc_rule = train_rule
@@ -275,13 +311,18 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
         f"geometric mean of the held-out reading ({held:.3g}: {held_why}) and the training-accuracy reading "
         f"({trained:.3g}: {trained_why})"))}
   candidates.update(acc_rule)
+  open_ended = not c["diverged"] and _still_falling(lr, c["loss"], log_x)
+  if open_ended:
+    notes.append(f"the sweep ended at lr={lr[-1]:.4g} without diverging while the loss was still falling: extend "
+                 "max_lr (the loss rules and the loss minimum, the upper limit for max_lr, need the end of the "
+                 "descent)")
 
   if rule == "auto":
     rule = "accuracy" if acc_rule else "valley"
   if rule == "accuracy":
     if not acc_rule:
       raise ValueError("rule='accuracy' needs an accuracy that rises clearly during the sweep (the step's "
-                       "metrics or eval_fn must report 'accuracy')")
+                       "metrics or eval_fn must report 'accuracy')" + "".join(f"; {note}" for note in notes))
     base_lr, base_reason = acc_rule["accuracy_base"]
     max_lr, max_reason = acc_rule["accuracy_max"]
   else:
@@ -291,6 +332,8 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
     cap, _ = candidates["min_loss"]
     if max_lr > cap:
       max_lr, max_reason = cap, f"{max_reason}; capped at the loss minimum"
+    if open_ended:
+      max_reason = f"{max_reason}; a lower bound only: the loss was still falling at the end, extend max_lr"
     base_lr = float(rules.base_lr_from_max(max_lr, factor))
     base_reason = f"max_lr / {factor:g}, the paper's rule of thumb (base_lr is 1/3 to 1/4 of max_lr)"
   thumb = float(rules.base_lr_from_max(max_lr, factor))
@@ -298,4 +341,51 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   if not base_lr < max_lr:
     base_lr, base_reason = thumb, f"max_lr / {factor:g} (the rule's own base_lr was not below max_lr)"
   return Suggestion(base_lr=float(base_lr), max_lr=float(max_lr), base_reason=base_reason, max_reason=max_reason,
-                    candidates=candidates)
+                    candidates=candidates, notes=tuple(notes))
+
+
+def _check_loss_moves(lr: np.ndarray, raw: np.ndarray) -> None:
+  """Raises unless the loss descends clearly somewhere in the sweep (a step that ignores lr, a frozen model or
+  a range far too low trains nothing, and the rules would read noise).
+
+  Clearly, on the loss smoothed with the default window (whatever window the rules use): its first
+  full-width average exceeds its lowest by 1% and by five times the scatter of a smoothed point (the lowest of
+  a few dozen independent smoothed points of a flat curve lies about two scatters below their mean). The
+  scatter comes from the median absolute residual, so that the jumps before a divergence do not inflate it.
+  """
+  window = _default_window(raw.size)
+  loss = smooth_curve(raw, window)
+  inner = loss[window // 2:raw.size - window // 2]
+  if not np.isfinite(inner).any():
+    return
+  first, lowest, last = float(inner[0]), float(np.nanmin(inner)), float(inner[-1])
+  blur = 1.4826 * float(np.nanmedian(np.abs(raw - loss))) / np.sqrt(window)
+  clear = max(0.01 * abs(first), 5.0 * blur)
+  if first - lowest > clear:
+    return
+  span = f"lr {lr[0]:.4g} to {lr[-1]:.4g}"
+  if last - first > clear:
+    raise ValueError(f"the loss never descends: it rises from the first steps ({span}: {first:.4g} at the start, "
+                     f"{last:.4g} at the end, smoothed), so the range starts above the rates that train: lower min_lr")
+  raise ValueError(f"the loss barely moves over the whole sweep ({span}: {first:.4g} at the start, lowest "
+                   f"{lowest:.4g}, smoothed; a clear descent is more than {clear:.2g}): no rate here trains. Check "
+                   "that the step uses its lr and that it updates the parameters the loss depends on, or raise max_lr")
+
+
+def _default_window(n: int) -> int:
+  """The default width of the centred moving average: about 5% of the points, odd, >= 3."""
+  return max(3, (n // 20) | 1)
+
+
+def _still_falling(lr: np.ndarray, raw: np.ndarray, log_x: bool) -> bool:
+  """Whether the loss, smoothed with the default window, is lowest at the end of the sweep and falls there at
+  more than 1/8 of its steepest rate against the sweep's axis (it has not flattened)."""
+  window = _default_window(raw.size)
+  keep = np.arange(raw.size)[window // 2:raw.size - window // 2]
+  keep = keep[lr[keep] > 0] if log_x else keep
+  loss = smooth_curve(raw, window)[keep]
+  if keep.size < 3 or not np.isfinite(loss).all():
+    return False
+  slope = np.gradient(loss, np.log(lr[keep]) if log_x else lr[keep])
+  tail = slope[-max(3, keep.size // 20):]
+  return bool(int(np.argmin(loss)) >= keep.size - tail.size and slope.min() < 0 and tail.mean() < slope.min() / 8)

@@ -51,9 +51,15 @@ def _check_phases(period_name: str, period: Any, warmup: Any, decay: Any, shape:
   return period, warmup, decay
 
 
-def _check_levels(peak_lr: Any, init_lr: Any, final_lr: Any) -> None:
+def _check_levels(peak_lr: Any, init_lr: Any, final_lr: Any, warmup: Any) -> tuple[Any, Any, Any]:
+  """Checks the rates (``init_lr`` None: 0) and returns them, widened to float32 at least."""
+  if init_lr is not None and _checks.concrete(warmup) is not None and np.any(_checks.concrete(warmup) == 0):
+    raise ValueError(f"init_lr is the start of the warmup, and warmup=0 starts at peak_lr: leave init_lr out or "
+                     f"give a warmup, got {init_lr=}, {warmup=}")
+  init_lr = 0.0 if init_lr is None else init_lr
   _checks.check_bounds("init_lr", init_lr, "peak_lr", peak_lr)
   _checks.check_bounds("final_lr", final_lr, "peak_lr", peak_lr)
+  return tuple(map(_checks.widened, (peak_lr, init_lr, final_lr)))
 
 
 def _schedule(peak_lr, init_lr, final_lr, warmup, decay, shape, position) -> optax.Schedule:
@@ -77,7 +83,7 @@ def wsd(
     warmup: Any,
     decay: Any,
     shape: str = "linear",
-    init_lr: Any = 0.0,
+    init_lr: Any = None,
     final_lr: Any = 0.0,
 ) -> optax.Schedule:
   r"""Warmup-stable-decay: a linear warmup to ``peak_lr``, a long stable phase, a short decay at the end.
@@ -105,7 +111,8 @@ def wsd(
     decay: steps of the decay (``>= 1``; ``warmup + decay <= total_steps``). Hägele et al. and MiniCPM
       decay over 10-20% of the run.
     shape: ``"linear"``, ``"cosine"`` or ``"1-sqrt"``.
-    init_lr: the learning rate at step 0, ``<= peak_lr``.
+    init_lr: the learning rate at step 0, where the warmup starts, ``<= peak_lr`` (default 0). Only with a
+      warmup: given with ``warmup=0`` it raises, since the schedule then starts at ``peak_lr``.
     final_lr: the learning rate the decay ends at, ``<= peak_lr``.
 
   Returns:
@@ -126,8 +133,8 @@ def wsd(
     Hu et al., `MiniCPM <https://arxiv.org/abs/2404.06395>`_, 2024; Hägele et al., `Scaling Laws and
     Compute-Optimal Training Beyond Fixed Training Durations <https://arxiv.org/abs/2405.18392>`_, 2024.
   """
-  _check_levels(peak_lr, init_lr, final_lr)
   total, warmup, decay = _check_phases("total_steps", total_steps, warmup, decay, shape)
+  peak_lr, init_lr, final_lr = _check_levels(peak_lr, init_lr, final_lr, warmup)
   return _schedule(peak_lr, init_lr, final_lr, warmup, decay, shape, lambda t: jnp.clip(total - t, 0, decay))
 
 
@@ -138,7 +145,7 @@ def cyclic_wsd(
     warmup: Any,
     decay: Any,
     shape: str = "linear",
-    init_lr: Any = 0.0,
+    init_lr: Any = None,
     final_lr: Any = 0.0,
 ) -> optax.Schedule:
   r"""WSD with several stable phases: every ``cycle_steps`` steps end in a decay, then the peak resumes.
@@ -167,7 +174,8 @@ def cyclic_wsd(
     warmup: steps of the linear warmup at the start of the first cycle (0 starts at the peak).
     decay: steps of the decay ending each cycle (``>= 1``; ``warmup + decay <= cycle_steps``).
     shape: ``"linear"``, ``"cosine"`` or ``"1-sqrt"``.
-    init_lr: the learning rate at step 0, ``<= peak_lr``.
+    init_lr: the learning rate at step 0, where the warmup starts, ``<= peak_lr`` (default 0). Only with a
+      warmup: given with ``warmup=0`` it raises, since the schedule then starts at ``peak_lr``.
     final_lr: the learning rate each decay heads for, ``<= peak_lr`` (the step that would reach it is the
       next cycle's first, at the peak).
 
@@ -184,8 +192,8 @@ def cyclic_wsd(
     Wen et al., `Understanding Warmup-Stable-Decay Learning Rates: A River Valley Loss Landscape Perspective
     <https://arxiv.org/abs/2410.05192>`_, 2024; Hu et al., `MiniCPM <https://arxiv.org/abs/2404.06395>`_, 2024.
   """
-  _check_levels(peak_lr, init_lr, final_lr)
   cycle, warmup, decay = _check_phases("cycle_steps", cycle_steps, warmup, decay, shape)
+  peak_lr, init_lr, final_lr = _check_levels(peak_lr, init_lr, final_lr, warmup)
   return _schedule(peak_lr, init_lr, final_lr, warmup, decay, shape,
                    lambda t: jnp.minimum(cycle - t % cycle, decay))
 

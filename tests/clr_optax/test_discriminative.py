@@ -159,3 +159,73 @@ def test_labels_and_rates_must_match():
     clr_optax.discriminative(optax.sgd, _by_layer, {"body": 0.1, "neck": 0.1}).init(params)
   with pytest.raises(TypeError, match="optimizer"):
     clr_optax.discriminative(0.1, _by_layer, {"body": 0.1})
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(learning_rates=[0.1, 0.1]), "learning_rates must be a mapping"),
+    (dict(learning_rate=0.1, multipliers=[0.01, 1.0]), "multipliers must be a mapping"),
+])
+def test_lists_instead_of_mappings_raise_naming_the_argument(kwargs, pattern):
+  with pytest.raises(TypeError, match=pattern):
+    clr_optax.discriminative(optax.sgd, _by_layer, **kwargs)
+
+
+def test_labels_of_another_structure_raise_naming_param_labels():
+  params, _ = _two_layer_model()
+  optimizer = clr_optax.discriminative(optax.sgd, {"body": "body", "head": "head", "neck": "head"},
+                                       learning_rates={"body": 0.1, "head": 0.1})
+  with pytest.raises(ValueError, match="param_labels"):
+    optimizer.init(params)
+
+
+def test_labels_may_be_a_prefix_of_the_params():
+  params, _ = _two_layer_model()
+  optimizer = clr_optax.discriminative(optax.sgd, {"body": "body", "head": "head"},
+                                       learning_rates={"body": 0.1, "head": 0.2})
+  updates, _ = optimizer.update(jax.tree.map(jnp.ones_like, params), optimizer.init(params), params)
+  np.testing.assert_allclose(updates["head"]["w"], -0.2)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(learning_rates={"body": lambda t: jnp.full((2,), 0.1), "head": 0.1}), "learning_rates\\['body'\\]"),
+    (dict(learning_rate=lambda t: jnp.full((2,), 0.1), multipliers={"body": 1.0, "head": 1.0}), "learning_rate"),
+    (dict(learning_rates={"body": jnp.array([0.1, 0.2]), "head": 0.1}), "learning_rates\\['body'\\]"),
+])
+def test_rates_that_are_not_scalars_raise_naming_them(kwargs, pattern):
+  params, _ = _two_layer_model()
+  optimizer = clr_optax.discriminative(optax.sgd, _by_layer, **kwargs)
+  with pytest.raises(ValueError, match=pattern + ".*shape \\(2,\\)"):
+    optimizer.init(params)
+
+
+@pytest.mark.parametrize("factory", [
+    optax.inject_hyperparams(optax.sgd),
+    lambda lr: optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=0.9),
+])
+def test_an_optimizer_whose_state_keeps_the_rate_is_refused(factory):
+  # Its state would keep the first rate while discriminative reports each update's (0.55 against 0.1).
+  params, _ = _two_layer_model()
+  optimizer = clr_optax.discriminative(factory, _by_layer, learning_rate=clr_optax.triangular(0.1, 1.0, 10),
+                                       multipliers={"body": 0.01, "head": 1.0})
+  with pytest.raises(ValueError, match="optimizer.*state holds the learning rate"):
+    optimizer.init(params)
+  with pytest.raises(ValueError, match="optimizer.*state holds the learning rate"):
+    jax.jit(optimizer.init)(params)
+
+
+def test_an_injected_hyper_parameter_other_than_the_rate_is_accepted():
+  # The form the docstring recommends for a cyclical momentum: the state holds the momentum, not the rate.
+  params, loss = _two_layer_model()
+  momentum = clr_optax.cyclical_momentum(0.8, 0.9, 10)
+  factory = lambda lr: optax.chain(optax.inject_hyperparams(optax.trace)(decay=momentum), optax.scale(-lr))
+  optimizer = clr_optax.discriminative(factory, _by_layer, learning_rates={"body": 0.1, "head": 0.1})
+  optimizer.update(jax.grad(loss)(params), optimizer.init(params), params)
+
+
+def test_a_factory_that_builds_no_transformation_or_a_rate_that_is_no_number_raise_naming_them():
+  params, _ = _two_layer_model()
+  with pytest.raises(TypeError, match="optimizer must be a factory.*returned"):
+    clr_optax.discriminative(lambda lr: lr, _by_layer, {"body": 0.1, "head": 0.1}).init(params)
+  with pytest.raises(TypeError, match="learning_rate must be a real number"):
+    clr_optax.discriminative(optax.sgd, _by_layer, learning_rate=lambda t: "0.1",
+                             multipliers={"body": 1.0, "head": 1.0}).init(params)

@@ -49,6 +49,12 @@ def test_cosine_two_phase_formula():
         (dict(max_lr=-0.1, total_steps=100), "max_lr"),
         (dict(max_lr=0.1, total_steps=3, pct_start=0.3), "at least one step"),
         (dict(max_lr=0.1, total_steps=100, pct_start=0.6, three_phase=True), "at least one step"),
+        # a phase of half a step: max_lr would never be reached
+        (dict(max_lr=1.0, total_steps=10, pct_start=0.95), "at least one step"),
+        (dict(max_lr=1.0, total_steps=10, pct_start=0.15), "at least one step"),
+        # starting or ending above max_lr
+        (dict(max_lr=1.0, total_steps=100, div_factor=0.5), "div_factor must be a finite number >= 1"),
+        (dict(max_lr=1.0, total_steps=100, div_factor=2.0, final_div_factor=0.25), "div_factor \\* final_div_factor"),
     ],
 )
 def test_bad_arguments(kwargs, pattern):
@@ -59,3 +65,23 @@ def test_bad_arguments(kwargs, pattern):
 def test_momentum_bad_order():
   with pytest.raises(ValueError, match="max_momentum"):
     clr_optax.one_cycle_momentum(100, base_momentum=0.95, max_momentum=0.85)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: clr_optax.one_cycle_momentum(100, max_momentum=1.5),
+    lambda: clr_optax.one_cycle_momentum(100, base_momentum=0.9, max_momentum=jnp.array([0.95, 1.01])),
+    lambda: clr_optax.cyclical_momentum(0.85, 1.5, 10),
+])
+def test_momentum_above_1_raises(build):
+  with pytest.raises(ValueError, match="max_momentum must be <= 1"):
+    build()
+
+
+def test_momentum_of_1_and_div_factor_of_1_are_accepted():
+  assert float(clr_optax.cyclical_momentum(0.85, 1.0, 10)(0)) == 1.0
+  assert float(clr_optax.one_cycle(1.0, 100, div_factor=1.0, final_div_factor=1.0)(99)) == 1.0
+
+
+def test_momentum_phases_shorter_than_a_step_raise():
+  with pytest.raises(ValueError, match="at least one step"):
+    clr_optax.one_cycle_momentum(10, pct_start=0.95)

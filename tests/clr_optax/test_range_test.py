@@ -538,3 +538,72 @@ def test_numeric_arguments_are_checked_up_front():
     clr_optax.range_test(data, **{**kw, "progress": "yes"})
   with pytest.raises(ValueError, match="batch_size is required"):
     clr_optax.range_test(data, **{**kw, "batch_size": None})
+
+
+def _tiny():
+  data = {"x": np.zeros((8, 2), np.float32), "y": np.zeros(8, np.float32)}
+  kw = dict(batch_size=4, num_steps=10, min_lr=1e-3, max_lr=1.0, progress=False)
+  return data, kw
+
+
+@pytest.mark.parametrize("arguments, error, pattern", [
+    (dict(loss_fn=lambda w, b: (_mse(w, b), 3.0)), TypeError, "loss_fn must return a scalar loss or \\(loss, metrics"),
+    (dict(loss_fn=lambda w, b: b["x"] @ w), ValueError, "loss_fn must return a scalar loss.*float32\\[4\\]"),
+    (dict(loss_fn=lambda w, b: "loss"), TypeError, "loss_fn must return"),
+    (dict(optimizer="sgd"), TypeError, "optimizer must be an optax optimizer factory.*optimizer='sgd'"),
+    (dict(loss_fn="mse"), TypeError, "loss_fn must be a function"),
+    (dict(eval_fn=lambda w: "good", eval_every=5), TypeError, "what eval_fn returns must be a number or a dict"),
+    (dict(eval_fn=lambda w: {"acc": "good"}, eval_every=5), TypeError, "what eval_fn returns must be.*'acc'"),
+    (dict(eval_fn="accuracy", eval_every=5), TypeError, "eval_fn must be a function"),
+    (dict(eval_fn=lambda w: None, eval_every=5), TypeError, "what eval_fn returns must be a number"),
+    (dict(key="a"), TypeError, "key must be"),
+    (dict(key=1.5), TypeError, "key must be"),
+    (dict(key=True), TypeError, "key must be"),
+    (dict(key=2**32), ValueError, "key.*2\\*\\*32"),
+    (dict(key=2**40), ValueError, "key.*2\\*\\*32"),
+    (dict(key=-1), ValueError, "key.*2\\*\\*32"),
+    (dict(key=jnp.zeros(3, jnp.float32)), TypeError, "key must be"),
+])
+def test_bad_functions_and_keys_are_named(arguments, error, pattern):
+  data, kw = _tiny()
+  kw = {"loss_fn": _mse, "params": jnp.zeros(2), "optimizer": optax.sgd, **kw, **arguments}
+  with pytest.raises(error, match=pattern):
+    clr_optax.range_test(data, **kw)
+
+
+def test_seeds_are_keys_and_distinct():
+  x, y = _least_squares(3, n=16, d=2)
+  data = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+  _, kw = _tiny()
+  kw = dict(kw, loss_fn=_mse, params=lambda k: jax.random.normal(k, (2,)), optimizer=optax.sgd)
+  runs = {seed: clr_optax.range_test(data, key=seed, **kw).loss for seed in (0, 1, 2**32 - 1, np.uint32(7))}
+  np.testing.assert_array_equal(runs[1], clr_optax.range_test(data, key=jnp.int32(1), **kw).loss)  # a 0-d array
+  np.testing.assert_array_equal(runs[0], clr_optax.range_test(data, key=jax.random.key(0), **kw).loss)
+  np.testing.assert_array_equal(runs[np.uint32(7)], clr_optax.range_test(data, key=jax.random.key(7), **kw).loss)
+  assert not np.array_equal(runs[0], runs[2**32 - 1]) and not np.array_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("step, pattern", [
+    (lambda s, b, lr: s, "train_step must return \\(state, metrics\\)"),
+    (lambda s, b, lr: (s, {"loss": 0.0}, 3), "train_step must return \\(state, metrics\\)"),
+    (lambda s, b, lr: (jnp.zeros(4), {"loss": 0.0}), "train_step must return a state.*float32\\[4\\].*float32\\[3\\]"),
+    (lambda s, b, lr: (s.astype(jnp.int32), {"loss": 0.0}), "train_step must return a state.*int32\\[3\\]"),
+    (lambda s, b, lr: ({"a": s}, {"loss": 0.0}), "train_step must return a state of the structure"),
+    (lambda s, b, lr: (s, {"loss": "x"}), "the metrics of train_step.* must be a number"),
+])
+@pytest.mark.parametrize("method", ["scan", "chunked"])
+def test_bad_train_step_returns_are_named(step, pattern, method):
+  data, kw = _tiny()
+  with pytest.raises((TypeError, ValueError), match=pattern):
+    clr_optax.range_test(data, train_step=step, state=jnp.zeros(3), method=method, **kw)
+  with pytest.raises(TypeError, match="train_step must be a function"):
+    clr_optax.range_test(data, train_step=(step,), state=jnp.zeros(3), **kw)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_stream_that_ends_in_its_first_chunk_names_both_numbers(chunk_size):
+  x, y = _least_squares(9)
+  kw = dict(loss_fn=_mse, params=jnp.zeros(x.shape[1]), optimizer=optax.sgd, num_steps=40, min_lr=1e-3,
+            max_lr=0.01, progress=False, chunk_size=chunk_size)
+  with pytest.raises(ValueError, match=r"ran out after 3 batches.*num_steps=40"):
+    clr_optax.range_test(iter(_minibatches(x, y, 16, 3)), **kw)

@@ -41,7 +41,7 @@ def _build(name):
 
 
 NON_NUMERIC = {"str": "0.1", "None": None, "bool": True, "mixed_list": [0.1, "x"]}
-OPTIONAL = {"step_size_down"}  # None is its default
+OPTIONAL = {"step_size_down", "init_lr"}  # None is their default
 
 
 @pytest.mark.parametrize("name, argument, bad", [
@@ -144,3 +144,60 @@ def test_one_cycle_holds_its_final_value_after_total_steps(anneal, three_phase):
   steps = jnp.array([total - 1, total, total + 1, 10 * total, 2**31 - 1])
   np.testing.assert_allclose(np.asarray(jax.vmap(lr)(steps)), 0.1 / 25 / 1e4, rtol=1e-6)
   np.testing.assert_allclose(np.asarray(jax.vmap(momentum)(steps)), 0.95, rtol=1e-6)
+
+
+NARROW_STEPS = [(np.int8, 100), (np.int16, 30_000), (np.uint8, 200), (np.uint16, 60_000), (np.uint32, 70_000),
+                (np.uint32, 50)]
+
+
+@pytest.mark.parametrize("dtype, step", NARROW_STEPS, ids=[f"{d.__name__}-{s}" for d, s in NARROW_STEPS])
+@pytest.mark.parametrize("name", FACTORIES)
+def test_narrow_and_unsigned_integer_steps_equal_python_int_steps(name, dtype, step):
+  # A step of any integer dtype is promoted before any arithmetic (int8 100 * 2 wraps, uint32 50 - 100 too).
+  schedule = _build(name)
+  expected = float(schedule(step))
+  assert float(schedule(jnp.asarray(step, dtype))) == expected
+  jitted = jax.jit(schedule)  # compiled arithmetic may differ from eager by an ulp: compare compiled with compiled
+  assert float(jitted(jnp.asarray(step, dtype))) == float(jitted(jnp.asarray(step, jnp.int32)))
+  assert float(schedule(dtype(step))) == expected  # a numpy scalar on the host
+
+
+def test_the_issue_24_narrow_step_examples():
+  # before: 0.1, 0.1, 0.779, 0.0997 and numpy's out-of-bounds error
+  triangular = clr_optax.triangular(0.1, 1.0, 1000)
+  assert float(triangular(jnp.array(100, jnp.int8))) == pytest.approx(ref.caffe_rate(100, "triangular", 0.1, 1.0, 1000))
+  assert float(clr_optax.wsd(0.1, 1000, warmup=10, decay=100)(jnp.array(2000, jnp.uint32))) == 0.0
+  assert float(clr_optax.shifted(triangular, 100)(jnp.array(50, jnp.uint32))) == np.float32(0.1)
+  cosine = lambda t, period: 0.1 * (1 + np.cos(np.pi * t / period)) / 2  # noqa: E731
+  assert float(clr_optax.sgdr(0.1, 100_000)(jnp.array(30_000, jnp.int16))) == pytest.approx(cosine(30_000, 100_000))
+  assert float(clr_optax.sgdr(0.1, 40_000, t_mult=2)(jnp.array(30_000, jnp.int16))) == pytest.approx(
+      cosine(30_000, 40_000), rel=1e-6)
+
+
+def test_uint32_steps_beyond_int32_hold_the_last_representable_step():
+  # Without x64 the default integer is int32: a larger unsigned step saturates instead of wrapping to < 0.
+  schedule = clr_optax.decay(0.001, 0.006, 10)
+  assert float(schedule(jnp.array(2**32 - 1, jnp.uint32))) == np.float32(0.001)
+
+
+@pytest.mark.parametrize("narrow", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("name", FACTORIES)
+def test_narrow_float_hyper_parameters_compute_in_float32(name, narrow):
+  # bfloat16 or float16 bounds give the float32 schedule of the same (rounded) bounds, value for value.
+  factory, kwargs = FACTORIES[name]
+  narrowed = {k: narrow(v) if isinstance(v, float) else v for k, v in kwargs.items()}
+  widened = {k: np.float32(v) if isinstance(v, float) else v for k, v in narrowed.items()}
+  steps = jnp.arange(0, 120)
+  got = jax.vmap(factory(**narrowed))(steps)
+  assert got.dtype == jnp.float32
+  np.testing.assert_array_equal(np.asarray(got), np.asarray(jax.vmap(factory(**widened))(steps)))
+
+
+def test_bfloat16_bounds_against_a_float64_reference():
+  # the issue 25 example: a 2,000-step half-cycle took 297 distinct values and peaked at 0.006012 for 0.006
+  base, top = jnp.bfloat16(0.001), jnp.bfloat16(0.006)
+  steps = np.arange(0, 2001)
+  got = np.asarray(jax.vmap(clr_optax.triangular(base, top, 2000))(jnp.asarray(steps)), np.float64)
+  expected = [ref.caffe_rate(int(t), "triangular", float(base), float(top), 2000) for t in steps]
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+  assert len(np.unique(got)) == 2001

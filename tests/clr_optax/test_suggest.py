@@ -1,7 +1,9 @@
 """Bound suggestions on synthetic sweeps whose answers are known in closed form, with noise."""
 
+import jax.numpy as jnp
 import matplotlib
 import numpy as np
+import optax
 import pytest
 
 import clr_optax
@@ -193,3 +195,101 @@ def test_staircase_levels_are_read_as_one_point_each():
   means = _result(levels, steps.reshape(60, 4).mean(1)).suggest()
   assert stair.bounds == pytest.approx(means.bounds, rel=1e-6)
   assert 1e-2 / 1.5 < stair.candidates["steepest"][0] < 1e-2 * 1.5
+
+
+def _descent(lr, centre=1e-2, width=0.5):
+  """A loss that falls steepest at ``centre`` (against log lr) and rises again past lr = 1."""
+  return 2.3 - 2.0 * _sigmoid((np.log(lr) - np.log(centre)) / width) + 0.3 * np.maximum(np.log(lr), 0) ** 2
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_loss_that_does_not_move_has_no_bounds(seed):
+  # A step that ignores lr, a frozen model, a range far too low: per-batch noise about a constant.
+  rng = np.random.default_rng(seed)
+  lr = np.geomspace(1e-4, 10.0, 300)
+  with pytest.raises(ValueError, match="barely moves over the whole sweep"):
+    _result(lr, 1.61 + rng.normal(0, 0.15, lr.size)).suggest()
+  with pytest.raises(ValueError, match="barely moves"):  # drifting down by 0.5% (issue 26): not a descent either
+    _result(lr, np.linspace(1.613, 1.605, lr.size) + rng.normal(0, 0.005, lr.size)).suggest()
+
+
+def test_a_loss_that_only_rises_says_lower_min_lr():
+  lr = np.geomspace(1e-1, 10.0, 100)
+  with pytest.raises(ValueError, match="never descends.*lower min_lr"):
+    _result(lr, 1.0 + lr).suggest()
+
+
+def test_a_clear_descent_under_heavy_noise_is_still_read():
+  rng = np.random.default_rng(0)
+  lr = np.geomspace(1e-5, 10.0, 300)
+  s = _result(lr, _descent(lr) + rng.normal(0, 0.3, lr.size)).suggest()
+  assert 1e-3 < s.max_lr < 0.5 and not s.notes
+
+
+def test_the_range_test_of_a_step_that_ignores_lr_has_no_bounds():
+  x = np.random.default_rng(0).normal(size=(256, 3)).astype(np.float32)
+  data = {"x": x, "y": x @ np.array([1.0, -2.0, 0.5], np.float32)}
+  loss_fn = lambda w, b: jnp.mean((b["x"] @ w - b["y"]) ** 2)
+  kw = dict(loss_fn=loss_fn, params=jnp.zeros(3), batch_size=16, num_steps=100, min_lr=1e-3, max_lr=10.0,
+            mode="exponential", progress=False)
+  assert clr_optax.range_test(data, optimizer=optax.sgd, **kw).suggest().max_lr < 1.0  # 2 / lambda_max ~ 1
+  for ignores_lr in (lambda lr: optax.sgd(0.0), lambda lr: optax.sgd(lr * 1e-9)):
+    with pytest.raises(ValueError, match="barely moves"):
+      clr_optax.range_test(data, optimizer=ignores_lr, **kw).suggest()
+
+
+def _small_batch_sweep(seed, batch):
+  """Accuracy measured on batches of ``batch`` examples (binomial noise) rising 0.2 -> 0.5, and its loss."""
+  rng = np.random.default_rng(seed)
+  lr = np.geomspace(1e-4, 1.0, 250)
+  rise = _sigmoid((np.log(lr) - np.log(3e-3)) / 0.6)
+  fall = _sigmoid((np.log(lr) - np.log(0.3)) / 0.3)
+  accuracy = rng.binomial(batch, 0.2 + 0.3 * rise - 0.3 * fall) / batch
+  loss = 1.6 - 0.6 * rise + 2.0 * fall + rng.normal(0, 0.05, lr.size)
+  return lr, loss, accuracy
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_noisy_small_batch_accuracy_falls_back_to_the_loss(seed):
+  lr, loss, accuracy = _small_batch_sweep(seed, 16)
+  s = _result(lr, loss, accuracy).suggest()
+  assert any("training accuracy is too noisy to read" in note for note in s.notes), s
+  assert s.bounds == _result(lr, loss).suggest().bounds  # the loss's reading
+  with pytest.raises(ValueError, match="too noisy"):
+    _result(lr, loss, accuracy).suggest(rule="accuracy")
+
+
+def test_large_batch_accuracy_is_read():
+  lr, loss, accuracy = _small_batch_sweep(0, 1024)
+  s = _result(lr, loss, accuracy).suggest()
+  assert "training accuracy" in s.max_reason and not s.notes
+
+
+def test_all_nan_held_out_accuracy_is_not_read():
+  lr = np.geomspace(1e-4, 1.0, 200)
+  steps = np.arange(4, 200, 5)
+  result = _result(lr, _descent(lr), eval_step=steps, eval_accuracy=np.full(steps.size, np.nan))
+  s = result.suggest()
+  assert s.max_lr == result.suggest(rule="valley").max_lr
+  assert any("held-out accuracy is not finite" in note for note in s.notes)
+
+
+def test_a_sweep_that_ended_while_the_loss_fell_says_extend_max_lr():
+  lr = np.geomspace(1e-4, 3e-3, 100)  # ends before the descent centred at 1e-2 flattens, without diverging
+  s = _result(lr, _descent(lr)).suggest()
+  assert "extend max_lr" in s.max_reason and any("extend max_lr" in note for note in s.notes)
+  assert not any("extend" in note for note in _result(lr, _descent(lr, centre=3e-4)).suggest().notes)  # flattened
+  acc = 0.1 + 0.6 * _sigmoid((np.log(lr) - np.log(3e-4)) / W)  # an accuracy read inside the sweep
+  s = _result(lr, _descent(lr), acc).suggest()
+  assert "training accuracy" in s.max_reason and any("extend max_lr" in note for note in s.notes)
+  assert "extend max_lr" in str(s)
+
+
+def test_short_sweeps_that_did_not_diverge_say_so():
+  lr = np.geomspace(1e-4, 1.0, 7)
+  with pytest.raises(ValueError, match="has 7 steps \\(it did not diverge\\).*raise num_steps") as e:
+    _result(lr, _descent(lr)).suggest()
+  assert "diverged after" not in str(e.value)
+  stairs = np.repeat(np.geomspace(1e-4, 1.0, 2), 10)  # staircase=10 of 20 steps
+  with pytest.raises(ValueError, match="2 staircase levels \\(it did not diverge\\).*lower staircase"):
+    _result(stairs, _descent(stairs)).suggest()

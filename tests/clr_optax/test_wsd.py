@@ -23,7 +23,8 @@ class WsdTest(chex.TestCase):
   def test_every_step_matches_the_reference(self, shape, phases, levels):
     warmup, decay = phases
     init_lr, final_lr = levels
-    schedule = clr_optax.wsd(0.01, 1000, warmup=warmup, decay=decay, shape=shape, init_lr=init_lr, final_lr=final_lr)
+    schedule = clr_optax.wsd(0.01, 1000, warmup=warmup, decay=decay, shape=shape,
+                             init_lr=init_lr if warmup else None, final_lr=final_lr)  # no init_lr without a warmup
     steps = np.arange(1100)
     expected = ref.wsd(steps, 0.01, 1000, warmup, decay, shape, init_lr, final_lr)
     # relative: the decays keep their precision as they approach final_lr = 0
@@ -73,8 +74,8 @@ class CyclicWsdTest(chex.TestCase):
   @parameterized.product(shape=clr_optax.WSD_SHAPES, phases=((100, 100), (0, 250), (300, 1)))
   def test_every_step_matches_the_reference(self, shape, phases):
     warmup, decay = phases
-    schedule = clr_optax.cyclic_wsd(0.01, 1000, warmup=warmup, decay=decay, shape=shape, init_lr=0.0005,
-                                    final_lr=0.0001)
+    schedule = clr_optax.cyclic_wsd(0.01, 1000, warmup=warmup, decay=decay, shape=shape,
+                                    init_lr=0.0005 if warmup else None, final_lr=0.0001)
     steps = np.arange(3500)
     expected = ref.cyclic_wsd(steps, 0.01, 1000, warmup, decay, shape, 0.0005, 0.0001)
     np.testing.assert_allclose(_values(schedule, steps), expected, rtol=RTOL)
@@ -110,6 +111,10 @@ class ValidationTest(parameterized.TestCase):
       ("string_peak", lambda: clr_optax.wsd("0.01", 100, warmup=10, decay=10), TypeError, "peak_lr"),
       ("cyclic_too_long", lambda: clr_optax.cyclic_wsd(0.01, 100, warmup=60, decay=50), ValueError, "cycle_steps"),
       ("cyclic_zero_cycle", lambda: clr_optax.cyclic_wsd(0.01, 0, warmup=0, decay=1), ValueError, "cycle_steps"),
+      # init_lr is where the warmup starts: without one it would be ignored
+      ("init_without_warmup", lambda: clr_optax.wsd(1.0, 100, warmup=0, decay=10, init_lr=0.5), ValueError, "init_lr"),
+      ("cyclic_init_without_warmup", lambda: clr_optax.cyclic_wsd(1.0, 100, warmup=0, decay=10, init_lr=0.0),
+       ValueError, "init_lr.*warmup=0"),
   )
   def test_bad_arguments_raise_naming_them(self, build, error, pattern):
     with self.assertRaisesRegex(error, pattern):
