@@ -239,7 +239,7 @@ def test_run_experiment_only_and_report_from_committed_results(tmp_path, monkeyp
   reproduce.run_experiment(experiment, only=("table1_triangular2",), **kw)
   assert [pathlib.Path(c).parent.name for c in calls] == ["table1_triangular2"]
   (tmp_path / "work").rename(tmp_path / "gone")  # the work directories do not survive; the results do
-  with pytest.raises(FileNotFoundError, match="table1_fixed seed 0"):
+  with pytest.raises(FileNotFoundError, match="table2_staged seed 0"):
     reproduce.report_experiment(experiment, workdir=tmp_path / "work", seeds=(0,), shrink=1.0, overrides=_TINY,
                                 command="c", report_dir=tmp_path / "reports")
   path = reproduce.report_experiment(experiment, workdir=tmp_path / "work", seeds=(0,), shrink=1.0,
