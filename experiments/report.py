@@ -370,12 +370,13 @@ def _claims_table1(by: dict[str, ConfigSummary], shrink: float) -> list[str]:
           f"{_quoted('table1_exp', iterations=False)}, line 182): {verdict} here: {label.split(', ')[-1]} "
           f"{_pm(expr.final)}% vs exp's best {_pm(exp.best)}% ({why}).")
   decay = by.get("table1_decay")
-  for name, label in ((_TRI2, "triangular2 (Table 2's stages)"), (_TRI2_PLAIN, f"Ablation, {_ABLATION}")):
+  for name, claim in ((_TRI2, "decay ends below triangular2 (Table 2's stages)"),
+                      (_TRI2_PLAIN, f"Ablation, {_ABLATION}: decay ends below triangular2")):
     t = by.get(name)
     if decay and t:
       verdict, why = _paired_verdict(t, decay)
       out.append(
-          f"- **decay ends below {label}** (paper: {_quoted('table1_decay', iterations=False)} vs "
+          f"- **{claim}** (paper: {_quoted('table1_decay', iterations=False)} vs "
           f"{_quoted('table1_triangular2', iterations=False)}, both 25,000 iterations): "
           f"{verdict} here: decay {_pm(decay.final)}% vs triangular2 {_pm(t.final)}% ({why}).")
   return out

@@ -80,6 +80,8 @@ def test_claims_report_failures_honestly():
   assert ("Ablation, the §4.1.1 bounds alone, without Table 2's stages: triangular2 reaches the fixed policy's final "
           "accuracy in fewer iterations** (paper: 81.4% at 25,000 vs 81.4% at 70,000): did not hold here. triangular2 "
           "reached the same-seed fixed run's final accuracy in 0 of 2 seeds") in text
+  assert ("Ablation, the §4.1.1 bounds alone, without Table 2's stages: decay ends below triangular2** (paper: 78.5% "
+          "vs 81.4%, both 25,000 iterations): did not hold") in text
 
 
 def test_table1_report_on_cifar100_has_no_paper_number():
