@@ -7,6 +7,9 @@ the step that fuses into a compiled train step, and learning rates per parameter
   optimizer = optax.sgd(learning_rate=clr_optax.triangular2(0.001, 0.006, step_size=2000), momentum=0.9)
 """
 
+from clr_optax._result import RangeTestProgress
+from clr_optax._result import RangeTestResult
+from clr_optax._sweep import learning_rates
 from clr_optax.cyclical import cyclical
 from clr_optax.cyclical import decay
 from clr_optax.cyclical import exp_range
@@ -24,11 +27,8 @@ from clr_optax.one_cycle import one_cycle
 from clr_optax.one_cycle import one_cycle_momentum
 from clr_optax.plotting import plot_range_test
 from clr_optax.plotting import plot_schedules
-from clr_optax.range_test import learning_rates
 from clr_optax.range_test import make_range_test
 from clr_optax.range_test import range_test
-from clr_optax.range_test import RangeTestProgress
-from clr_optax.range_test import RangeTestResult
 from clr_optax.restarts import sgdr
 from clr_optax.rules import base_lr_from_max
 from clr_optax.rules import step_size_from_epochs

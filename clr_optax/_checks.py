@@ -1,16 +1,21 @@
-"""Argument checks shared by the schedule factories.
+"""Argument checks shared by the schedule factories and the range test.
 
 Every check of a hyper-parameter runs once, in Python, when a schedule is built. A value that is a JAX
 tracer (the factory was called inside ``jit`` or ``vmap``) cannot be inspected and is let through
 unchecked: the schedules document this. Concrete arrays are checked element by element. The step is
-checked by `integer_step` at every call, where it is a host value.
+checked by `integer_step` at every call, where it is a host value. The range test checks its settings
+before it compiles anything, and what its callables return while it traces them, before any step runs.
 """
 
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from clr_optax import _nnx
 
 
 def concrete(value: Any) -> np.ndarray | None:
@@ -164,3 +169,156 @@ def integer_step(count: Any) -> jax.Array:
     raise ValueError(f"the step must fit in {int_dtype}{hint}, got count={count!r}")
   # On the host, so that a whole float64 step keeps every digit (float32 would round 2**24 + 1).
   return jnp.asarray(np.maximum(v, 0).astype(int_dtype))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The range test's checks: its settings, its key, its callables and what they return.
+
+SWEEP_MODES = ("linear", "exponential")
+
+
+def is_int(value: Any) -> bool:
+  return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real_scalar(value: Any) -> bool:
+  """A concrete real scalar: a Python or numpy number, or a 0-d numeric array (never a bool)."""
+  if isinstance(value, (bool, np.bool_, jax.core.Tracer)) or np.ndim(value) != 0:
+    return False
+  if isinstance(value, (int, float, np.integer, np.floating)):
+    return True
+  return isinstance(value, (np.ndarray, jax.Array)) and np.issubdtype(value.dtype, np.number) \
+      and not np.issubdtype(value.dtype, np.complexfloating)
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+  if not (is_int(value) and value >= low and (high is None or value <= high)):
+    span = f">= {low}" if high is None else f"in [{low}, {high}]"
+    raise ValueError(f"{name} must be an int {span}, got {name}={value!r}")
+
+
+def check_sweep(min_lr, max_lr, num_steps, mode, staircase=None):
+  if mode not in SWEEP_MODES:
+    raise ValueError(f"mode must be one of {SWEEP_MODES}, got {mode=}")
+  check_int("num_steps", num_steps, 2)
+  if not (is_real_scalar(min_lr) and math.isfinite(min_lr) and min_lr >= 0):
+    raise ValueError(f"min_lr must be a finite number >= 0, got {min_lr=}")
+  if mode == "exponential" and min_lr <= 0:
+    raise ValueError(f"an exponential sweep needs min_lr > 0, got {min_lr=}")
+  if not (is_real_scalar(max_lr) and math.isfinite(max_lr) and max_lr > min_lr):
+    raise ValueError(f"max_lr must be a finite number > min_lr, got {min_lr=}, {max_lr=}")
+  if staircase is not None:
+    check_int("staircase", staircase, 1, num_steps - 1)
+
+
+def check_settings(*, batch_size, num_steps, min_lr, max_lr, mode, staircase, smoothing, divergence_factor,
+                   eval_fn, eval_every) -> None:
+  """The checks of the numeric settings shared by `range_test` and `make_range_test` (``batch_size`` may
+  be None: a stream's batches say it)."""
+  check_sweep(min_lr, max_lr, num_steps, mode, staircase)
+  if batch_size is not None:
+    check_int("batch_size", batch_size, 1)
+  if not (is_real_scalar(smoothing) and 0.0 <= smoothing < 1.0):
+    raise ValueError(f"smoothing must be a number in [0, 1) (0: no smoothing), got {smoothing=}")
+  if divergence_factor is not None and not (is_real_scalar(divergence_factor) and math.isfinite(divergence_factor)
+                                            and divergence_factor > 1):
+    raise ValueError(f"divergence_factor must be a finite number > 1 or None, got {divergence_factor=}")
+  if (eval_fn is None) != (eval_every is None):
+    raise ValueError(f"eval_fn and eval_every go together, got {eval_fn=}, {eval_every=}")
+  if eval_fn is not None and not callable(eval_fn):
+    raise TypeError(f"eval_fn must be a function of the state (or params) -> metrics, got {eval_fn=}")
+  if eval_every is not None and not (is_int(eval_every) and 1 <= eval_every <= num_steps):
+    raise ValueError(f"eval_every must be an int in [1, num_steps], got {eval_every=}, {num_steps=}")
+
+
+def check_init_fn(name: str, value: Any) -> None:
+  """A callable ``params`` or ``state`` is called with a PRNG key: refuse the callables that are models."""
+  if not callable(value):
+    return
+  if _nnx.is_linen_module(value):
+    raise ValueError(f"{name} is a Flax Linen module ({type(value).__name__}), which holds no parameters: pass "
+                     f"its variables (model.init(key, x)) or a function key -> variables, and call model.apply "
+                     "in your loss_fn or train_step")
+  if not isinstance(value, jax.tree_util.Partial) and any(isinstance(leaf, (jax.Array, np.ndarray))
+                                                          for leaf in jax.tree.leaves(value)):
+    raise ValueError(f"{name} is a callable that holds arrays ({type(value).__name__}), so not a function key -> "
+                     f"{name}: pass the arrays themselves, or that function")
+
+
+def run_keys(key: Any, num_runs: int) -> tuple[jax.Array, int]:
+  """The runs' keys and their number from `range_test`'s ``key``: an int seed, a key, or a batch of keys
+  (typed, or raw ``uint32`` key data as ``jax.random.PRNGKey`` makes)."""
+  if isinstance(key, (np.ndarray, jax.Array)) and not isinstance(key, jax.core.Tracer) and key.ndim == 0 \
+      and jnp.issubdtype(key.dtype, jnp.integer):
+    key = key.item()  # a 0-d integer array is a seed
+  if is_int(key):
+    # jax.random.key keeps 32 bits of a seed without x64: a larger seed would silently repeat a smaller one.
+    if not 0 <= key < 2**32:
+      raise ValueError(f"an int key is a seed in [0, 2**32), got key={key!r}")
+    key = jax.random.key(int(key))
+  if not isinstance(key, (jax.Array, np.ndarray)) or isinstance(key, jax.core.Tracer):
+    raise TypeError(f"key must be an int seed, a key (jax.random.key(seed)) or a batch of keys, got key={key!r}")
+  typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+  raw_shape = jax.random.key_data(jax.random.key(0)).shape
+  if not (typed and key.ndim <= 1 or key.dtype == np.uint32 and key.ndim in (1, 2) and key.shape[-1:] == raw_shape):
+    raise TypeError(f"key must be an int seed, a key (jax.random.key(seed)) or a batch of keys, got key={key!r}")
+  key = jnp.asarray(key)
+  if key.ndim == (1 if typed else 2):  # a batch of keys
+    if num_runs not in (1, key.shape[0]):
+      raise ValueError(f"a batch of keys sets the number of runs, got {key.shape[0]} keys and {num_runs=}")
+    return key, key.shape[0]
+  return jax.random.split(key, num_runs), num_runs
+
+
+def as_metrics(out: Any, what: str) -> dict[str, jax.Array]:
+  if isinstance(out, Mapping):
+    items = dict(out)
+  else:
+    items = {"value": out}
+  metrics = {}
+  for k, v in items.items():
+    try:
+      v = jnp.asarray(v)
+    except (TypeError, ValueError):  # a string, None, an object
+      v = None
+    if v is None or not (jnp.issubdtype(v.dtype, jnp.number) or v.dtype == bool):
+      raise TypeError(f"{what} must be a number or a dict of numbers, got {out!r}"
+                      + ("" if not isinstance(out, Mapping) else f" (its {k!r} is not a number)"))
+    if v.shape != ():
+      raise ValueError(f"{what} must be scalars, got shape {v.shape} for {k!r}")
+    metrics[k] = v.astype(jnp.float32)
+  return metrics
+
+
+def form(fn: Callable[..., Any], *args: Any) -> Any:
+  """What ``fn(*args)`` returns, each array as a ``ShapeDtypeStruct`` and anything else as it is (a string, a
+  float), traced abstractly: nothing runs, so effects such as debug callbacks do not fire."""
+  form = []
+
+  def probe(*a):
+    out = fn(*a)
+    form.append(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype) if isinstance(x, jax.Array) else x,
+                             out))
+    return ()
+
+  jax.eval_shape(probe, *args)
+  return form[0]
+
+
+def describe(value: Any) -> str:
+  """A short description of a traced value: its pytree with each array as dtype[shape]."""
+  return str(jax.tree.map(lambda x: f"{jnp.dtype(x.dtype).name}{list(x.shape)}" if hasattr(x, "dtype") else repr(x),
+                          value))
+
+
+def check_same_state(old: Any, new: Any) -> None:
+  """The state ``train_step`` returns must be a pytree of the structure, shapes and dtypes it received: the
+  sweep carries it from step to step in one compiled loop."""
+  if jax.tree.structure(old) != jax.tree.structure(new):
+    raise ValueError(f"train_step must return a state of the structure it receives, got {describe(new)} for "
+                     f"{describe(old)}")
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(old), jax.tree.leaves(new)):
+    a, b = jax.typeof(a), jax.typeof(jnp.asarray(b))
+    if a.shape != b.shape or a.dtype != b.dtype:
+      raise ValueError(f"train_step must return a state of the shapes and dtypes it receives, got "
+                       f"{b.str_short()} for {a.str_short()} at state{jax.tree_util.keystr(path)}")

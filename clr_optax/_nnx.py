@@ -40,7 +40,7 @@ class NnxState(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class NnxStep:
   """``train_step(state, batch, lr)`` for ``loss_fn(model, batch)``: the optax step of ``optax_step``
-  (a `range_test._OptaxStep`, which builds the optimizer and sets its rate) applied to the module's
+  (an `_optax_step.OptaxStep`, which builds the optimizer and sets its rate) applied to the module's
   parameters, with the rest of its state as the forward pass left it."""
   optax_step: Any
   graphdef: Any
