@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from experiments import data as data_lib
+from experiments import augment
 from experiments.step import eval_logits
 from experiments.step import train_step
 
@@ -154,7 +154,7 @@ def make_pmapped_batch_train_step(schedule: optax.Schedule, *, devices: Sequence
 
 def permutation(key: jax.Array, num_examples: int) -> jax.Array:
   """The permutation of ``range(num_examples)`` (int32) of the epoch whose key is `key`."""
-  return data_lib.epoch_permutation(key, num_examples).astype(jnp.int32)
+  return augment.epoch_permutation(key, num_examples).astype(jnp.int32)
 
 
 def scan_steps(step: Callable[[Any, jax.Array], tuple[Any, Any]], shuffle: Callable[[jax.Array], jax.Array], *,

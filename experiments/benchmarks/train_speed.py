@@ -62,9 +62,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import augment
 from experiments import cli
 from experiments import configs
-from experiments import data as data_lib
 from experiments import hostmem
 from experiments import parallel
 from experiments import setup
@@ -204,7 +204,7 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
       if jax.tree.leaves(batch_stats):
         variables["batch_stats"] = batch_stats
         kwargs["mutable"] = ["batch_stats"]
-      out = state.apply_fn(variables, data_lib.normalize(data["image"], state.mean, state.std), train=True, **kwargs)
+      out = state.apply_fn(variables, augment.normalize(data["image"], state.mean, state.std), train=True, **kwargs)
       logits = out[0] if kwargs else out
       return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(batch), data["label"]])
 

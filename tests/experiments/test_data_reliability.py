@@ -1,4 +1,4 @@
-"""Reliability of experiments/data.py under bad input (issue 13): damaged archives, empty class folders, caches.
+"""Reliability of experiments/data.py and datafiles.py under bad input: damaged archives, empty class folders, caches.
 
 Truncated and tampered archives of every supported kind (.tar, .tar.gz, .tar.xz) must fail with the
 archive's name and what is wrong, and leave no cache; an empty class folder must not shift the labels
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from experiments import data
+from experiments import datafiles
 from tests.experiments.test_data import cache_files, expected_split, make_archive, make_folder
 
 COMPRESS = {".tar": lambda raw: raw, ".tar.gz": gzip.compress, ".tar.xz": lzma.compress}
@@ -257,7 +258,7 @@ def _unwritable(way: str, tmp_path: pathlib.Path, monkeypatch) -> pathlib.Path:
   if way == "permission_denied":  # what a read-only folder gives any user but root
     def denied(**kwargs):
       raise PermissionError(errno.EACCES, "Permission denied", kwargs["dir"])
-    monkeypatch.setattr(data.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(datafiles.tempfile, "mkstemp", denied)
     return cache
   if way == "file_in_the_way":
     (tmp_path / "blocker").write_text("a file, not a folder")
@@ -265,7 +266,7 @@ def _unwritable(way: str, tmp_path: pathlib.Path, monkeypatch) -> pathlib.Path:
   if way == "disk_full":  # fails while writing: the partial temporary file must go too
     def full(*args, **kwargs):
       raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(data.np, "savez", full)
+    monkeypatch.setattr(datafiles.np, "savez", full)
     return cache
   raise AssertionError(way)
 
