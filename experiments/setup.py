@@ -26,11 +26,8 @@ from experiments.step import TrainState
 _Steps = Callable[[str, str], int]
 
 # The model's initializer runs once per run, so it is compiled for compiling fast (as clr_optax.range_test
-# compiles its initial states). A random initializer is slow to compile optimised and gains little from it:
-# on the 2-core CPU under load DenseNet-40's took 92 s to compile and run against 5.6 s at level 0, ResNet-20's
-# 8.7 s against 1.8 s, cifar10_full's 3.5 s against 0.6 s. About 4% of the initial weights then differ by
-# 2-3 ulps from an optimised compile's (a different instruction order), so a run seeded before 2026-12-02
-# starts from weights a few ulps apart from a rerun's.
+# compiles its initial states): a random initializer is slow to compile optimised and gains little from it.
+# Its weights may differ by a few ulps from an optimised compile's (another instruction order).
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 
 

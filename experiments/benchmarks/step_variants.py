@@ -5,13 +5,14 @@ Each names a change to the step; `patch_model` applies the implementation ones i
     YNNPACK fusions);
   * the model's max pool keeps each window's argmax for a custom backward pass, as Caffe's and PyTorch's
     do; instead, differentiated by autodiff: `maxpool_separable` (two separable passes of first-maximum
-    selects, the model's earlier pool), `maxpool_slices` (a maximum over 9 strided slices),
+    selects), `maxpool_slices` (a maximum over 9 strided slices),
     `maxpool_reduce_window` (`lax.reduce_window`, whose gradient, select_and_scatter, is slow on XLA:CPU);
   * `avgpool_autodiff`: the average pool differentiated by autodiff instead of its custom backward pass;
     `lrn_pow`: LRN's power as ``pow`` and its autodiff derivative (a second ``pow``);
     `no_materialize`: `experiments.models.materialize.materialized` as the identity, so XLA fuses (and
     recomputes) across the pools' and convolutions' inputs and outputs;
-    `maxpool_separable+avgpool_autodiff+lrn_pow+no_materialize` is the earlier cifar10_full step;
+    `maxpool_separable+avgpool_autodiff+lrn_pow+no_materialize`: the step without the model's own backward
+    passes and materialisation;
   * `conv1_im2col`: conv1 as one dot over patches (25 shifted slices concatenated on the channel axis),
     its gradients by autodiff; `conv_nchw`: the convolutions in NCHW/OIHW dimension numbers (transposes
     around each);
