@@ -33,6 +33,7 @@ import jax.numpy as jnp
 
 from experiments import parallel
 from experiments.models import caffe
+from experiments.models import caffe_layers
 from experiments.models import materialize
 
 DEFAULT_VARIANTS = ("ynnpack_convs", "conv1_im2col", "conv_nchw", "bf16", "maxpool_slices", "maxpool_reduce_window",
@@ -50,26 +51,27 @@ DEFAULT_VARIANTS = ("ynnpack_convs", "conv1_im2col", "conv_nchw", "bf16", "maxpo
 def _maxpool_slices(x, kernel, stride, pad=0):
   """Caffe ceil-mode max pooling as the maximum of the kernel*kernel strided slices (the model's taps),
   differentiated by autodiff."""
-  return functools.reduce(jnp.maximum, caffe._pool_taps(x, kernel, stride, pad))  # pylint: disable=protected-access
+  taps = caffe_layers._pool_taps(x, kernel, stride, pad)  # pylint: disable=protected-access
+  return functools.reduce(jnp.maximum, taps)
 
 
 def _maxpool_separable(x, kernel, stride, pad=0):
   """The model's max pool before its custom VJP: two separable passes of first-maximum selects (the
   leftmost in the topmost row on ties, as Caffe), differentiated by autodiff."""
   first_max = lambda a, b: jnp.where(a >= b, a, b)  # noqa: E731
-  return caffe._window_reduce(x, -jnp.inf, first_max, kernel, stride, pad)  # pylint: disable=protected-access
+  return caffe_layers._window_reduce(x, -jnp.inf, first_max, kernel, stride, pad)  # pylint: disable=protected-access
 
 
 def _avgpool_autodiff(x, kernel, stride, pad=0):
   """The model's average pool without its custom VJP (separable sums, differentiated by autodiff)."""
-  total = caffe._window_reduce(x, 0.0, jnp.add, kernel, stride, pad)  # pylint: disable=protected-access
-  return total / caffe._ave_divisors(x.shape, kernel, stride, pad, x.dtype)  # pylint: disable=protected-access
+  total = caffe_layers._window_reduce(x, 0.0, jnp.add, kernel, stride, pad)  # pylint: disable=protected-access
+  return total / caffe_layers._ave_divisors(x.shape, kernel, stride, pad, x.dtype)  # pylint: disable=protected-access
 
 
 def _maxpool_reduce_window(x, kernel, stride, pad=0):
   """Caffe ceil-mode max pooling as one `lax.reduce_window` (gradient: select_and_scatter)."""
   _, h, w, _ = x.shape
-  pads = [caffe._pool_padding(n, kernel, stride, pad)[1] for n in (h, w)]  # pylint: disable=protected-access
+  pads = [caffe_layers._pool_padding(n, kernel, stride, pad)[1] for n in (h, w)]  # pylint: disable=protected-access
   return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, kernel, kernel, 1), (1, stride, stride, 1),
                                ((0, 0), *pads, (0, 0)))
 
@@ -106,9 +108,9 @@ def _patch_layers(caffe, **layers) -> None:
 
 
 def patch_model(variants: str) -> dict | None:
-  """Replaces parts of experiments.models.caffe for implementation variants joined by "+" (in this process
-  only); returns the compiler options to jit the step with: the trainer's, or XLA's defaults (None) for
-  `ynnpack_convs`."""
+  """Replaces parts of experiments.models.caffe and caffe_layers for implementation variants joined by "+"
+  (in this process only); returns the compiler options to jit the step with: the trainer's, or XLA's
+  defaults (None) for `ynnpack_convs`."""
   options = parallel.compiler_options(jax.local_devices())
   for variant in variants.split("+"):
     if variant == "ynnpack_convs":
@@ -120,9 +122,9 @@ def patch_model(variants: str) -> dict | None:
     elif variant == "maxpool_separable":
       caffe.caffe_max_pool = _maxpool_separable
     elif variant == "avgpool_autodiff":
-      caffe.caffe_avg_pool = _avgpool_autodiff
+      caffe.caffe_avg_pool = caffe_layers.caffe_avg_pool = _avgpool_autodiff  # the LRN's pool too
     elif variant == "lrn_pow":
-      caffe._power = lambda base, exponent: base**exponent  # pylint: disable=protected-access
+      caffe_layers._power = lambda base, exponent: base**exponent  # pylint: disable=protected-access
     elif variant == "no_materialize":
       materialize.materialized = lambda *arrays: arrays[0] if len(arrays) == 1 else arrays
     elif variant == "conv1_im2col":

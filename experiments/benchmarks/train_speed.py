@@ -51,6 +51,7 @@ from experiments import setup
 from experiments import step as step_lib
 from experiments.benchmarks import step_variants
 from experiments.models import caffe
+from experiments.models import caffe_layers
 
 TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_speed.py")
 
@@ -129,10 +130,12 @@ def breakdown(steps: int, batch: int = 100) -> dict[str, float]:
   images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
   data = {"image": jnp.asarray(images), "label": jnp.asarray(rng.integers(0, 10, batch).astype(np.int32))}
   mean, std = setup.normalization_constants(config, images)
-  originals = {k: getattr(caffe, k) for k in ("caffe_max_pool", "caffe_avg_pool", "lrn_within_channel")}
+  # Patched where the networks look them up and where the LRN looks up its average pool.
+  names = ("caffe_max_pool", "caffe_avg_pool", "lrn_within_channel")
+  originals = {(m, k): getattr(m, k) for m in (caffe, caffe_layers) for k in names}
 
   def subsample(x, kernel, stride, pad=0):
-    out = caffe.caffe_pool_output_size(x.shape[1], kernel, stride, pad)
+    out = caffe_layers.caffe_pool_output_size(x.shape[1], kernel, stride, pad)
     return x[:, ::stride, ::stride, :][:, :out, :out, :]
 
   identity = lambda x, *a, **k: x
@@ -143,15 +146,15 @@ def breakdown(steps: int, batch: int = 100) -> dict[str, float]:
   compiled = {}
   try:
     for name, patch in patches.items():
-      for key, value in {**originals, **patch}.items():
-        setattr(caffe, key, value)
+      for (module, key), value in originals.items():
+        setattr(module, key, patch.get(key, value))
       state = setup.create_train_state(config, num_classes=10, mean=mean, std=std)
       fn = jax.jit(step_lib.train_step, compiler_options=parallel.compiler_options(jax.local_devices()))
       jax.block_until_ready(fn(state, data, 0.001))
       compiled[name] = (fn, state)
   finally:
-    for key, value in originals.items():
-      setattr(caffe, key, value)
+    for (module, key), value in originals.items():
+      setattr(module, key, value)
   times = {name: [] for name in compiled}
   for _ in range(steps):
     for name, (fn, state) in compiled.items():
@@ -348,7 +351,8 @@ def main(argv=None) -> dict:
                       help="a Python with torch for the comparison ('' to skip)")
   parser.add_argument("--repeats", type=int, default=None, help="JAX/PyTorch pairs per network (default 5; quick 1)")
   parser.add_argument("--variants", nargs="*", default=None,
-                      help=f"cifar10_full variants to time (default with --profile: {' '.join(step_variants.DEFAULT_VARIANTS)})")
+                      help="cifar10_full variants to time (default with --profile: "
+                           f"{' '.join(step_variants.DEFAULT_VARIANTS)})")
   parser.add_argument("--profile", action="store_true", help="also time the variants")
   parser.add_argument("--breakdown", action="store_true", help="attribute the cifar10_full step time to layer kinds")
   parser.add_argument("--dispatch", action="store_true",
