@@ -1,4 +1,4 @@
-"""CIFAR input: uint8 arrays from tensorflow-datasets or an image folder, and on-device augmentation.
+"""CIFAR input: the `Dataset` of uint8 arrays, loaded from tensorflow-datasets or an image folder; subsets.
 
 Two sources give the same `Dataset` of uint8 arrays:
 
@@ -11,53 +11,30 @@ Two sources give the same `Dataset` of uint8 arrays:
   cached as an `.npz` file in `$CLR_OPTAX_CACHE` (default `~/.cache/clr_optax`); later loads read the
   cache, which is written atomically and rebuilt when it is stale or corrupt.
 
-The whole training set then lives on the device(s); `random_crop_flip` and `normalize` run inside
-the compiled train step as batched `jnp` ops, and `epoch_permutation` shuffles on device.
-
-(Longer than the project's ~400 lines a module: its archive reading, decoding and caching were being
-hardened (issue 13) while the rest of experiments/ was split; the subsets and on-device ops at its end
-are the part to move to a module of their own next.)
+Reading and decoding image folders and the `.npz` cache are `experiments.datafiles`'s; normalisation
+statistics and the on-device augmentation are `experiments.augment`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import importlib.util
-import io
 import json
-import lzma
 import os
 import pathlib
 import socket
 import sys
-import tarfile
-import tempfile
 import threading
 import urllib.parse
-import warnings
-import zipfile
-import zlib
-from collections.abc import Iterator, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import tqdm
-from PIL import Image
 
-# Bump when the decoding, what is accepted, or the cache format changes: old caches are then rebuilt.
-# 2: incomplete archives and empty class folders are refused (version 1 cached them, files missing or
-# labels shifted).
-LOADER_VERSION = 2
-CACHE_ENV = "CLR_OPTAX_CACHE"
+from experiments import datafiles
+
 TFDS_NAMES = ("cifar10", "cifar100")
-SPLITS = ("train", "test")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".gif", ".webp", ".tif", ".tiff")
-_CACHE_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "class_names",
-                 "source", "cache_key")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -81,7 +58,7 @@ class Dataset:
   source: str
 
   def __post_init__(self):
-    for split in SPLITS:
+    for split in datafiles.SPLITS:
       images = getattr(self, f"{split}_images")
       labels = getattr(self, f"{split}_labels")
       if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
@@ -161,7 +138,7 @@ def load_tfds(name: str, *, data_dir: str | os.PathLike | None = None,
     name: a tfds name with ``image`` and ``label`` features and ``train``/``test`` splits, e.g.
       ``"cifar10"``, ``"cifar100"``.
     data_dir: the tfds data directory (tfds's default when None).
-    cache_dir: where the arrays are cached; default `default_cache_dir()`.
+    cache_dir: where the arrays are cached; default `datafiles.default_cache_dir()`.
     download: whether to download and prepare the dataset if it is not prepared yet.
     timeout_s: time limit in seconds for downloading and preparing.
     progress: show a progress bar; None shows one when stderr is a terminal.
@@ -188,7 +165,7 @@ def load_tfds(name: str, *, data_dir: str | os.PathLike | None = None,
 
   def build():
     arrays = {}
-    for split in SPLITS:
+    for split in datafiles.SPLITS:
       src = builder.as_data_source(split=split)
       n = len(src)
       images, labels = None, np.empty((n,), np.int32)
@@ -204,9 +181,11 @@ def load_tfds(name: str, *, data_dir: str | os.PathLike | None = None,
   data_path = pathlib.Path(os.fspath(builder.data_dir))
   if not data_path.is_dir():  # nothing on disk to key a cache on (tfds.testing.mock_data)
     return build()
-  blob = json.dumps({"source": source, "files": _file_stats(data_path), "loader_version": LOADER_VERSION})
+  blob = json.dumps({"source": source, "files": datafiles.file_stats(data_path),
+                     "loader_version": datafiles.LOADER_VERSION})
   key = hashlib.sha256(blob.encode()).hexdigest()
-  return _cached(_cache_root(cache_dir) / f"tfds-{name}-{builder.info.version}-{key[:16]}.npz", key, build)
+  return datafiles.cached(datafiles.cache_root(cache_dir) / f"tfds-{name}-{builder.info.version}-{key[:16]}.npz",
+                          key, build, Dataset)
 
 
 def _prepare_tfds(builder, name: str, timeout_s: float) -> None:
@@ -265,11 +244,6 @@ _NEEDS_TF = ("Preparing {name!r} with tensorflow-datasets needs TensorFlow (tfds
 # Image folders
 
 
-def default_cache_dir() -> pathlib.Path:
-  """``$CLR_OPTAX_CACHE`` if set, else ``~/.cache/clr_optax``."""
-  return pathlib.Path(os.environ.get(CACHE_ENV) or pathlib.Path.home() / ".cache" / "clr_optax")
-
-
 def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
                       progress: bool | None = None) -> Dataset:
   """Loads an image-folder dataset, decoding it once and caching the arrays as ``.npz``.
@@ -285,14 +259,14 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
   decompressor's end-of-stream and checksum checks; nothing is cached otherwise.
 
   The cache file in ``cache_dir`` is keyed by a hash of the path, its size and modification time
-  (every file's, for a directory) and `LOADER_VERSION`; it is written to a temporary file and
+  (every file's, for a directory) and `datafiles.LOADER_VERSION`; it is written to a temporary file and
   renamed, so a crash never leaves a partial cache, and a corrupt cache is rebuilt. When the cache
   cannot be written (a read-only folder, a full disk), a warning says so and the decoded arrays are
   returned uncached.
 
   Args:
     path: the directory or archive.
-    cache_dir: default `default_cache_dir()`.
+    cache_dir: default `datafiles.default_cache_dir()`.
     progress: show a progress bar while decoding; None shows one when stderr is a terminal.
 
   Returns:
@@ -316,10 +290,9 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
   key = _cache_key(path)
 
   def build():
-    files, folders = _read_dir(path, progress) if path.is_dir() else _read_archive(path, progress)
-    return _decode(files, folders, source=str(path), progress=progress)
+    return Dataset(**datafiles.read(path, show_progress=not _no_bar(progress)))
 
-  return _cached(_cache_root(cache_dir) / f"{_stem(path)}-{key[:16]}.npz", key, build)
+  return datafiles.cached(datafiles.cache_root(cache_dir) / f"{_stem(path)}-{key[:16]}.npz", key, build, Dataset)
 
 
 def _stem(path: pathlib.Path) -> str:
@@ -333,249 +306,16 @@ def _stem(path: pathlib.Path) -> str:
 def _cache_key(path: pathlib.Path) -> str:
   """Hash of the path, size and mtime (of each file, for a directory) and the loader version."""
   if path.is_dir():
-    stats = _file_stats(path)
+    stats = datafiles.file_stats(path)
   else:
     st = path.stat()
     stats = [(st.st_size, st.st_mtime_ns)]
-  blob = json.dumps({"path": str(path), "files": stats, "loader_version": LOADER_VERSION})
+  blob = json.dumps({"path": str(path), "files": stats, "loader_version": datafiles.LOADER_VERSION})
   return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _visible(relpath: str) -> bool:
-  return not any(part.startswith(".") for part in relpath.split("/"))
-
-
-def _is_image(relpath: str) -> bool:
-  return _visible(relpath) and relpath.lower().endswith(IMAGE_SUFFIXES)
-
-
-def _read_dir(path: pathlib.Path, progress: bool | None) -> tuple[dict[str, bytes], set[str]]:
-  """The image files (relative path: bytes) and the visible folders (relative paths) below ``path``."""
-  files, folders = {}, set()
-  with tqdm.tqdm(desc=f"reading {path.name}", unit="file", disable=_no_bar(progress)) as bar:
-    for root, dirs, names in os.walk(path, followlinks=True):
-      dirs[:] = [d for d in dirs if not d.startswith(".")]
-      rel_root = pathlib.Path(root).relative_to(path).as_posix()
-      if rel_root != ".":
-        folders.add(rel_root)
-      for name in names:
-        full = os.path.join(root, name)
-        rel = pathlib.Path(full).relative_to(path).as_posix()
-        if _is_image(rel):
-          files[rel] = pathlib.Path(full).read_bytes()
-          bar.update()
-  return files, folders
-
-
-# The first bytes of a gzip and of an xz stream (a plain tar starts with a member's name).
-_DECOMPRESSORS = ((b"\x1f\x8b", gzip.open), (b"\xfd7zXZ\x00", lzma.open))
-
-
-def _open_tar_stream(path: pathlib.Path) -> io.IOBase:
-  """The archive's tar stream: the file itself, or its gzip or xz decompression, told by its first bytes."""
-  with open(path, "rb") as f:
-    head = f.read(6)
-  for magic, decompressor in _DECOMPRESSORS:
-    if head.startswith(magic):
-      return decompressor(path, "rb")
-  return open(path, "rb")
-
-
-def _read_archive(path: pathlib.Path, progress: bool | None) -> tuple[dict[str, bytes], set[str]]:
-  """Reads the image files and folders of a tar archive in one forward pass, checking that it is complete.
-
-  Python's tarfile ends the member list quietly when the stream ends at a member boundary or inside
-  a header, or at a damaged header, so where it stopped must be the end-of-archive marker (two
-  zero 512-byte blocks). A gzip or xz stream is then read to its end, where the decompressor checks
-  its end-of-stream marker and its checksums (gzip's CRC-32 of all the data, xz's check of each
-  block, CRC-64 by default). Returns the image files (name: bytes) and the visible folders, as `_read_dir` does.
-  """
-  files, folders = {}, set()
-  where = f"archive {str(path)!r}"
-  try:
-    with _open_tar_stream(path) as stream, tarfile.open(fileobj=stream, mode="r:") as archive:
-      last = None
-      for member in tqdm.tqdm(archive, desc=f"reading {path.name}", unit="file", disable=_no_bar(progress)):
-        name = last = member.name
-        while name.startswith("./"):
-          name = name[2:]
-        if not _visible(name):
-          continue
-        parts = name.split("/")
-        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
-        if member.isdir():
-          folders.add(name)
-        elif member.isfile() and _is_image(name):
-          files[name] = archive.extractfile(member).read()
-      after = f"after {len(archive.members)} members (the last {last!r})" if last else "before any member"
-      stream.seek(archive.offset)
-      marker = stream.read(2 * tarfile.BLOCKSIZE)
-      if marker != bytes(2 * tarfile.BLOCKSIZE):
-        at = f"at byte {archive.offset} of its tar stream, {after}"
-        if bytes(2 * tarfile.BLOCKSIZE).startswith(marker):
-          problem = f"is truncated: {at}, it ends without the end-of-archive marker (two zero 512-byte blocks)"
-        elif len(marker) < tarfile.BLOCKSIZE:
-          problem = f"is truncated: {at}, it ends inside a member header ({len(marker)} of 512 bytes)"
-        else:
-          problem = (f"is corrupt or truncated: {at}, lies a damaged member header where the next member or "
-                     f"the end-of-archive marker should be")
-        raise ValueError(f"{where} {problem}")
-      while stream.read(2**20):  # to the end, where gzip and xz check their end-of-stream marker
-        pass
-  except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as e:  # OSError: gzip's errors
-    raise ValueError(f"cannot read {where} (truncated or corrupt?): {type(e).__name__}: {e}") from e
-  return files, folders
-
-
-def _layout(files: Sequence[str], folders: set[str],
-            source: str) -> tuple[tuple[str, ...], dict[str, list[tuple[str, str]]]]:
-  """Checks the {train,test}/<class>/<image> layout; returns class names and (file, class) per split."""
-  if not files:
-    raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {source!r}; expected the "
-                     f"layout {{train,test}}/<class>/<image>")
-  root = None  # (folders above {train,test}, first file below them)
-  by_split: dict[str, list[tuple[str, str]]] = {split: [] for split in SPLITS}
-  for name in sorted(files):
-    parts = name.split("/")
-    if len(parts) < 3 or parts[-3] not in SPLITS:
-      raise ValueError(f"{source}: {name!r} does not fit the layout {{train,test}}/<class>/<image>")
-    if root is None:
-      root = (parts[:-3], name)
-    elif parts[:-3] != root[0]:
-      raise ValueError(f"{source}: {name!r} and {root[1]!r} lie under different folders; expected one "
-                       f"layout {{train,test}}/<class>/<image>")
-    by_split[parts[-3]].append((name, parts[-2]))
-  classes = {split: sorted({c for _, c in items}) for split, items in by_split.items()}
-  for split in SPLITS:
-    if not classes[split]:
-      raise ValueError(f"{source}: no images under {split}/; expected the layout {{train,test}}/<class>/<image>")
-  for folder in sorted(folders):
-    parts = folder.split("/")
-    if len(parts) >= 2 and parts[:-2] == root[0] and parts[-2] in SPLITS and parts[-1] not in classes[parts[-2]]:
-      raise ValueError(f"{source}: class folder {folder!r} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
-                       f"labels number the class folders in order, so skipping it would shift the labels "
-                       f"of the classes after it. Add its images or remove the folder.")
-  if classes["train"] != classes["test"]:
-    only_train = sorted(set(classes["train"]) - set(classes["test"]))
-    only_test = sorted(set(classes["test"]) - set(classes["train"]))
-    raise ValueError(f"{source}: train and test hold different classes: only in train {only_train}, "
-                     f"only in test {only_test}")
-  return tuple(classes["train"]), by_split
-
-
-def _decode_one(name: str, data: bytes, source: str) -> np.ndarray:
-  try:
-    with Image.open(io.BytesIO(data)) as image:
-      image.load()
-      if image.mode != "RGB":
-        raise ValueError(f"{source}: {name!r} is a {image.mode} image, expected RGB")
-      return np.asarray(image)
-  except OSError as e:  # includes PIL.UnidentifiedImageError and truncated files
-    raise ValueError(f"{source}: cannot decode image {name!r}: {e}") from e
-
-
-def _decode(files: dict[str, bytes], folders: set[str], *, source: str, progress: bool | None) -> Dataset:
-  class_names, by_split = _layout(list(files), folders, source)
-  label_of = {name: i for i, name in enumerate(class_names)}
-  total = sum(len(items) for items in by_split.values())
-  arrays = {}
-  first = None
-  with tqdm.tqdm(total=total, desc=f"decoding {pathlib.Path(source).name}", unit="img",
-                 disable=_no_bar(progress)) as bar:
-    for split, items in by_split.items():
-      images = labels = None
-      for i, (name, cls) in enumerate(items):
-        image = _decode_one(name, files[name], source)
-        if first is None:
-          first = (name, image.shape)
-        elif image.shape != first[1]:
-          raise ValueError(f"{source}: {name!r} has size {image.shape[1]}x{image.shape[0]}, but "
-                           f"{first[0]!r} has {first[1][1]}x{first[1][0]} (width x height)")
-        if images is None:
-          images = np.empty((len(items), *image.shape), np.uint8)
-          labels = np.empty((len(items),), np.int32)
-        images[i] = image
-        labels[i] = label_of[cls]
-        bar.update()
-      arrays[f"{split}_images"] = images
-      arrays[f"{split}_labels"] = labels
-  return Dataset(**arrays, class_names=class_names, source=source)
 
 
 def _no_bar(progress: bool | None) -> bool:
   return not progress if progress is not None else not sys.stderr.isatty()
-
-
-def _cache_root(cache_dir: str | os.PathLike | None) -> pathlib.Path:
-  return pathlib.Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-
-
-def _file_stats(folder: pathlib.Path) -> list[tuple[str, int, int]]:
-  """(relative path, size, mtime) of every file below ``folder``, in a fixed order."""
-  stats = []
-  for root, dirs, names in os.walk(folder, followlinks=True):
-    dirs.sort()
-    for name in sorted(names):
-      st = os.stat(os.path.join(root, name))
-      stats.append((os.path.relpath(os.path.join(root, name), folder), st.st_size, st.st_mtime_ns))
-  return stats
-
-
-def _cached(cache_file: pathlib.Path, key: str, build) -> Dataset:
-  """The dataset from ``cache_file`` if it holds ``key``, else ``build()``, cached atomically."""
-  if cache_file.exists():
-    ds = _read_cache(cache_file, key)
-    if ds is not None:
-      return ds
-  ds = build()
-  try:
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    _write_cache(cache_file, ds, key)
-  except OSError as e:  # the decode is kept: a cache is only a shortcut
-    warnings.warn(f"cannot write the cache {cache_file} ({type(e).__name__}: {e}); using the decoded arrays "
-                  f"uncached, so the next load decodes again. Set ${CACHE_ENV} or cache_dir= to a writable "
-                  f"folder to cache them.", stacklevel=3)
-    return ds
-  size_mb = cache_file.stat().st_size / 2**20
-  print(f"Decoded {len(ds.train_labels) + len(ds.test_labels)} images from {ds.source}; "
-        f"cached in {cache_file} ({size_mb:.0f} MiB)", file=sys.stderr, flush=True)
-  return ds
-
-
-def _write_cache(cache_file: pathlib.Path, ds: Dataset, key: str) -> None:
-  """Writes the arrays atomically: a temporary file in the same folder, then `os.replace`."""
-  fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=f".{cache_file.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, train_images=ds.train_images, train_labels=ds.train_labels,
-               test_images=ds.test_images, test_labels=ds.test_labels,
-               class_names=np.array(ds.class_names, dtype=str), source=np.array(ds.source),
-               cache_key=np.array(key))
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, cache_file)
-  except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
-    raise
-
-
-def _read_cache(cache_file: pathlib.Path, key: str) -> Dataset | None:
-  """Returns the cached dataset, or None (with a message) when the cache is stale or corrupt."""
-  try:
-    with np.load(cache_file, allow_pickle=False) as z:
-      if sorted(z.files) != sorted(_CACHE_FIELDS):
-        raise ValueError(f"fields {sorted(z.files)}")
-      if str(z["cache_key"]) != key:
-        raise ValueError("cache key mismatch")
-      # Reading every array in full makes zipfile check each member's CRC-32.
-      return Dataset(train_images=z["train_images"], train_labels=z["train_labels"],
-                     test_images=z["test_images"], test_labels=z["test_labels"],
-                     class_names=tuple(str(c) for c in z["class_names"]), source=str(z["source"]))
-  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-    print(f"Cache {cache_file} is unreadable ({type(e).__name__}: {e}); rebuilding it.",
-          file=sys.stderr, flush=True)
-    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -666,91 +406,3 @@ def training_subsets(ds: Dataset, *, train_size: int | None, test_size: int | No
   train = dataclasses.replace(sub, train_images=sub.train_images[val_size:], train_labels=sub.train_labels[val_size:],
                               source=f"{sub.source}; {val_size} held out for the range test")
   return train, (sub.train_images[:val_size], sub.train_labels[:val_size])
-
-
-# ----------------------------------------------------------------------------------------------
-# Statistics (host, once) and on-device ops (inside compiled steps)
-
-
-def _chunks(images: np.ndarray, size: int = 2048) -> Iterator[np.ndarray]:
-  for start in range(0, len(images), size):
-    yield np.asarray(images[start:start + size], np.float64)
-
-
-def _check_batch(name: str, images: np.ndarray) -> np.ndarray:
-  images = np.asarray(images)
-  if images.dtype != np.uint8 or images.ndim != 4 or not len(images):
-    raise ValueError(f"{name} must be a non-empty uint8 [N, H, W, C] array, got {images.dtype} {images.shape}")
-  return images
-
-
-def channel_stats(train_images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Per-channel mean and (population) standard deviation, in [0, 255] units.
-
-  Args:
-    train_images: uint8 [N, H, W, C].
-
-  Returns:
-    ``(mean, std)``, float32 [C] each. The sums of values and of squares are exact (integers in
-    float64, below 2^53 for any dataset under ~10^9 pixels).
-  """
-  train_images = _check_batch("train_images", train_images)
-  channels = train_images.shape[-1]
-  total, squares = np.zeros(channels), np.zeros(channels)
-  for chunk in _chunks(train_images):
-    pixels = chunk.reshape(-1, channels)
-    total += np.ones(len(pixels)) @ pixels  # BLAS: much faster than pixels.sum(axis=0)
-    squares += np.ones(len(pixels)) @ (pixels * pixels)
-  count = train_images.size // channels
-  mean = total / count
-  return mean.astype(np.float32), np.sqrt(squares / count - mean**2).astype(np.float32)
-
-
-def mean_image(train_images: np.ndarray) -> np.ndarray:
-  """The mean training image, float32 [H, W, C] in [0, 255] units (Caffe's mean-image subtraction).
-
-  Use it as ``normalize(images, mean_image(train_images), 1.0)``.
-  """
-  train_images = _check_batch("train_images", train_images)
-  total = sum(chunk.sum(axis=0) for chunk in _chunks(train_images))
-  return (total / len(train_images)).astype(np.float32)
-
-
-def normalize(images_uint8: jax.Array, mean, std) -> jax.Array:
-  """``(images - mean) / std`` in float32; ``mean``, ``std`` broadcast (per channel or per pixel)."""
-  mean = jnp.asarray(mean, jnp.float32)
-  std = jnp.asarray(std, jnp.float32)
-  return (jnp.asarray(images_uint8, jnp.float32) - mean) / std
-
-
-def random_crop_flip(key: jax.Array, images_uint8: jax.Array, *, pad: int = 4) -> jax.Array:
-  """Pads each image with ``pad`` zero pixels per side, crops it back at random, flips half.
-
-  Every image gets its own crop offset (uniform over the ``(2 pad + 1)^2`` positions) and its own
-  horizontal flip (probability 1/2): the standard CIFAR augmentation, as one gather on the batch.
-
-  Args:
-    key: a PRNG key.
-    images_uint8: [B, H, W, C] (any dtype; the output has the same).
-    pad: pixels of zero padding per side; 0 only flips.
-
-  Returns:
-    The augmented batch, same shape and dtype.
-  """
-  if images_uint8.ndim != 4:
-    raise ValueError(f"images_uint8 must be [B, H, W, C], got shape {images_uint8.shape}")
-  if pad < 0:
-    raise ValueError(f"pad must be non-negative, got {pad=}")
-  b, h, w, _ = images_uint8.shape
-  crop_key, flip_key = jax.random.split(key)
-  offsets = jax.random.randint(crop_key, (b, 2), 0, 2 * pad + 1)
-  flips = jax.random.bernoulli(flip_key, 0.5, (b,))
-  padded = jnp.pad(images_uint8, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-  rows = offsets[:, :1] + jnp.arange(h)                                             # [B, H]
-  cols = offsets[:, 1:] + jnp.where(flips[:, None], jnp.arange(w)[::-1], jnp.arange(w))  # [B, W]
-  return padded[jnp.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
-
-
-def epoch_permutation(key: jax.Array, n: int) -> jax.Array:
-  """A random permutation of ``range(n)`` drawn on device: one epoch's order of the training set."""
-  return jax.random.permutation(key, n)

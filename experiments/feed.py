@@ -39,6 +39,7 @@ import optax
 from experiments import configs as config_lib
 from experiments import data as data_lib
 from experiments import imagenet
+from experiments import imagenet_sources
 from experiments import parallel
 from experiments import rundir
 from experiments import setup
@@ -190,7 +191,7 @@ class StreamData:
   """The ImageNet training and validation sources, streamed from the host (`experiments.imagenet`).
 
   Attributes:
-    train, val: the sources (`experiments.imagenet.open_source`).
+    train, val: the sources (`experiments.imagenet_sources.open_source`).
     crop_size: the side of the crops the model sees.
     host_mean: the mean the stream subtracts on the host (AlexNet: Caffe's mean image), or None (uint8
       batches; GoogLeNet's per-channel mean_value is subtracted in the step).
@@ -305,7 +306,7 @@ def _open_stream(config: config_lib.Config, workdir: pathlib.Path, reuse: bool) 
     raise ValueError("train.steps_per_call scans steps over the dataset held on the device; the ImageNet stream "
                      "feeds every step's batch from the host, one step per call: set it to 1 or None, got "
                      f"train.steps_per_call={config.train.steps_per_call}")
-  train, val = (imagenet.open_source(data.dataset, split) for split in ("train", "val"))
+  train, val = (imagenet_sources.open_source(data.dataset, split) for split in ("train", "val"))
   host_mean, mean, std = _stream_mean(config, train, workdir, reuse)
   return StreamData(train=train, val=val, crop_size=data.crop_size, host_mean=host_mean, mean=mean, std=std)
 

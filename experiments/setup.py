@@ -15,6 +15,7 @@ import numpy as np
 import optax
 
 import clr_optax
+from experiments import augment
 from experiments import configs as config_lib
 from experiments import data as data_lib
 from experiments import models
@@ -25,11 +26,8 @@ from experiments.step import TrainState
 _Steps = Callable[[str, str], int]
 
 # The model's initializer runs once per run, so it is compiled for compiling fast (as clr_optax.range_test
-# compiles its initial states). A random initializer is slow to compile optimised and gains little from it:
-# on the 2-core CPU under load DenseNet-40's took 92 s to compile and run against 5.6 s at level 0, ResNet-20's
-# 8.7 s against 1.8 s, cifar10_full's 3.5 s against 0.6 s. About 4% of the initial weights then differ by
-# 2-3 ulps from an optimised compile's (a different instruction order), so a run seeded before 2026-12-02
-# starts from weights a few ulps apart from a rerun's.
+# compiles its initial states): a random initializer is slow to compile optimised and gains little from it.
+# Its weights may differ by a few ulps from an optimised compile's (another instruction order).
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
@@ -169,17 +167,17 @@ def mean_value(data: config_lib.DataConfig) -> tuple[np.ndarray, np.ndarray]:
   return np.asarray(data.mean_value, np.float32), np.ones((3,), np.float32)
 
 
-# data.normalization -> (data section, training images) -> (mean, std) for `experiments.data.normalize`.
+# data.normalization -> (data section, training images) -> (mean, std) for `experiments.augment.normalize`.
 NORMALIZATIONS: dict[str, Callable[[config_lib.DataConfig, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
-    "channel": lambda data, images: tuple(np.asarray(x, np.float32) for x in data_lib.channel_stats(images)),
-    "mean_image": lambda data, images: (np.asarray(data_lib.mean_image(images), np.float32),
+    "channel": lambda data, images: tuple(np.asarray(x, np.float32) for x in augment.channel_stats(images)),
+    "mean_image": lambda data, images: (np.asarray(augment.mean_image(images), np.float32),
                                         np.ones((3,), np.float32)),
     "mean_value": lambda data, images: mean_value(data),
 }
 
 
 def normalization_constants(config: config_lib.Config, train_images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(mean, std) for `experiments.data.normalize`: per channel, the mean image with std 1 (Caffe's mean_file)
+  """(mean, std) for `experiments.augment.normalize`: per channel, the mean image with std 1 (Caffe's mean_file)
   or Caffe's per-channel mean_value with std 1."""
   if config.data.normalization not in NORMALIZATIONS:
     raise ValueError(f"data.normalization must be one of {', '.join(map(repr, NORMALIZATIONS))}, got "

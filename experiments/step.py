@@ -21,7 +21,7 @@ import optax
 from flax import struct
 from jax import lax
 
-from experiments import data as data_lib
+from experiments import augment
 from experiments import models
 
 
@@ -83,7 +83,7 @@ def _augment(state: TrainState, images: jax.Array, key: jax.Array) -> jax.Array:
   of a global batch is the same whether it runs on one device or is split across several."""
   offset = lax.axis_index(state.axis_name) * images.shape[0] if state.axis_name is not None else 0
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(images.shape[0]))
-  return jax.vmap(lambda k, im: data_lib.random_crop_flip(k, im[None], pad=state.pad)[0])(keys, images)
+  return jax.vmap(lambda k, im: augment.random_crop_flip(k, im[None], pad=state.pad)[0])(keys, images)
 
 
 def train_step(state: TrainState, batch: Mapping[str, jax.Array], lr: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -110,7 +110,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], lr: jax.Array)
     dropout_key = jax.random.fold_in(dropout_key, lax.axis_index(state.axis_name))
   if state.augment:
     images = _augment(state, images, aug_key)
-  x = data_lib.normalize(images, state.mean, state.std)
+  x = augment.normalize(images, state.mean, state.std)
   labels = batch["label"]
   has_bn = bool(jax.tree.leaves(state.batch_stats))
 
@@ -145,5 +145,5 @@ def eval_logits(state: TrainState, images_uint8: jax.Array) -> jax.Array:
   variables = {"params": state.params}
   if jax.tree.leaves(state.batch_stats):
     variables["batch_stats"] = state.batch_stats
-  x = data_lib.normalize(images_uint8, state.mean, state.std)
+  x = augment.normalize(images_uint8, state.mean, state.std)
   return state.apply_fn(variables, x, train=False).astype(jnp.float32)

@@ -48,6 +48,7 @@ import optax
 from flax import linen as nn
 
 import clr_optax
+from experiments import augment
 from experiments import cli
 from experiments import data as data_lib
 from experiments import parallel
@@ -134,7 +135,7 @@ def sweep_runner(name, data, steps, **kw):
 def _epoch_permutation(n):
   """A jitted ``(key, epoch) -> permutation of n``: the fresh shuffle per epoch every runner makes (with
   XLA's default options: the plain loop calls it inside its own jit, and a nested jit takes none)."""
-  return jax.jit(lambda key, epoch: data_lib.epoch_permutation(jax.random.fold_in(key, epoch), n))
+  return jax.jit(lambda key, epoch: augment.epoch_permutation(jax.random.fold_in(key, epoch), n))
 
 
 def loop_runner(name, data, steps):

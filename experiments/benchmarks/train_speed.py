@@ -19,34 +19,15 @@ and each framework's kept/default.
 Every JAX step is compiled as the trainer compiles it, with `experiments.parallel.compiler_options` (on
 XLA:CPU: YNNPACK for dots only, convolutions on XLA's Eigen kernels).
 
-`--variants` also times the cifar10_full step under other XLA flags and implementations, each in a
-fresh subprocess (XLA flags are read once per process), to find where the time goes:
-  * `ynnpack_convs`: compiled with XLA's default options (on jaxlib 0.10's XLA:CPU, convolutions as
-    YNNPACK fusions);
-  * the model's max pool keeps each window's argmax for a custom backward pass, as Caffe's and PyTorch's
-    do; instead, differentiated by autodiff: `maxpool_separable` (two separable passes of first-maximum
-    selects, the model's earlier pool), `maxpool_slices` (a maximum over 9 strided slices),
-    `maxpool_reduce_window` (`lax.reduce_window`, whose gradient, select_and_scatter, is slow on XLA:CPU);
-  * `avgpool_autodiff`: the average pool differentiated by autodiff instead of its custom backward pass;
-    `lrn_pow`: LRN's power as ``pow`` and its autodiff derivative (a second ``pow``);
-    `no_materialize`: `experiments.models.materialize.materialized` as the identity, so XLA fuses (and
-    recomputes) across the pools' and convolutions' inputs and outputs;
-    `maxpool_separable+avgpool_autodiff+lrn_pow+no_materialize` is the earlier cifar10_full step;
-  * `conv1_im2col`: conv1 as one dot over patches (25 shifted slices concatenated on the channel axis),
-    its gradients by autodiff; `conv_nchw`: the convolutions in NCHW/OIHW dimension numbers (transposes
-    around each);
-  * `bf16`: convolutions and the dense layer computed in bfloat16, so pooling and LRN too (float32
-    parameters);
-  * `fwd_only` / `fwd_bwd`: the forward pass alone and forward+backward without the update;
-  * variants combine with "+", e.g. `ynnpack_convs+conv1_im2col`;
-  * `xla:<flags>`: the default step under extra XLA flags; `<variant>+xla:<flags>`: a variant under them.
+`--variants` also times the cifar10_full step under other XLA flags and implementations
+(`experiments.benchmarks.step_variants`), each in a fresh subprocess (XLA flags are read once per process), to
+find where the time goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import gzip
 import json
 import os
@@ -56,123 +37,23 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import augment
 from experiments import cli
 from experiments import configs
-from experiments import data as data_lib
 from experiments import hostmem
 from experiments import parallel
 from experiments import setup
 from experiments import step as step_lib
+from experiments.benchmarks import step_variants
 from experiments.models import caffe
-from experiments.models import materialize
+from experiments.models import caffe_layers
 
 TORCH_SCRIPT = pathlib.Path(__file__).with_name("torch_speed.py")
-DEFAULT_VARIANTS = ("ynnpack_convs", "conv1_im2col", "conv_nchw", "bf16", "maxpool_slices", "maxpool_reduce_window",
-                    "maxpool_separable", "avgpool_autodiff", "lrn_pow", "no_materialize",
-                    "maxpool_separable+avgpool_autodiff+lrn_pow+no_materialize",
-                    "fwd_only", "fwd_bwd",
-                    "xla:--xla_cpu_use_onednn=true",
-                    "xla:--xla_cpu_experimental_onednn_custom_call=true",
-                    "xla:--xla_cpu_use_xnnpack=true",
-                    "xla:--xla_cpu_use_thunk_runtime=false",
-                    "xla:--xla_cpu_enable_fast_math=true",
-                    "xla:--xla_cpu_multi_thread_eigen=false")
-
-
-def _maxpool_slices(x, kernel, stride, pad=0):
-  """Caffe ceil-mode max pooling as the maximum of the kernel*kernel strided slices (the model's taps),
-  differentiated by autodiff."""
-  return functools.reduce(jnp.maximum, caffe._pool_taps(x, kernel, stride, pad))  # pylint: disable=protected-access
-
-
-def _maxpool_separable(x, kernel, stride, pad=0):
-  """The model's max pool before its custom VJP: two separable passes of first-maximum selects (the
-  leftmost in the topmost row on ties, as Caffe), differentiated by autodiff."""
-  first_max = lambda a, b: jnp.where(a >= b, a, b)  # noqa: E731
-  return caffe._window_reduce(x, -jnp.inf, first_max, kernel, stride, pad)  # pylint: disable=protected-access
-
-
-def _avgpool_autodiff(x, kernel, stride, pad=0):
-  """The model's average pool without its custom VJP (separable sums, differentiated by autodiff)."""
-  total = caffe._window_reduce(x, 0.0, jnp.add, kernel, stride, pad)  # pylint: disable=protected-access
-  return total / caffe._ave_divisors(x.shape, kernel, stride, pad, x.dtype)  # pylint: disable=protected-access
-
-
-def _maxpool_reduce_window(x, kernel, stride, pad=0):
-  """Caffe ceil-mode max pooling as one `lax.reduce_window` (gradient: select_and_scatter)."""
-  _, h, w, _ = x.shape
-  pads = [caffe._pool_padding(n, kernel, stride, pad)[1] for n in (h, w)]  # pylint: disable=protected-access
-  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, kernel, kernel, 1), (1, stride, stride, 1),
-                               ((0, 0), *pads, (0, 0)))
-
-
-def _conv1_im2col(lhs, rhs, window_strides, padding, *args, **kwargs):
-  """conv1 (3 input channels) as one dot over its 5x5 patches; the other convolutions unchanged."""
-  if lhs.shape[-1] > 3:
-    return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, *args, **kwargs)
-  n, h, w, c = lhs.shape
-  kh, kw, _, out = rhs.shape
-  xp = jnp.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
-  patches = jnp.concatenate([xp[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)], axis=-1)
-  return jnp.einsum("nhwk,ko->nhwo", patches, rhs.reshape(kh * kw * c, out))
-
-
-def _conv_nchw(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None, dimension_numbers=None,
-               feature_group_count=1, precision=None):
-  """The NHWC convolution computed in NCHW/OIHW dimension numbers, transposing in and out."""
-  y = jax.lax.conv_general_dilated(jnp.transpose(lhs, (0, 3, 1, 2)), jnp.transpose(rhs, (3, 2, 0, 1)),
-                                   window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
-                                   dimension_numbers=("NCHW", "OIHW", "NCHW"),
-                                   feature_group_count=feature_group_count, precision=precision)
-  return jnp.transpose(y, (0, 2, 3, 1))
-
-
-def _patch_layers(caffe, **layers) -> None:
-  """Gives experiments.models.caffe a linen namespace whose `layers` (name -> keyword arguments) are
-  its current ones with those keywords: caffe.py builds its layers as ``nn.Conv`` / ``nn.Dense``."""
-  patched = types.SimpleNamespace(**{k: getattr(caffe.nn, k) for k in dir(caffe.nn) if not k.startswith("__")})
-  for name, kwargs in layers.items():  # the variant's keywords win over the model's
-    layer = getattr(caffe.nn, name)
-    setattr(patched, name, lambda *a, _layer=layer, _kwargs=kwargs, **k: _layer(*a, **{**k, **_kwargs}))
-  caffe.nn = patched
-
-
-def _patch_model(variants: str) -> dict | None:
-  """Replaces parts of experiments.models.caffe for implementation variants joined by "+" (in this process
-  only); returns the compiler options to jit the step with: the trainer's, or XLA's defaults (None) for
-  `ynnpack_convs`."""
-  options = parallel.compiler_options(jax.local_devices())
-  for variant in variants.split("+"):
-    if variant == "ynnpack_convs":
-      options = None
-    elif variant == "maxpool_slices":
-      caffe.caffe_max_pool = _maxpool_slices
-    elif variant == "maxpool_reduce_window":
-      caffe.caffe_max_pool = _maxpool_reduce_window
-    elif variant == "maxpool_separable":
-      caffe.caffe_max_pool = _maxpool_separable
-    elif variant == "avgpool_autodiff":
-      caffe.caffe_avg_pool = _avgpool_autodiff
-    elif variant == "lrn_pow":
-      caffe._power = lambda base, exponent: base**exponent  # pylint: disable=protected-access
-    elif variant == "no_materialize":
-      materialize.materialized = lambda *arrays: arrays[0] if len(arrays) == 1 else arrays
-    elif variant == "conv1_im2col":
-      _patch_layers(caffe, Conv={"conv_general_dilated": _conv1_im2col})
-    elif variant == "conv_nchw":
-      _patch_layers(caffe, Conv={"conv_general_dilated": _conv_nchw})
-    elif variant == "bf16":
-      _patch_layers(caffe, Conv={"dtype": jnp.bfloat16}, Dense={"dtype": jnp.bfloat16})
-    elif variant not in ("default", "fwd_only", "fwd_bwd"):
-      raise ValueError(f"unknown variant {variant!r}")
-  return options
-
 
 def _state_and_batch(model: str, batch: int):
   """A fresh training state of `model` (cifar10_full with Table 1's solver, else the ResNet config) and one
@@ -192,7 +73,7 @@ def _state_and_batch(model: str, batch: int):
 def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "default") -> dict:
   """Median images/s of the jitted train_step (or a part of it, per `variant`) for `model` at `batch`."""
 
-  options = _patch_model(variant)
+  options = step_variants.patch_model(variant)
   state, data = _state_and_batch(model, batch)
   lr = jnp.float32(0.001)
 
@@ -204,7 +85,7 @@ def time_jax(model: str, batch: int, steps: int, warmup: int, variant: str = "de
       if jax.tree.leaves(batch_stats):
         variables["batch_stats"] = batch_stats
         kwargs["mutable"] = ["batch_stats"]
-      out = state.apply_fn(variables, data_lib.normalize(data["image"], state.mean, state.std), train=True, **kwargs)
+      out = state.apply_fn(variables, augment.normalize(data["image"], state.mean, state.std), train=True, **kwargs)
       logits = out[0] if kwargs else out
       return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(batch), data["label"]])
 
@@ -249,10 +130,12 @@ def breakdown(steps: int, batch: int = 100) -> dict[str, float]:
   images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
   data = {"image": jnp.asarray(images), "label": jnp.asarray(rng.integers(0, 10, batch).astype(np.int32))}
   mean, std = setup.normalization_constants(config, images)
-  originals = {k: getattr(caffe, k) for k in ("caffe_max_pool", "caffe_avg_pool", "lrn_within_channel")}
+  # Patched where the networks look them up and where the LRN looks up its average pool.
+  names = ("caffe_max_pool", "caffe_avg_pool", "lrn_within_channel")
+  originals = {(m, k): getattr(m, k) for m in (caffe, caffe_layers) for k in names}
 
   def subsample(x, kernel, stride, pad=0):
-    out = caffe.caffe_pool_output_size(x.shape[1], kernel, stride, pad)
+    out = caffe_layers.caffe_pool_output_size(x.shape[1], kernel, stride, pad)
     return x[:, ::stride, ::stride, :][:, :out, :out, :]
 
   identity = lambda x, *a, **k: x
@@ -263,15 +146,15 @@ def breakdown(steps: int, batch: int = 100) -> dict[str, float]:
   compiled = {}
   try:
     for name, patch in patches.items():
-      for key, value in {**originals, **patch}.items():
-        setattr(caffe, key, value)
+      for (module, key), value in originals.items():
+        setattr(module, key, patch.get(key, value))
       state = setup.create_train_state(config, num_classes=10, mean=mean, std=std)
       fn = jax.jit(step_lib.train_step, compiler_options=parallel.compiler_options(jax.local_devices()))
       jax.block_until_ready(fn(state, data, 0.001))
       compiled[name] = (fn, state)
   finally:
-    for key, value in originals.items():
-      setattr(caffe, key, value)
+    for (module, key), value in originals.items():
+      setattr(module, key, value)
   times = {name: [] for name in compiled}
   for _ in range(steps):
     for name, (fn, state) in compiled.items():
@@ -468,7 +351,8 @@ def main(argv=None) -> dict:
                       help="a Python with torch for the comparison ('' to skip)")
   parser.add_argument("--repeats", type=int, default=None, help="JAX/PyTorch pairs per network (default 5; quick 1)")
   parser.add_argument("--variants", nargs="*", default=None,
-                      help=f"cifar10_full variants to time (default with --profile: {' '.join(DEFAULT_VARIANTS)})")
+                      help="cifar10_full variants to time (default with --profile: "
+                           f"{' '.join(step_variants.DEFAULT_VARIANTS)})")
   parser.add_argument("--profile", action="store_true", help="also time the variants")
   parser.add_argument("--breakdown", action="store_true", help="attribute the cifar10_full step time to layer kinds")
   parser.add_argument("--dispatch", action="store_true",
@@ -506,7 +390,7 @@ def main(argv=None) -> dict:
       print(f"jax   {model:13s} batch {batch:3d}: {r['images_per_sec']:8.0f} images/s "
             f"({r['ms_per_step_median']:.1f} ms/step; windows {_windows(r)}; first call {r['first_call_s']:.1f} s)",
             flush=True)
-  variants = args.variants if args.variants is not None else (DEFAULT_VARIANTS if args.profile else ())
+  variants = args.variants if args.variants is not None else (step_variants.DEFAULT_VARIANTS if args.profile else ())
   for variant in variants:
     r = _variant_in_subprocess(variant, steps, warmup)
     results["runs"].append(r)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import jax
 from flax import linen as nn
 
-from experiments.models.caffe import caffe_max_pool, lrn_across_channels
+from experiments.models.caffe_layers import caffe_max_pool, lrn_across_channels
 
 __all__ = ["AlexNet", "BIAS_FILLERS"]
 

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import optax
 from flax import linen as nn
 
-from experiments.models.caffe import caffe_avg_pool, caffe_max_pool, lrn_across_channels
+from experiments.models.caffe_layers import caffe_avg_pool, caffe_max_pool, lrn_across_channels
 
 __all__ = ["AUX_LOSS_WEIGHT", "AuxClassifier", "GoogLeNet", "GoogLeNetOutput", "INCEPTION_WIDTHS", "Inception",
            "softmax_loss"]

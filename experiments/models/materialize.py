@@ -1,11 +1,11 @@
 """Values XLA:CPU reads from memory instead of recomputing: `materialized`, and a convolution built on it.
 
 XLA fuses elementwise work into its consumers and recomputes it there, once per consumer and, inside a
-strided or transposing read, once per element read. On the 2-core CPU this was the largest cost left in
-the training steps (experiments/benchmarks/README.md): a convolution's kernel gradient transposes its input
-to a batch-minor layout, and XLA:CPU fused the whole chain that produced the input (BatchNorm's
-normalisation, ReLU, the residual additions of several blocks) into that copy, 37% of ResNet-20's step; a
-pooling layer's window maximum and tap index were recomputed inside every layer that read them.
+strided or transposing read, once per element read. On XLA:CPU that is costly in the training steps
+(figures in experiments/benchmarks/README.md): a convolution's kernel gradient transposes its input to a
+batch-minor layout, and XLA:CPU fuses the whole chain that produced the input (BatchNorm's normalisation,
+ReLU, the residual additions of several blocks) into that copy; a pooling layer's window maximum and tap
+index are recomputed inside every layer that reads them.
 
 `lax.optimization_barrier` does not stop this on XLA:CPU (it drops barriers before fusing); a conditional
 does, because XLA does not fuse across one. So on the CPU `materialized` passes its arrays through a

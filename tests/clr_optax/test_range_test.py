@@ -287,6 +287,7 @@ def test_bad_arguments_are_named():
 def test_cifar10_smoke(cifar10_archive, tmp_path):
   """A small convnet on a few hundred real CIFAR-10 images: the sweep runs, finds bounds, plots."""
   data_lib = pytest.importorskip("experiments.data")
+  augment = pytest.importorskip("experiments.augment")
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
 
   ds = data_lib.stratified_subset(data_lib.load_image_folder(cifar10_archive),
@@ -300,12 +301,12 @@ def test_cifar10_smoke(cifar10_archive, tmp_path):
       return nn.Dense(10)(x.reshape(x.shape[0], -1))
 
   net = SmallConvNet()
-  mean, std = (np.asarray(v, np.float32) for v in data_lib.channel_stats(ds.train_images))
-  test_x = data_lib.normalize(jnp.asarray(ds.test_images), mean, std)
+  mean, std = (np.asarray(v, np.float32) for v in augment.channel_stats(ds.train_images))
+  test_x = augment.normalize(jnp.asarray(ds.test_images), mean, std)
   test_y = jnp.asarray(ds.test_labels)
 
   def loss_fn(params, batch):
-    logits = net.apply(params, data_lib.normalize(batch["image"], mean, std))
+    logits = net.apply(params, augment.normalize(batch["image"], mean, std))
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
     return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
 

@@ -1,4 +1,5 @@
-"""Tests for experiments/data.py: image folders and their cache, tfds (mocked), subsets, augmentation."""
+"""Tests for experiments/data.py, datafiles.py and augment.py: image folders and their cache, tfds (mocked), subsets,
+augmentation."""
 
 import io
 import os
@@ -13,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from experiments import augment
 from experiments import data
+from experiments import datafiles
 
 CLASSES = ("frog", "cat", "dog")  # created in this order; labels must follow the sorted order
 SIZE = (6, 5)  # height, width: not square, so a transposed image would be caught
@@ -104,7 +107,7 @@ def test_archive_without_root_folder_and_jpeg(tmp_path):
 def test_cache_hit_miss_and_env_default(folder, tmp_path, monkeypatch, capsys):
   src, written = folder
   archive = make_archive(src, tmp_path / "ds.tar.gz")
-  monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "envcache"))
+  monkeypatch.setenv(datafiles.CACHE_ENV, str(tmp_path / "envcache"))
   first = data.load(archive)  # cache_dir from $CLR_OPTAX_CACHE
   err = capsys.readouterr().err
   assert "Decoded 18 images" in err and str(tmp_path / "envcache") in err
@@ -486,7 +489,7 @@ def test_random_crop_flip_against_numpy_reference():
   rng = np.random.default_rng(0)
   b, pad = 4000, 2
   images = rng.integers(1, 256, (b, 7, 6, 3), dtype=np.uint8)  # no zeros: padding is recognisable
-  out = np.asarray(jax.jit(data.random_crop_flip, static_argnames="pad")(jax.random.key(3), images, pad=pad))
+  out = np.asarray(jax.jit(augment.random_crop_flip, static_argnames="pad")(jax.random.key(3), images, pad=pad))
   assert out.dtype == np.uint8 and out.shape == images.shape
   keys, found = crop_flip_reference(images, out, pad)
   assert np.all(found.sum(axis=1) == 1)  # each output is exactly one crop (and maybe flip) of its input
@@ -501,30 +504,30 @@ def test_random_crop_flip_against_numpy_reference():
 def test_random_crop_flip_cifar_shape_keys_and_pad_zero():
   images = np.random.default_rng(1).integers(1, 256, (64, 32, 32, 3), dtype=np.uint8)
   key = jax.random.key(0)
-  out = np.asarray(data.random_crop_flip(key, images))
-  np.testing.assert_array_equal(out, np.asarray(data.random_crop_flip(key, images)))
-  assert not np.array_equal(out, np.asarray(data.random_crop_flip(jax.random.key(1), images)))
+  out = np.asarray(augment.random_crop_flip(key, images))
+  np.testing.assert_array_equal(out, np.asarray(augment.random_crop_flip(key, images)))
+  assert not np.array_equal(out, np.asarray(augment.random_crop_flip(jax.random.key(1), images)))
   _, found = crop_flip_reference(images, out, 4)
   assert np.all(found.sum(axis=1) == 1)
-  flipped_only = np.asarray(data.random_crop_flip(key, images, pad=0))
+  flipped_only = np.asarray(augment.random_crop_flip(key, images, pad=0))
   same = np.all(flipped_only == images, axis=(1, 2, 3))
   mirrored = np.all(flipped_only == images[:, :, ::-1], axis=(1, 2, 3))
   assert np.all(same ^ mirrored) and 0 < same.sum() < 64
   with pytest.raises(ValueError, match="pad must be non-negative"):
-    data.random_crop_flip(key, images, pad=-1)
+    augment.random_crop_flip(key, images, pad=-1)
   with pytest.raises(ValueError, match=r"must be \[B, H, W, C\]"):
-    data.random_crop_flip(key, images[0])
+    augment.random_crop_flip(key, images[0])
 
 
 def test_normalize_against_float64():
   rng = np.random.default_rng(2)
   images = rng.integers(0, 256, (8, 5, 4, 3), dtype=np.uint8)
   mean, std = np.array([125.3, 123.0, 113.9]), np.array([63.0, 62.1, 66.7])
-  out = jax.jit(data.normalize)(images, mean, std)
+  out = jax.jit(augment.normalize)(images, mean, std)
   assert out.dtype == jnp.float32
   np.testing.assert_allclose(out, (images.astype(np.float64) - mean) / std, rtol=1e-6, atol=1e-6)
   mean_img = rng.uniform(0, 255, (5, 4, 3))
-  np.testing.assert_allclose(data.normalize(images, mean_img, 1.0), images.astype(np.float64) - mean_img,
+  np.testing.assert_allclose(augment.normalize(images, mean_img, 1.0), images.astype(np.float64) - mean_img,
                              rtol=1e-6, atol=1e-4)
 
 
@@ -532,22 +535,22 @@ def test_channel_stats_and_mean_image_against_float64():
   rng = np.random.default_rng(3)
   images = rng.integers(0, 256, (5000, 3, 2, 3), dtype=np.uint8)  # more than one 4096-image chunk
   images[:, :, :, 2] //= 4  # channels differ
-  mean, std = data.channel_stats(images)
+  mean, std = augment.channel_stats(images)
   as64 = images.astype(np.float64)
   np.testing.assert_allclose(mean, as64.mean(axis=(0, 1, 2)), rtol=1e-6)
   np.testing.assert_allclose(std, as64.std(axis=(0, 1, 2)), rtol=1e-6)
   assert mean.dtype == np.float32 and std.dtype == np.float32
-  img = data.mean_image(images)
+  img = augment.mean_image(images)
   assert img.shape == (3, 2, 3) and img.dtype == np.float32
   np.testing.assert_allclose(img, as64.mean(axis=0), rtol=1e-6)
   with pytest.raises(ValueError, match="train_images must be a non-empty uint8"):
-    data.channel_stats(as64)
+    augment.channel_stats(as64)
   with pytest.raises(ValueError, match="train_images must be a non-empty uint8"):
-    data.mean_image(images[:0])
+    augment.mean_image(images[:0])
 
 
 def test_epoch_permutation():
-  perm = np.asarray(jax.jit(data.epoch_permutation, static_argnums=1)(jax.random.key(0), 1000))
+  perm = np.asarray(jax.jit(augment.epoch_permutation, static_argnums=1)(jax.random.key(0), 1000))
   np.testing.assert_array_equal(np.sort(perm), np.arange(1000))
   assert not np.array_equal(perm, np.arange(1000))
 
@@ -571,7 +574,7 @@ def test_real_cifar10_archive(cifar10, cifar10_archive):
   np.testing.assert_array_equal(np.bincount(cifar10.train_labels), [5000] * 10)
   np.testing.assert_array_equal(np.bincount(cifar10.test_labels), [1000] * 10)
   # Published CIFAR-10 channel means (125.31, 122.95, 113.87); the JPEG copy shifts them a little.
-  mean, std = data.channel_stats(cifar10.train_images)
+  mean, std = augment.channel_stats(cifar10.train_images)
   np.testing.assert_allclose(mean, [125.31, 122.95, 113.87], atol=0.5)
   np.testing.assert_allclose(std, [62.99, 62.09, 66.70], atol=1.0)
   # The first training image is the archive's first airplane, decoded independently here.

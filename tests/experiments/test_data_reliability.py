@@ -1,11 +1,11 @@
-"""Reliability of experiments/data.py under bad input (issue 13): damaged archives, empty class folders, caches.
+"""Reliability of experiments/data.py and datafiles.py under bad input: damaged archives, empty class folders, caches.
 
 Truncated and tampered archives of every supported kind (.tar, .tar.gz, .tar.xz) must fail with the
 archive's name and what is wrong, and leave no cache; an empty class folder must not shift the labels
 of the classes after it; a cache that cannot be written must not cost the decode. Each test says what it
-guards, and whether the loader before issue 13 already passed it. The archives are built here from a few
-tiny PNG images; one test cuts the real CIFAR-10 archive where issue 13 found the defect
-($CLR_TEST_CIFAR10).
+guards. The archives are built here from a few tiny PNG images; one test cuts the real CIFAR-10 archive
+inside a header ($CLR_TEST_CIFAR10). Which of these cases the loader once passed silently is told in
+experiments/benchmarks/README.md.
 """
 
 import errno
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from experiments import data
+from experiments import datafiles
 from tests.experiments.test_data import cache_files, expected_split, make_archive, make_folder
 
 COMPRESS = {".tar": lambda raw: raw, ".tar.gz": gzip.compress, ".tar.xz": lzma.compress}
@@ -91,7 +92,7 @@ def _damage_tar(raw: bytes, damage: str) -> bytes:
 TAR_DAMAGE = [
     ("at_member_boundary", "ends without the end-of-archive marker"),
     ("inside_header", "ends inside a member header (100 of 512 bytes)"),
-    ("inside_member_data", "unexpected end of data"),  # refused before issue 13 too
+    ("inside_member_data", "unexpected end of data"),  # tarfile itself refuses this one
     ("before_end_marker", "ends without the end-of-archive marker"),
     ("inside_end_marker", "ends without the end-of-archive marker"),
     ("header_checksum", "damaged member header"),
@@ -102,13 +103,13 @@ TAR_DAMAGE = [
 @pytest.mark.parametrize("kind", list(COMPRESS))
 @pytest.mark.parametrize("damage, must_contain", TAR_DAMAGE, ids=[d for d, _ in TAR_DAMAGE])
 def test_damaged_tar_stream_fails_and_leaves_no_cache(tar, tmp_path, kind, damage, must_contain):
-  """Guards item 1 of issue 13: a tar stream cut short or with a damaged header, then compressed whole.
+  """Guards the end-of-archive check: a tar stream cut short or with a damaged header, then compressed whole.
 
   Python's tarfile ends the member list quietly at a cut between members, inside a header or at a
-  damaged header, so the loader returned and cached the images before it, with no error (the last
-  image is missing here, so the layout is still valid); every case but ``inside_member_data`` (which
-  tarfile itself refuses) loaded silently before. The loader now requires the end-of-archive marker
-  where tarfile stopped. The compression is intact, so only that check can tell.
+  damaged header, so without the check the loader would return and cache the images before it (the
+  last image is missing here, so the layout is still valid); only ``inside_member_data`` is refused by
+  tarfile itself. The loader requires the end-of-archive marker where tarfile stopped. The compression
+  is intact, so only that check can tell.
   """
   path = tmp_path / f"ds{kind}"
   path.write_bytes(COMPRESS[kind](_damage_tar(tar, damage)))
@@ -117,7 +118,7 @@ def test_damaged_tar_stream_fails_and_leaves_no_cache(tar, tmp_path, kind, damag
 
 
 def test_first_member_header_damaged(tar, tmp_path):
-  """Guards the first header (offset 0, where tarfile itself refuses a bad header); refused before too."""
+  """Guards the first header (offset 0, where tarfile itself refuses a bad header)."""
   path = tmp_path / "ds.tar"
   path.write_bytes(flip(tar, 10))
   load_fails(path, tmp_path, "cannot read archive")
@@ -146,10 +147,10 @@ def _damage_compressed(tar: bytes, kind: str, damage: str) -> bytes:
 COMPRESSED_DAMAGE = [
     (".tar.gz", "cut_trailer", "end-of-stream marker"),  # the CRC-32 and length trailer
     (".tar.gz", "corrupt_data", "CRC check failed"),
-    (".tar.gz", "cut_half", "cannot read archive"),      # refused before issue 13 too
+    (".tar.gz", "cut_half", "cannot read archive"),      # the stream ends mid-archive
     (".tar.xz", "cut_trailer", "end-of-stream marker"),  # the stream footer
-    (".tar.xz", "corrupt_data", "cannot read archive"),  # refused before issue 13 too
-    (".tar.xz", "cut_half", "cannot read archive"),      # refused before issue 13 too
+    (".tar.xz", "corrupt_data", "cannot read archive"),  # caught by xz's block check on the way
+    (".tar.xz", "cut_half", "cannot read archive"),      # the stream ends mid-archive
 ]
 
 
@@ -158,11 +159,10 @@ COMPRESSED_DAMAGE = [
 def test_damaged_compressed_stream_fails_and_leaves_no_cache(tar, tmp_path, kind, damage, must_contain):
   """Guards the decompressor's checks: a gzip or xz stream cut short or with a corrupted byte.
 
-  The loader before issue 13 stopped reading at tar's end-of-archive marker, so it never reached a
-  gzip stream's CRC-32 and length trailer or an xz stream's footer: a cut trailer and a corrupted
-  gzip byte that tar cannot see loaded silently. The stream is now read to its end, where gzip and
-  xz check their end-of-stream markers and checksums. A stream cut in half, and a corrupted xz byte
-  (caught by xz's block check on the way), were refused before too.
+  A reader that stops at tar's end-of-archive marker never reaches a gzip stream's CRC-32 and length
+  trailer or an xz stream's footer, so a cut trailer or a corrupted gzip byte that tar cannot see would
+  load silently. The stream is read to its end, where gzip and xz check their end-of-stream markers and
+  checksums.
   """
   path = tmp_path / f"ds{kind}"
   path.write_bytes(_damage_compressed(tar, kind, damage))
@@ -182,11 +182,9 @@ def test_compression_is_told_by_content_not_name(tmp_path, name, compress):
   assert len(cache_files(tmp_path / "cache")) == 1
 
 
-def test_real_cifar10_archive_cut_where_issue_13_cut_it(cifar10_archive, tmp_path):
-  """Guards the reported case: the real archive's tar cut at byte 92,450,404 (inside a header).
-
-  The loader before issue 13 returned 9,850 test images (truck 850) and cached them.
-  """
+def test_real_cifar10_archive_cut_inside_a_header(cifar10_archive, tmp_path):
+  """Guards a real archive: the CIFAR-10 tar cut at byte 92,450,404 (inside a header), which tarfile reads
+  as a complete archive of 9,850 test images."""
   raw = cifar10_archive.read_bytes()
   if raw.startswith(b"\xfd7zXZ\x00"):
     raw = lzma.decompress(raw)
@@ -205,11 +203,11 @@ def test_real_cifar10_archive_cut_where_issue_13_cut_it(cifar10_archive, tmp_pat
 @pytest.mark.parametrize("splits", [("train", "test"), ("train",)], ids=["both_splits", "train_only"])
 @pytest.mark.parametrize("content", ["nothing", "no_images"])
 def test_empty_class_folder_is_refused(tmp_path, kind, splits, content):
-  """Guards the labels (item 6 of issue 13): a class folder without images was dropped silently.
+  """Guards the labels: a class folder without images is refused, not dropped.
 
-  Labels number the class folders in order, so with an empty ``bird/`` (first in order) the other
-  classes' labels were one lower than the folders say; the loader before issue 13 loaded all of these
-  cases. A folder holding only files that are not images (here a text and a hidden file) is as empty.
+  Labels number the class folders in order, so dropping an empty ``bird/`` (first in order) would make
+  the other classes' labels one lower than the folders say. A folder holding only files that are not
+  images (here a text and a hidden file) is as empty.
   """
   src = tmp_path / "src"
   make_folder(src)
@@ -257,7 +255,7 @@ def _unwritable(way: str, tmp_path: pathlib.Path, monkeypatch) -> pathlib.Path:
   if way == "permission_denied":  # what a read-only folder gives any user but root
     def denied(**kwargs):
       raise PermissionError(errno.EACCES, "Permission denied", kwargs["dir"])
-    monkeypatch.setattr(data.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(datafiles.tempfile, "mkstemp", denied)
     return cache
   if way == "file_in_the_way":
     (tmp_path / "blocker").write_text("a file, not a folder")
@@ -265,18 +263,17 @@ def _unwritable(way: str, tmp_path: pathlib.Path, monkeypatch) -> pathlib.Path:
   if way == "disk_full":  # fails while writing: the partial temporary file must go too
     def full(*args, **kwargs):
       raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(data.np, "savez", full)
+    monkeypatch.setattr(datafiles.np, "savez", full)
     return cache
   raise AssertionError(way)
 
 
 @pytest.mark.parametrize("way", ["read_only_folder", "permission_denied", "file_in_the_way", "disk_full"])
 def test_unwritable_cache_warns_and_keeps_the_decode(tmp_path, monkeypatch, capsys, way):
-  """Guards item 6 of issue 13: a cache that cannot be written failed after the whole decode, losing it.
+  """Guards the decode: a cache that cannot be written must not fail the load after the whole decode.
 
-  The cache is only a shortcut: the loader now warns, naming the cache file and the error, and returns
-  the decoded arrays uncached (the next load decodes again). The loader before issue 13 raised the
-  OSError in every case.
+  The cache is only a shortcut: the loader warns, naming the cache file and the error, and returns the
+  decoded arrays uncached (the next load decodes again).
   """
   written = make_folder(tmp_path / "src")
   cache = _unwritable(way, tmp_path, monkeypatch)

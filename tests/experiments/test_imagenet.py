@@ -14,6 +14,7 @@ from PIL import Image
 
 import clr_optax
 from experiments import imagenet
+from experiments import imagenet_sources
 
 CLASSES = ("n01440764", "n01443537", "n01484850")
 PER_CLASS = {"train": 9, "val": 3}
@@ -56,8 +57,8 @@ def _all(stream):
 
 
 def test_image_folder_lists_sorted_classes_and_labels(folder):
-  train = imagenet.image_folder(folder, "train")
-  val = imagenet.open_source(folder, "val")
+  train = imagenet_sources.image_folder(folder, "train")
+  val = imagenet_sources.open_source(folder, "val")
   assert train.class_names == val.class_names == CLASSES
   assert len(train) == 27 and len(val) == 9
   np.testing.assert_array_equal(train.labels, np.repeat([0, 1, 2], 9))
@@ -70,22 +71,22 @@ def test_bad_layouts_name_the_folder_or_file(tmp_path, folder):
   empty = folder / "train" / "n09999999"
   empty.mkdir()
   with pytest.raises(ValueError, match="n09999999.*holds no images"):
-    imagenet.image_folder(folder, "train")
+    imagenet_sources.image_folder(folder, "train")
   empty.rmdir()
   note = folder / "val" / CLASSES[0] / "notes.txt"
   note.write_text("not an image")
   with pytest.raises(ValueError, match="notes.txt.*not an image"):
-    imagenet.image_folder(folder, "train")
+    imagenet_sources.image_folder(folder, "train")
   note.unlink()
   other = make_folder(tmp_path / "other", per_class={"train": 1, "val": 1})
   (other / "val" / CLASSES[2]).rename(other / "val" / "n02000000")
   want = r"different classes: only in train/ \['n01484850'\], only in val/ \['n02000000'\]"
   with pytest.raises(ValueError, match=want):
-    imagenet.image_folder(other, "val")
+    imagenet_sources.image_folder(other, "val")
   with pytest.raises(FileNotFoundError, match="missing"):
-    imagenet.image_folder(tmp_path / "missing", "train")
+    imagenet_sources.image_folder(tmp_path / "missing", "train")
   with pytest.raises(ValueError, match="split"):
-    imagenet.image_folder(folder, "test")
+    imagenet_sources.image_folder(folder, "test")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not_jpeg"])
@@ -93,14 +94,14 @@ def test_undecodable_images_name_the_file(folder, damage):
   path = folder / "train" / CLASSES[1] / f"{CLASSES[1]}_2.JPEG"
   data = path.read_bytes()
   path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"GIF89a but not really")
-  source = imagenet.image_folder(folder, "train")
+  source = imagenet_sources.image_folder(folder, "train")
   with pytest.raises(ValueError, match=f"cannot decode image 'train/{CLASSES[1]}/{CLASSES[1]}_2.JPEG'"):
     _all(imagenet.batches(source, batch_size=4, crop_size=CROP, resize=RESIZE, train=True, num_epochs=1))
 
 
 def test_tfds_source_without_the_manual_download_says_how_to_prepare(tmp_path):
   with pytest.raises(FileNotFoundError, match="downloads/manual.*tfds build imagenet2012"):
-    imagenet.tfds_source("train", data_dir=tmp_path / "tfds")
+    imagenet_sources.tfds_source("train", data_dir=tmp_path / "tfds")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -148,7 +149,7 @@ def test_mean_image_is_cropped_before_the_mirror():
 
 
 def test_decode_resizes_to_a_square_rgb(folder):
-  source = imagenet.image_folder(folder, "train")
+  source = imagenet_sources.image_folder(folder, "train")
   gray = source[1]  # a grayscale JPEG: Caffe reads it as colour
   assert Image.open(io.BytesIO(gray["image"])).mode == "L"
   image = imagenet.decode_and_resize(gray["image"], gray["name"], RESIZE)
@@ -166,7 +167,7 @@ def _batches(source, **kw):
 
 
 def test_training_batches_shapes_and_epochs(folder):
-  source = imagenet.image_folder(folder, "train")
+  source = imagenet_sources.image_folder(folder, "train")
   batches = _all(_batches(source, num_epochs=2))
   # The epochs run on into each other, as in Caffe's data layer; only the last partial batch is dropped.
   assert len(batches) == 2 * 27 // 4
@@ -182,7 +183,7 @@ def test_training_batches_shapes_and_epochs(folder):
 
 
 def test_same_seed_same_batches_other_seed_others(folder):
-  source = imagenet.image_folder(folder, "train")
+  source = imagenet_sources.image_folder(folder, "train")
   a = _all(_batches(source, num_epochs=1))
   b = _all(_batches(source, num_epochs=1))
   c = _all(_batches(source, num_epochs=1, seed=1))
@@ -204,7 +205,7 @@ def _names(source, batches):
 
 @pytest.mark.parametrize("hosts", [2, 4])
 def test_evaluation_shards_are_disjoint_complete_and_equally_long(folder, hosts):
-  source = imagenet.image_folder(folder, "train")  # 27 images: shards of unequal size
+  source = imagenet_sources.image_folder(folder, "train")  # 27 images: shards of unequal size
   per_host = [_all(_batches(source, train=False, process_index=i, process_count=hosts)) for i in range(hosts)]
   assert len({len(b) for b in per_host}) == 1  # every host runs the same number of evaluation steps
   seen = [_names(source, b) for b in per_host]
@@ -216,7 +217,7 @@ def test_evaluation_shards_are_disjoint_complete_and_equally_long(folder, hosts)
 
 
 def test_training_shards_are_disjoint_and_cover_the_records(folder):
-  source = imagenet.image_folder(folder, "val")  # 9 images, batch 1: every record shows up once per epoch
+  source = imagenet_sources.image_folder(folder, "val")  # 9 images, batch 1: every record shows up once per epoch
   hosts = [_all(_batches(source, batch_size=1, num_epochs=1, process_index=i, process_count=2, train=True))
            for i in range(2)]
   crops_of = []
@@ -237,7 +238,7 @@ def _assert_same(first, second):
 
 
 def test_worker_processes_give_the_inline_loaders_batches(folder):
-  source = imagenet.image_folder(folder, "train")
+  source = imagenet_sources.image_folder(folder, "train")
   # Each worker makes whole batches: batch k is the same whoever makes it.
   _assert_same(_all(_batches(source, num_epochs=2)), _all(_batches(source, num_epochs=2, worker_count=2)))
 
@@ -245,7 +246,7 @@ def test_worker_processes_give_the_inline_loaders_batches(folder):
 def test_a_stream_started_at_batch_k_continues_the_uninterrupted_stream(folder):
   """How a resumed run continues: batches(start=k) are the uninterrupted stream's batches from k on, across
   the end of an epoch (27 records, batches of 4: batch 6 holds records of epochs 0 and 1)."""
-  source = imagenet.image_folder(folder, "train")
+  source = imagenet_sources.image_folder(folder, "train")
   whole = _all(_batches(source, stop=12))
   assert len(whole) == 12
   _assert_same(_all(_batches(source, start=5, stop=12)), whole[5:])
@@ -263,7 +264,7 @@ def test_a_stream_started_at_batch_k_continues_the_uninterrupted_stream(folder):
 
 @pytest.mark.slow
 def test_worker_processes_are_deterministic(folder):
-  source = imagenet.image_folder(folder, "train")
+  source = imagenet_sources.image_folder(folder, "train")
   first, second = (_all(_batches(source, num_epochs=1, worker_count=2)) for _ in range(2))
   assert len(first) == len(second) == 27 // 4
   for x, y in zip(first, second):
@@ -272,14 +273,14 @@ def test_worker_processes_are_deterministic(folder):
 
 
 def test_progress_bar_counts_images(folder, capsys):
-  source = imagenet.image_folder(folder, "val")
+  source = imagenet_sources.image_folder(folder, "val")
   batches = _all(_batches(source, train=False, progress=True))
   assert sum(int(b["mask"].sum()) for b in batches) == 9
   assert "9/9" in capsys.readouterr().err
 
 
 def test_mean_image_matches_numpy(folder):
-  source = imagenet.image_folder(folder, "val")
+  source = imagenet_sources.image_folder(folder, "val")
   want = np.mean([imagenet.decode_and_resize(source[i]["image"], "", RESIZE).astype(np.float64)
                   for i in range(len(source))], axis=0)
   np.testing.assert_allclose(imagenet.mean_image(source, resize=RESIZE, batch_size=4), want, rtol=1e-6)
@@ -290,7 +291,7 @@ def test_mean_image_matches_numpy(folder):
 def test_prefetch_to_device_splits_over_local_devices(folder):
   devices = jax.local_devices()[:2]
   assert len(devices) == 2, "tests/conftest.py sets 4 fake CPU devices"
-  source = imagenet.image_folder(folder, "train")
+  source = imagenet_sources.image_folder(folder, "train")
   host = _all(_batches(source, num_epochs=1))
   on_device = _all(imagenet.prefetch_to_device(iter(host), size=2, devices=devices))
   assert len(on_device) == len(host)
@@ -313,7 +314,7 @@ def _softmax_loss(w, batch):
 
 
 def test_range_test_over_the_stream_equals_a_loop_of_plain_steps(folder):
-  source = imagenet.image_folder(folder, "train")
+  source = imagenet_sources.image_folder(folder, "train")
   steps, low, high = 12, 1e-3, 1.0
   w0 = jnp.zeros((CROP * CROP * 3, len(CLASSES)), jnp.float32)
   result = clr_optax.range_test(_batches(source, worker_count=1), loss_fn=_softmax_loss, params=w0,

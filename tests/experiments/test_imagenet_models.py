@@ -9,7 +9,7 @@ import pytest
 from flax import traverse_util
 
 from experiments.models import IMAGENET_MODELS, caffe_multipliers, create_model, softmax_loss, uses_batch_norm
-from experiments.models.caffe import lrn_across_channels
+from experiments.models.caffe_layers import lrn_across_channels
 from experiments.models.googlenet import AUX_LOSS_WEIGHT, INCEPTION_WIDTHS, AuxClassifier, GoogLeNetOutput, Inception
 
 

@@ -23,6 +23,7 @@ from PIL import Image
 from experiments import configs
 from experiments import feed
 from experiments import imagenet
+from experiments import imagenet_sources
 from experiments import models
 from experiments import multihost
 from experiments import parallel
@@ -198,7 +199,7 @@ def test_two_processes_read_disjoint_shards_and_evaluate_every_image_once(folder
   mean = np.load(workdir / feed.MEAN_IMAGE)
   np.testing.assert_allclose(mean, train_images.mean(0), atol=1e-4)
   # The reference: 4 devices of this process, devices 0-1 fed host 0's batches and 2-3 host 1's.
-  source = imagenet.image_folder(folder, "train")
+  source = imagenet_sources.image_folder(folder, "train")
   hosts = [imagenet.batches(source, batch_size=4, crop_size=32, train=True, seed=0, mean=mean, process_index=i,
                             process_count=2, stop=6) for i in range(2)]
   state = setup.create_train_state(config, num_classes=3, mean=np.zeros(3), std=np.ones(3), image_shape=(32, 32, 3),

@@ -1,9 +1,7 @@
-"""Bad input to the reproduction harness fails before anything trains, naming the field or flag (issue 24's
-experiments items: duplicate seeds and work directories, seeds the PRNG cannot tell apart, fractional steps,
-an empty test set, bad step drops, the report's data line and title, the workflow's work directory, and the
-command-line tools' one-line errors).
-
-Each test failed on the code before its fix.
+"""Bad input to the reproduction harness fails before anything trains, naming the field or flag: duplicate
+seeds and work directories, seeds the PRNG cannot tell apart, fractional steps, an empty test set, bad step
+drops, the report's data line and title, the workflow's work directory, and the command-line tools'
+one-line errors (the defects these tests were written for: experiments/benchmarks/README.md).
 """
 
 import json
@@ -34,10 +32,10 @@ def _tiny(name, **updates):
                                "train.checkpoint_every": "2", **updates})
 
 
-# Items 1 and 2: one run twice, or two runs in one directory.
+# One run twice, or two runs in one directory.
 
 def test_two_runs_trained_together_in_one_work_directory_are_refused(tmp_path, monkeypatch):
-  """Item 1: two runs given one work directory wrote their rows interleaved into one metrics.jsonl."""
+  """Two runs given one work directory are refused: they would write their rows into one metrics.jsonl."""
   monkeypatch.setattr(multirun.feed, "open_data", _no_data)
   seed0, seed1 = _tiny("table1_fixed"), _tiny("table1_fixed", **{"train.seed": 1})
   with pytest.raises(ValueError, match=r"runs 1 \(table1_fixed seed 0\) and 2 \(table1_fixed seed 1\) share the "
@@ -50,8 +48,8 @@ def test_two_runs_trained_together_in_one_work_directory_are_refused(tmp_path, m
 
 @pytest.mark.parametrize("extra", [["--vmap-runs", "on"], ["--vmap-runs", "off"], ["--report-only"], ["--cost"]])
 def test_reproduce_refuses_a_seed_listed_twice(tmp_path, monkeypatch, extra):
-  """Item 2: --seeds 0,0 trained both copies into one seed0/ and the report counted "2 seeds", a ±0.0 spread
-  and a 95% interval from one seed."""
+  """--seeds 0,0 is refused: both copies would train into one seed0/, and the report would count "2 seeds",
+  a ±0.0 spread and a 95% interval from one seed."""
   monkeypatch.setattr(reproduce.setup, "load_data", _no_data)
   with pytest.raises(ValueError, match=r"table1_fixed seed 0 is planned twice \(runs 7 and 13\)"):
     reproduce.main(["table1", "--only", "table1_triangular2", "--seeds", "1,0,0", "--shrink", "80", "--workdir",
@@ -59,11 +57,11 @@ def test_reproduce_refuses_a_seed_listed_twice(tmp_path, monkeypatch, extra):
   assert not (tmp_path / "reports").exists()
 
 
-# Item 9: seeds beyond what jax.random.key tells apart.
+# Seeds beyond what jax.random.key tells apart.
 
 @pytest.mark.parametrize("seed", [2**32, 2**40, -1])
 def test_a_seed_the_prng_would_alias_is_refused(seed):
-  """jax.random.key keeps a seed's low 32 bits: 2**32 and 2**40 trained as seed 0, -1 as 2**32 - 1."""
+  """jax.random.key keeps a seed's low 32 bits, so 2**32 and 2**40 would train as seed 0, -1 as 2**32 - 1."""
   key_data = lambda s: jax.random.key_data(jax.random.key(s)).tolist()  # noqa: E731
   assert key_data(seed) == key_data(seed % 2**32)
   with pytest.raises(ValueError, match=rf"train.seed must be an integer in \[0, 2\*\*32 - 1\].*got {seed}"):
@@ -75,8 +73,7 @@ def test_a_seed_the_prng_would_alias_is_refused(seed):
 
 @pytest.mark.slow  # 10-30 s: compiles a vmapped program
 def test_runs_with_seeds_above_int32_train_together(tmp_path):
-  """Seeds in [2**31, 2**32) are valid and distinct; runs trained together took them as an int32 array and
-  failed with an OverflowError."""
+  """Seeds in [2**31, 2**32) are valid and distinct, also for runs trained together (not an int32 array)."""
   ds = synthetic_dataset()
   runs = [_tiny("table1_fixed", **{"train.seed": seed}) for seed in (2**31, 2**32 - 1)]
   summaries = multirun.train_and_evaluate_together(runs, [tmp_path / "a", tmp_path / "b"], dataset=ds)
@@ -85,12 +82,12 @@ def test_runs_with_seeds_above_int32_train_together(tmp_path):
   assert losses[0] != losses[1]
 
 
-# Item 11: durations in steps are whole numbers.
+# Durations in steps are whole numbers.
 
 @pytest.mark.parametrize("field, value", [("train.num_steps", "2.5"), ("schedule.step_size", "0.5"),
                                           ("train.eval_every", "10.25steps")])
 def test_a_fractional_number_of_steps_is_refused(field, value):
-  """train.num_steps=2.5 trained 2 steps."""
+  """train.num_steps=2.5 is refused, not trained as 2 steps."""
   with pytest.raises(ValueError, match=rf"{field} must be a whole number of steps .*got spec='{value}'"):
     configs.override(configs.get_config("table1_fixed"), {field: value})
 
@@ -102,12 +99,12 @@ def test_fractional_epochs_and_whole_steps_written_as_floats_are_kept():
   assert configs.resolve_duration(config.train.eval_every, steps_per_epoch=10) == 2
 
 
-# Item 13: an empty subset.
+# An empty subset.
 
 @pytest.mark.parametrize("field", ["data.test_size", "data.train_size"])
 @pytest.mark.parametrize("value", ["0", "-5"])
 def test_an_empty_or_negative_subset_is_refused_at_once(field, value):
-  """data.test_size=0 trained and then failed at the first evaluation with a TypeError."""
+  """data.test_size=0 is refused when the config is made, not at the first evaluation."""
   with pytest.raises(ValueError, match=rf"{field} must be a positive number of images, or None for all .*got "
                                        rf"{value}"):
     configs.override(configs.get_config("table1_fixed"), {field: value})
@@ -121,12 +118,13 @@ def test_the_workflows_size_flags_take_0_for_all():
     workflow.config_from_args(workflow.parse_args(["--workdir", "w", "--set", "data.test_size=0"]))
 
 
-# Item 18: step drops and every other number of a config.
+# Step drops and every other number of a config.
 
 @pytest.mark.parametrize("field, value", [("schedule.drop_factor", "-1"), ("schedule.drop_factor", "nan"),
                                           ("schedule.drop_factor", "0")])
 def test_a_bad_drop_factor_is_refused_naming_the_field(field, value):
-  """schedule.drop_factor=-1 failed in optax ("expects non-negative scale factors") without the field."""
+  """schedule.drop_factor=-1 is refused naming the field, not left to optax's "expects non-negative scale
+  factors"."""
   with pytest.raises(ValueError, match=rf"{field} must be a positive finite factor, got {float(value)}"):
     configs.override(configs.get_config("table4_resnet:0.1"), {field: value})
 
@@ -138,7 +136,7 @@ def test_every_number_of_a_config_is_finite(field, value):
     configs.override(configs.get_config("workflow"), {field: value})
 
 
-# Item 10: the report's data line and title.
+# The report's data line and title.
 
 def _finished_runs(root, experiment, overrides, summary_extra):
   for name, seed, config in reproduce.build_configs(experiment, seeds=(0,), shrink=80, overrides=overrides):
@@ -156,7 +154,7 @@ def _finished_runs(root, experiment, overrides, summary_extra):
     ({"train_images": 200}, "all 200 training images"),
     ({}, "every training image of the folder (how many was not recorded with these runs)")])
 def test_report_states_the_training_images_of_a_folder_and_the_network_trained(tmp_path, summary_extra, says):
-  """A 200-image folder without data.train_size was reported as "all 50,000 training images", and a
+  """A 200-image folder without data.train_size is not reported as "all 50,000 training images", nor a
   model.name override under Table 1's title "CIFAR-10 with cifar10_full"."""
   experiment = tables.get_experiment("table2")
   overrides = {"data.dataset": str(tmp_path / "tiny-folder"), "model.name": "resnet20"}
@@ -181,10 +179,10 @@ def test_report_title_names_the_overridden_network_in_place_of_the_papers(tmp_pa
   assert "all 50,000 training images" in text  # tensorflow-datasets' CIFAR-10, count known without a record
 
 
-# Item 14: the workflow's work directory.
+# The workflow's work directory.
 
 def test_a_workflow_that_failed_on_a_bad_data_path_does_not_block_the_corrected_rerun(tmp_path):
-  """The failed run had already written config.json, and the rerun was refused for "other settings"."""
+  """The failed run writes no config.json, so the corrected rerun is not refused for "other settings"."""
   flags = ["--workdir", str(tmp_path / "w"), "--no-progress", "--data"]
   with pytest.raises(FileNotFoundError, match="image-folder dataset not found"):
     workflow.main([*flags, str(tmp_path / "cifar10-jpg.tar.xz")])
@@ -194,7 +192,7 @@ def test_a_workflow_that_failed_on_a_bad_data_path_does_not_block_the_corrected_
 
 
 def test_a_work_directory_that_is_a_file_is_named(tmp_path, monkeypatch):
-  """--workdir naming an existing file gave a raw FileExistsError."""
+  """--workdir naming an existing file is named in the error, not a raw FileExistsError."""
   monkeypatch.setattr(workflow.setup, "load_data", _no_data)
   (tmp_path / "f").write_text("")
   with pytest.raises(ValueError, match=rf"the directory {tmp_path / 'f'} cannot be made: {tmp_path / 'f'} is a "
@@ -215,16 +213,16 @@ def test_a_work_directory_that_is_a_file_is_named(tmp_path, monkeypatch):
 
 
 def test_a_partial_report_of_no_finished_run_says_so(tmp_path):
-  """--report-only --partial with no finished run failed with an IndexError."""
+  """--report-only --partial with no finished run says so, not an IndexError."""
   with pytest.raises(FileNotFoundError, match=rf"no run of table2 in {tmp_path} has finished: nothing to report"):
     reproduce.main(["table2", "--seeds", "0", "--workdir", str(tmp_path), "--report-only", "--partial",
                     "--report-dir", str(tmp_path / "reports")])
 
 
-# Item 19: one line for a user's mistake, the traceback for the unexpected.
+# One line for a user's mistake, the traceback for the unexpected.
 
 def test_cli_run_prints_a_users_mistake_alone_and_keeps_the_traceback_of_the_unexpected(capsys):
-  from experiments import cli  # pylint: disable=g-import-not-at-top  (added by this issue)
+  from experiments import cli  # pylint: disable=g-import-not-at-top
 
   def mistake():
     raise ValueError("train.seed must be an integer, got 'x'")
@@ -250,7 +248,7 @@ def test_cli_run_prints_a_users_mistake_alone_and_keeps_the_traceback_of_the_une
     ("workflow", ["--workdir", "w", "--set", "train.num_step=5"]),
 ])
 def test_command_line_tools_print_a_users_mistake_in_one_line(tmp_path, monkeypatch, capsys, tool, args):
-  """A mistake on the command line printed a 20-line traceback before the one useful line."""
+  """A mistake on the command line prints one line, not a 20-line traceback before it."""
   monkeypatch.chdir(tmp_path)
   monkeypatch.setattr(sys, "argv", [tool, *args])
   with pytest.raises(SystemExit) as exit_info, warnings.catch_warnings():
@@ -262,8 +260,8 @@ def test_command_line_tools_print_a_users_mistake_in_one_line(tmp_path, monkeypa
 
 
 def test_a_workflow_refused_for_its_bounds_reruns_with_the_base_its_error_names(tmp_path, monkeypatch):
-  """The refusal of a max_lr below the fixed rate says "use --base suggested"; the rerun with it was refused for
-  "other settings" (workflow.base) although only the range test had run."""
+  """The refusal of a max_lr below the fixed rate says "use --base suggested"; the rerun with it is not refused
+  for "other settings" (workflow.base) when only the range test had run."""
   flags = ["--workdir", str(tmp_path)]
   (tmp_path / rundir.CONFIG).write_text(json.dumps(configs.to_dict(workflow.config_from_args(
       workflow.parse_args(flags)))))

@@ -11,11 +11,11 @@ import optax
 import pytest
 
 from experiments.models import IMAGENET_MODELS, MODELS, create_model, uses_batch_norm
-from experiments.models.caffe import (
+from experiments.models.caffe import caffe_multipliers
+from experiments.models.caffe_layers import (
   CaffeBatchNorm,
   caffe_avg_pool,
   caffe_max_pool,
-  caffe_multipliers,
   caffe_pool_output_size,
   _power,
   lrn_across_channels,

@@ -1,7 +1,7 @@
-"""Reliability of the trainer and the workflow under bad input and interrupted runs (issue 13, items 2-6).
+"""Reliability of the trainer and the workflow under bad input and interrupted runs.
 
-Each test names the defect it guards against; each failed on the code before its fix (commit cfadd11) and
-passes after.
+Each test names the failure it guards against (the defects they were written for:
+experiments/benchmarks/README.md).
 """
 
 import json
@@ -27,8 +27,8 @@ from tests.experiments.synthetic import synthetic_dataset
     ("train.steps_per_call", 0),
 ])
 def test_numeric_trainer_fields_fail_at_once_naming_field_and_value(field, value):
-  """Item 5 (and 2, max_checkpoints=0): these used to fail deep inside the run (ZeroDivisionError, a JAX
-  slice error, range()) after the data load, or silently meant "every step" or "keep nothing"."""
+  """A zero, negative or malformed number fails when the config is made, naming the field, not deep inside
+  the run after the data load (a ZeroDivisionError, a JAX slice error) or silently as "every step"."""
   with pytest.raises(ValueError, match=rf"{field} must be .*got {value!r}"):
     configs.override(configs.get_config("table1_fixed"), {field: value})
 
@@ -38,8 +38,8 @@ def _logged(directory):
 
 
 def test_resume_tolerates_a_torn_last_line_of_metrics_jsonl(tmp_path):
-  """Item 4: a kill during a metrics write left a partial last line, and --resume then failed with a
-  JSONDecodeError, so the run could never resume. The partial line is dropped; every complete row is kept."""
+  """A kill during a metrics write leaves a partial last line; --resume drops it and keeps every complete row,
+  rather than failing on it with a JSONDecodeError and never resuming."""
   ds = synthetic_dataset()
   config = small_config("table1_triangular2")  # 6 steps, checkpoints at 3 and 6
   train.train_and_evaluate(config, tmp_path / "whole", dataset=ds)
@@ -60,19 +60,19 @@ def test_resume_tolerates_a_torn_last_line_of_metrics_jsonl(tmp_path):
 
 
 def test_resume_of_a_finished_run_returns_its_test_accuracy(tmp_path):
-  """Item 6: --resume on a finished run trained nothing and returned test_accuracy null."""
+  """--resume on a finished run trains nothing and returns the run's test accuracy, not null."""
   ds = synthetic_dataset()
   config = small_config("table1_triangular2")
   first = train.train_and_evaluate(config, tmp_path, dataset=ds)
   again = train.train_and_evaluate(config, tmp_path, dataset=ds, resume=True)
   assert again["test_accuracy"] == first["test_accuracy"] and again["test_loss"] == first["test_loss"]
   assert again["steps"] == first["steps"] == 6
-  assert again["train_images"] == first["train_images"] == 40  # what the report's Data line states (issue 24)
+  assert again["train_images"] == first["train_images"] == 40  # what the report's Data line states
 
 
 def test_a_leftover_orbax_tmp_directory_does_not_keep_a_checkpoint_too_many(tmp_path):
-  """Item 6: a write killed inside orbax left ``<step>.orbax-checkpoint-tmp-*``, and the resumed run then
-  kept max_checkpoints + 1 checkpoints. The leftover (never a complete checkpoint) is removed on start."""
+  """A write killed inside orbax leaves ``<step>.orbax-checkpoint-tmp-*``; the resumed run removes it on start
+  (it is never a complete checkpoint), so it keeps max_checkpoints checkpoints, not one more."""
   ds = synthetic_dataset()
   config = small_config("table1_triangular2", **{"train.num_steps": "12", "train.max_checkpoints": 2})
   train.train_and_evaluate(config, tmp_path, dataset=ds)  # checkpoints 9 and 12 kept
@@ -83,15 +83,15 @@ def test_a_leftover_orbax_tmp_directory_does_not_keep_a_checkpoint_too_many(tmp_
 
 
 def test_workflow_checks_its_rule_before_the_range_test(tmp_path, monkeypatch):
-  """Item 6: an unknown --rule failed only after the range test had run (minutes)."""
+  """An unknown --rule fails before the range test runs (minutes), not after."""
   monkeypatch.setattr(workflow.setup, "load_data", lambda *a, **k: pytest.fail("loaded data before checking"))
   with pytest.raises(ValueError, match="workflow.rule must be one of .*got 'fastest'"):
     workflow.main(["--workdir", str(tmp_path), "--rule", "fastest"])
 
 
 def test_workflow_refuses_a_work_directory_of_other_settings(tmp_path, monkeypatch):
-  """Item 3: a second workflow in the same directory with another --range-max-lr, --range-mode or --rule
-  reused the old range test and runs while its report described the new flags."""
+  """A second workflow in the same directory with another --range-max-lr, --range-mode or --rule is refused,
+  naming the settings, rather than reusing the old range test and runs under a report of the new flags."""
   monkeypatch.setattr(workflow.setup, "load_data", lambda *a, **k: pytest.fail("the settings were not compared"))
   (tmp_path / rundir.CONFIG).write_text(json.dumps(configs.to_dict(
       workflow.config_from_args(workflow.parse_args(["--workdir", str(tmp_path)])))))
