@@ -272,9 +272,11 @@ def range_test(
                          ("loss_fn", loss_fn, "(params, batch) -> loss or (loss, metrics)")):
     if fn is not None and not callable(fn):
       raise TypeError(f"{name} must be a function {form}, got {name}={fn!r}")
-  if optimizer is not None and not (callable(optimizer) or isinstance(optimizer, optax.GradientTransformation)):
+  if optimizer is not None and not (callable(optimizer) or
+                                    isinstance(optimizer, (optax.GradientTransformation, optax.MultiSteps))):
     raise TypeError("optimizer must be an optax optimizer factory learning_rate -> GradientTransformation "
-                    f"(optax.sgd, functools.partial(optax.sgd, momentum=0.9)), got {optimizer=}")
+                    "(optax.sgd, functools.partial(optax.sgd, momentum=0.9)), or an optimizer built with "
+                    f"optax.inject_hyperparams (also inside optax.MultiSteps), got {optimizer=}")
   if train_step is not None:
     if state is None:
       raise ValueError("train_step needs state (an initial state, or a function key -> state), got state=None")
