@@ -203,13 +203,14 @@ def _labels_like(labels: Mapping[str, Any], params: Any) -> Any:
   Flax NNX ``State``, of ``Variable`` objects or of plain arrays) matches the nested dict its printout shows.
   """
   paths, treedef = jax.tree_util.tree_flatten_with_path(params)
-  found = []
+  found, used = [], set()
   for path, _ in paths:
     label = labels
     for depth, entry in enumerate(path):
       if not isinstance(label, (Mapping, list, tuple)):
         break
       key = getattr(entry, "key", getattr(entry, "idx", getattr(entry, "name", None)))
+      used.add(tuple(getattr(e, "key", getattr(e, "idx", getattr(e, "name", None))) for e in path[:depth + 1]))
       try:
         label = label[key]
       except (KeyError, IndexError, TypeError):
@@ -220,7 +221,26 @@ def _labels_like(labels: Mapping[str, Any], params: Any) -> Any:
       raise ValueError(f"param_labels must hold one label for the parameter at {jax.tree_util.keystr(path)}, "
                        f"got {label!r}")
     found.append(label)
+  unused = [keys for keys in _key_paths(labels) if keys not in used]
+  if unused:  # a label for no parameter: a misspelt or stale key
+    raise ValueError(f"param_labels has labels for keys the params do not have: "
+                     f"{', '.join(''.join(f'[{k!r}]' for k in keys) for keys in unused)}")
   return jax.tree.unflatten(treedef, found)
+
+
+def _key_paths(labels: Any, prefix: tuple = ()) -> list[tuple]:
+  """The key paths of every entry of a nested dict (or list) of labels, outermost first."""
+  if isinstance(labels, Mapping):
+    items = labels.items()
+  elif isinstance(labels, (list, tuple)):
+    items = enumerate(labels)
+  else:
+    return []
+  out = []
+  for key, value in items:
+    out.append(prefix + (key,))
+    out += _key_paths(value, prefix + (key,))
+  return out
 
 
 def _value(rate: Rate, count: jax.Array) -> jax.Array:

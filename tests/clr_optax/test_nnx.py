@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from flax import linen
-from flax import nnx
+
+linen = pytest.importorskip("flax.linen")  # flax is not a dependency of the library
+nnx = pytest.importorskip("flax.nnx")
 
 import clr_optax
 from tests.clr_optax import references as ref
