@@ -23,6 +23,7 @@ expensive) is our choice; it changes nothing that is trained.
 
 from experiments.configs import config_lib
 from experiments.configs import default
+from experiments.configs import paper_results
 from experiments.configs.provenance import Assumed
 from experiments.configs.provenance import ByReference
 from experiments.configs.provenance import Paper
@@ -81,3 +82,41 @@ GOOGLENET_SOURCES = {
                           "other runs"),
     "train.batch_size": Paper(128, "§4.2.2", 304, "batchsize of 128"),
 }
+
+
+# The exp_range rows: the paper's formula (both bounds decline, §3.1, line 99), or with the argument "keras" the
+# Keras callback's (Appendix B, line 401: only the amplitude declines), a labelled alternative.
+EXP_RANGE_ARGS = ("paper", "keras")
+
+
+def _is_keras(module: str, arg: str | None) -> bool:
+  arg = arg or "paper"
+  if arg not in EXP_RANGE_ARGS:
+    raise ValueError(f"{module} takes one of {EXP_RANGE_ARGS}, got {arg=}")
+  return arg == "keras"
+
+
+def exp_range_sources(module: str, arg: str | None, *, shared: dict, row: dict, line: int) -> dict:
+  """The sources of an exp_range row: `shared` (the network's), Table 1's `line`, and `row`'s
+  ``{field: (value, source)}``."""
+  keras = _is_keras(module, arg)
+  return {
+      **shared,
+      "schedule.name": Paper("exp_range", "Table 1", line, "exp_range"),
+      "schedule.scale_bounds": Paper(True, "§3.1", 99, "each boundary value declines",
+                                     departs="the Keras callback's formula (line 401): only the amplitude declines"
+                                     if keras else ""),
+      **{field: source for field, (_, source) in row.items()},
+  }
+
+
+def exp_range_config(module: str, arg: str | None, *, build, label: str, row: dict) -> config_lib.Config:
+  """An exp_range row built by `build` (`alexnet` or `googlenet`) with `row`'s ``{field: (value, source)}``."""
+  keras = _is_keras(module, arg)
+  return build({
+      "name": module + (":keras" if keras else ""),
+      "paper": paper_results.quote(module, label + (" (the Keras formula)" if keras else "")),
+      "schedule.name": "exp_range",
+      "schedule.scale_bounds": not keras,
+      **{field: value for field, (value, _) in row.items()},
+  })

@@ -12,48 +12,23 @@ declines) as a labelled alternative. `sources(arg)` says where each setting come
 """
 
 from experiments.configs import _imagenet
-from experiments.configs import config_lib
-from experiments.configs import paper_results
 from experiments.configs.provenance import Paper
 
-ARGS = ("paper", "keras")
-
-
-def _check(arg: str | None) -> str:
-  arg = arg or "paper"
-  if arg not in ARGS:
-    raise ValueError(f"table1_googlenet_exp_range takes one of {ARGS}, got {arg=}")
-  return arg
+ARGS = _imagenet.EXP_RANGE_ARGS
+_ROW = {
+    "schedule.base_lr": (0.01, Paper(0.01, "§4.2.2", 306, "*base_lr* was set to 0.01")),
+    "schedule.max_lr": (0.026, Paper(0.026, "§4.2.2", 306, "*max_lr* was set to 0.026")),
+    "schedule.step_size": ("30000", Paper("30000", "§4.2.2", 304, "*stepsize* = 30000")),
+    "schedule.gamma": (0.99998, Paper(0.99998, "§4.2.2", 310, "0.99998")),
+    "train.num_steps": ("240000", Paper("240000", "Table 1", 134, "240,000")),
+}
 
 
 def sources(arg: str | None = None) -> dict:
-  keras = _check(arg) == "keras"
-  return {
-      **_imagenet.GOOGLENET_SOURCES,
-      "schedule.name": Paper("exp_range", "Table 1", 134, "exp_range"),
-      "schedule.scale_bounds": Paper(True, "§3.1", 99, "each boundary value declines",
-                                     departs="the Keras callback's formula (line 401): only the amplitude declines"
-                                     if keras else ""),
-      "schedule.base_lr": Paper(0.01, "§4.2.2", 306, "*base_lr* was set to 0.01"),
-      "schedule.max_lr": Paper(0.026, "§4.2.2", 306, "*max_lr* was set to 0.026"),
-      "schedule.step_size": Paper("30000", "§4.2.2", 304, "*stepsize* = 30000"),
-      "schedule.gamma": Paper(0.99998, "§4.2.2", 310, "0.99998"),
-      "train.num_steps": Paper("240000", "Table 1", 134, "240,000"),
-  }
+  return _imagenet.exp_range_sources("table1_googlenet_exp_range", arg, shared=_imagenet.GOOGLENET_SOURCES,
+                                     row=_ROW, line=134)
 
 
-def get_config(arg: str | None = None) -> config_lib.Config:
-  keras = _check(arg) == "keras"
-  name = "table1_googlenet_exp_range" + (":keras" if keras else "")
-  return _imagenet.googlenet({
-      "name": name,
-      "paper": paper_results.quote("table1_googlenet_exp_range",
-                                   "GoogLeNet exp_range" + (" (the Keras formula)" if keras else "")),
-      "schedule.name": "exp_range",
-      "schedule.scale_bounds": not keras,
-      "schedule.base_lr": 0.01,
-      "schedule.max_lr": 0.026,
-      "schedule.step_size": "30000",
-      "schedule.gamma": 0.99998,
-      "train.num_steps": "240000",
-  })
+def get_config(arg: str | None = None):
+  return _imagenet.exp_range_config("table1_googlenet_exp_range", arg, build=_imagenet.googlenet,
+                                    label="GoogLeNet exp_range", row=_ROW)
