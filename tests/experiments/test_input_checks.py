@@ -51,7 +51,7 @@ def test_reproduce_refuses_a_seed_listed_twice(tmp_path, monkeypatch, extra):
   """--seeds 0,0 is refused: both copies would train into one seed0/, and the report would count "2 seeds",
   a ±0.0 spread and a 95% interval from one seed."""
   monkeypatch.setattr(reproduce.setup, "load_data", _no_data)
-  with pytest.raises(ValueError, match=r"table1_fixed seed 0 is planned twice \(runs 7 and 13\)"):
+  with pytest.raises(ValueError, match=r"table1_fixed seed 0 is planned twice \(runs 8 and 15\)"):
     reproduce.main(["table1", "--only", "table1_triangular2", "--seeds", "1,0,0", "--shrink", "80", "--workdir",
                     str(tmp_path), "--report-dir", str(tmp_path / "reports"), *extra])
   assert not (tmp_path / "reports").exists()

@@ -223,7 +223,7 @@ def test_one_seed_report_gives_plain_accuracies_without_a_spread(tmp_path):
       data="synthetic data", hardware={"cpu": "c", "cores": "2", "jax": "0", "devices": "cpu:0", "python": "3",
                                        "platform": "x"}, elapsed="1 min").read_text()
   assert "seed 0; test accuracies are those of one run per config." in text
-  tri = next(line for line in text.splitlines() if line.startswith("| `table1_triangular2`"))
+  tri = next(line for line in text.splitlines() if line.startswith("| `table2_staged`"))
   cells = [c.strip() for c in tri.strip("|").split("|")]
   assert cells[1] == "1" and cells[3] == "64.0" and cells[4] == "64.0" and cells[6] == "40.0"  # fixed at 500: 0.40
   assert "±" not in text.split("## What these runs cost")[0].replace("mean ± sample std", "")
@@ -232,7 +232,7 @@ def test_one_seed_report_gives_plain_accuracies_without_a_spread(tmp_path):
 def test_a_seed_without_a_fixed_run_is_left_out_of_the_headline_comparison(tmp_path):
   experiment = tables.get_experiment("table1")
   runs = [r for s in synthetic_table1() for r in s.runs]
-  runs.append(results.RunResult("table1_triangular2", 2, (125, 250, 375, 500), (0.5, 0.55, 0.6, 0.65), 500))
+  runs.append(results.RunResult("table2_staged", 2, (125, 250, 375, 500), (0.5, 0.55, 0.6, 0.65), 500))
   by = {s.config: s for s in results.summarize(experiment, runs)}
   text = "\n".join(report.CLAIMS["table1"](by, 50))
   # Seeds 0 and 1 have fixed runs, and triangular2 reached their final accuracy at 250 and 500; seed 2 has none.
@@ -243,5 +243,5 @@ def test_a_seed_without_a_fixed_run_is_left_out_of_the_headline_comparison(tmp_p
       experiment, list(by.values()), path=tmp_path / "t.md", shrink=50, seeds=(0, 1, 2), command="c",
       data="synthetic data", hardware={"cpu": "c", "cores": "2", "jax": "0", "devices": "cpu:0", "python": "3",
                                        "platform": "x"}, elapsed="1 min").read_text()
-  tri = next(line for line in table.splitlines() if line.startswith("| `table1_triangular2`"))
+  tri = next(line for line in table.splitlines() if line.startswith("| `table2_staged`"))
   assert [c.strip() for c in tri.strip("|").split("|")][5] == "250, 500, -"

@@ -18,12 +18,12 @@ def test_first_reached_hand_made_curve():
 
 def test_summarize_first_reached_against_same_seed_fixed_run():
   by = {s.config: s for s in synthetic_table1()}
-  assert by["table1_triangular2"].reached == (250, 500)
+  assert by["table2_staged"].reached == (250, 500)
   assert by["table1_fixed"].reached == (1400, 1400)
   assert by["table1_decay"].reached == (None, None)
   assert by["table1_exp_range"].reached == (840, 840)
   assert by["table1_exp_range"].reference_at_end == (0.52, 0.55)  # fixed at 700, the last eval <= 840
   assert by["table1_decay"].reference_at_end == (0.40, 0.41)
-  mean, std = by["table1_triangular2"].final
+  mean, std = by["table2_staged"].final
   assert mean == pytest.approx(0.635) and std == pytest.approx(np.std([0.64, 0.63], ddof=1))
-  assert by["table1_triangular2"].runs[0].best_step == 500
+  assert by["table2_staged"].runs[0].best_step == 500
