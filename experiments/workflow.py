@@ -15,9 +15,10 @@
 
 Its settings are a config like every other (`experiments.configs.workflow`: the network's config plus a
 ``workflow`` section), recorded in the work directory's ``config.json``; every flag sets a field of it and
-``--set`` any other. The defaults make the paper's Table 1 comparison at a size that takes about 10 minutes
-on a 2-core CPU: cifar10_full on the whole training set, 3,000 steps per run, the fixed rate 0.001 against
-triangular2 from 0.001 to the suggested max_lr over two cycles. A notebook calls the
+``--set`` any other. The defaults make §3.3's comparison of a fixed rate with CLR over the range found, at a
+size that takes minutes (not the paper's Table 1 runs, whose triangular2 is Table 2's staged run):
+cifar10_full on the whole training set, 3,000 steps per run, the fixed rate 0.001 against plain triangular2
+from 0.001 to the suggested max_lr over two cycles. A notebook calls the
 same function: ``run_workflow(workdir, configs.get_config("workflow"))``. Running the command again in the
 same work directory reuses what is finished (the range test, completed runs) and resumes an interrupted
 run; with settings that train differently it refuses, naming them.
