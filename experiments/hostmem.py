@@ -23,11 +23,12 @@ import sys
 SWITCH = "CLR_KEEP_BUFFERS"
 # glibc's mallopt parameters (malloc.h) and the values set: thresholds at the largest int mallopt takes,
 # and 1 GiB of headroom added to each heap extension (address space, not resident memory).
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-_MALLOPT = ((M_MMAP_THRESHOLD, 2**31 - 1), (M_TRIM_THRESHOLD, 2**31 - 1), (M_TOP_PAD, 2**30))
-# The same settings as the environment variables glibc reads at start-up (for processes started with them).
-ENV_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(2**31 - 1), "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1),
-                "MALLOC_TOP_PAD_": str(2**30)}
+# Each as (mallopt parameter, the environment variable glibc reads for it at start-up, value).
+_SETTINGS = ((-3, "MALLOC_MMAP_THRESHOLD_", 2**31 - 1),  # M_MMAP_THRESHOLD
+             (-1, "MALLOC_TRIM_THRESHOLD_", 2**31 - 1),  # M_TRIM_THRESHOLD
+             (-2, "MALLOC_TOP_PAD_", 2**30))             # M_TOP_PAD
+# The same settings as environment variables (for processes started with them).
+ENV_SETTINGS = {name: str(value) for _, name, value in _SETTINGS}
 
 
 def keep_freed_buffers() -> bool:
@@ -40,7 +41,7 @@ def keep_freed_buffers() -> bool:
   libc = ctypes.CDLL(None)
   if not hasattr(libc, "gnu_get_libc_version"):  # musl and others: their mallopt is not glibc's
     return False
-  return all(libc.mallopt(param, value) == 1 for param, value in _MALLOPT)
+  return all(libc.mallopt(param, value) == 1 for param, _, value in _SETTINGS)
 
 
 def subprocess_env(keep: bool, env: dict[str, str] | None = None) -> dict[str, str]:
