@@ -4,14 +4,17 @@ XLA:CPU frees and allocates the same tens of megabytes of buffers at every step.
 block above the mmap threshold goes back to the kernel when it is freed, and the next step page-faults it in
 again: a sixth of the trainer's CPU time went to the kernel (measurements in
 ``experiments/benchmarks/README.md``). `keep_freed_buffers` raises glibc's mmap and trim thresholds and its
-top pad (``mallopt``), so freed blocks stay in the process and are reused. It changes where memory comes from,
-not what is computed: results are bitwise the same.
+top pad, and keeps every thread on the main arena (``mallopt``): a thread's own arena is made of heaps of at
+most 64 MiB, so a larger block allocated by one of XLA's threads (an evaluation batch's activations) is
+mapped and unmapped whatever the thresholds say. Freed blocks then stay in the process and are reused. It
+changes where memory comes from, not what is computed: results are bitwise the same.
 
 Every command line in ``experiments/`` calls it first (`experiments.cli.run`). ``CLR_KEEP_BUFFERS=0`` turns it off; off Linux/glibc
 it does nothing. The library (`clr_optax`) sets no process settings: a program of your own gets the same
 by exporting `ENV_SETTINGS` before Python starts, e.g.
 
-  MALLOC_MMAP_THRESHOLD_=2147483647 MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_TOP_PAD_=1073741824 python train.py
+  MALLOC_MMAP_THRESHOLD_=2147483647 MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_TOP_PAD_=1073741824 \
+  MALLOC_ARENA_MAX=1 python train.py
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import sys
 
 SWITCH = "CLR_KEEP_BUFFERS"
 # glibc's mallopt parameters (malloc.h) and the values set: thresholds at the largest int mallopt takes,
-# and 1 GiB of headroom added to each heap extension (address space, not resident memory).
-# Each as (mallopt parameter, the environment variable glibc reads for it at start-up, value).
+# 1 GiB of headroom added to each heap extension (address space, not resident memory), and one arena (the main
+# one, which has no heap size limit). Each as (mallopt parameter, the environment variable glibc reads for it
+# at start-up, value).
 _SETTINGS = ((-3, "MALLOC_MMAP_THRESHOLD_", 2**31 - 1),  # M_MMAP_THRESHOLD
              (-1, "MALLOC_TRIM_THRESHOLD_", 2**31 - 1),  # M_TRIM_THRESHOLD
-             (-2, "MALLOC_TOP_PAD_", 2**30))             # M_TOP_PAD
+             (-2, "MALLOC_TOP_PAD_", 2**30),             # M_TOP_PAD
+             (-8, "MALLOC_ARENA_MAX", 1))                # M_ARENA_MAX
 # The same settings as environment variables (for processes started with them).
 ENV_SETTINGS = {name: str(value) for _, name, value in _SETTINGS}
 

@@ -8,6 +8,9 @@ the trainer runs it, in a fresh process with kept buffers and one with ``CLR_KEE
 compilation, training, evaluation) it prints user and kernel CPU seconds, the kernel's share, minor page faults
 and peak resident memory; from the trainer's summary its training images/s (compilation and evaluation
 excluded). The ratio printed is kept/default images/s per pair.
+
+With ``--phases`` it measures instead the workflow's range test (`--steps` steps) and the trainer's test
+evaluation, each phase on its own (`experiments.benchmarks.phase_usage`), with and without kept buffers.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import tempfile
 
 from experiments import cli
 from experiments import hostmem
+from experiments.benchmarks import child
 
 DEFAULT_MODELS = "table1_fixed:cifar10_full:100,table1_fixed:resnet20:128"
 
@@ -38,20 +42,54 @@ def run_trainer(config: str, model: str, batch: int, steps: int, data: str, keep
     raise SystemExit(f"the training run failed:\n{out.stderr[-3000:]}")
   after = resource.getrusage(resource.RUSAGE_CHILDREN)
   user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-  summary = json.loads(out.stdout.strip().splitlines()[-1])
+  summary = child.last_json_line(out.stdout)
   return {"keep": keep, "user_s": user, "sys_s": system, "sys_share": system / (user + system),
           "minor_faults": after.ru_minflt - before.ru_minflt, "peak_rss_mib": summary["peak_rss_mib"],
           "images_per_sec": summary["train_images_per_sec"]}
+
+
+def run_phases(data: str, steps: int, keep: bool) -> dict:
+  """`experiments.benchmarks.phase_usage` in a fresh process: the range test's and the evaluation's usage."""
+  return child.run_json([sys.executable, "-m", "experiments.benchmarks.phase_usage", "--data", data,
+                         "--range-steps", str(steps)], env=hostmem.subprocess_env(keep))
+
+
+def _phases(args) -> dict:
+  rows = []
+  for pair in range(args.pairs):
+    for keep in (False, True):
+      r = {"keep": keep, **run_phases(args.data, args.steps, keep)}
+      rows.append(r)
+      for name, u in r["phases"].items():
+        print(f"{name:10s} pair {pair + 1}, {'kept buffers' if keep else 'glibc default'}: {u['wall_s']:6.1f} s wall; "
+              f"CPU user {u['user_s']:6.1f} s, kernel {u['sys_s']:5.1f} s ({100 * u['sys_share']:4.1f}%); "
+              f"minor faults {u['minor_faults'] / 1e6:5.2f} M", flush=True)
+  return {"phases": rows}
 
 
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--data", required=True, help="dataset spec (an image-folder archive or cifar10)")
   parser.add_argument("--models", default=DEFAULT_MODELS, metavar="CONFIG:MODEL:BATCH,...")
-  parser.add_argument("--steps", type=int, default=600)
+  parser.add_argument("--steps", type=int, default=None,
+                      help="training iterations per run (default 600); with --phases, range test steps (default 495)")
+  parser.add_argument("--phases", action="store_true", help="the range test and the evaluation instead of training")
   parser.add_argument("--pairs", type=int, default=2)
   parser.add_argument("--json", help="also write the results to this file")
   args = parser.parse_args(argv)
+  if args.phases:
+    args.steps = args.steps or 495
+    results = _phases(args)
+  else:
+    args.steps = args.steps or 600
+    results = _trainer_runs(args)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(results, f, indent=2)
+  return results
+
+
+def _trainer_runs(args) -> dict:
   results = {}
   for spec in args.models.split(","):
     config, model, batch = spec.split(":")
@@ -68,9 +106,6 @@ def main(argv: list[str] | None = None) -> dict:
       ratio = rows[-1]["images_per_sec"] / rows[-2]["images_per_sec"]
       print(f"{model} pair {pair + 1}: kept/default images/s {ratio:.2f}x", flush=True)
     results[model] = rows
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump(results, f, indent=2)
   return results
 
 

@@ -13,7 +13,6 @@ time. The arrangements alternate (``--trials`` of each), since this machine's sp
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import subprocess
@@ -22,6 +21,7 @@ import tempfile
 import time
 
 from experiments import cli
+from experiments.benchmarks import child
 
 
 def _command(config: str, workdir: pathlib.Path, data: str, steps: int) -> list[str]:
@@ -40,8 +40,7 @@ def _run(commands: list[list[str]], cores: list[str | None]) -> tuple[float, lis
   for p in procs:
     if p.returncode:
       raise SystemExit(f"a training run failed (exit {p.returncode})")
-  # The trainer prints its summary as the last line of its output.
-  return wall, [json.loads(out.strip().splitlines()[-1])["train_images_per_sec"] for out in outs]
+  return wall, [child.last_json_line(out)["train_images_per_sec"] for out in outs]
 
 
 def main(argv: list[str] | None = None) -> None:

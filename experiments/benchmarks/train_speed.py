@@ -33,7 +33,6 @@ import json
 import os
 import pathlib
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ from experiments import hostmem
 from experiments import parallel
 from experiments import setup
 from experiments import step as step_lib
+from experiments.benchmarks import child
 from experiments.benchmarks import step_variants
 from experiments.models import caffe
 from experiments.models import caffe_layers
@@ -262,13 +262,6 @@ def trace_step(model: str, batch: int, steps: int, top: int = 12) -> dict:
                   for n, ms in per_instruction.most_common(top)]}
 
 
-def _subprocess_json(cmd: list[str], env: dict | None = None, timeout: float = 900) -> dict:
-  out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-  if out.returncode:
-    raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-  return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def _variant_in_subprocess(variant: str, steps: int, warmup: int) -> dict:
   env = dict(os.environ)
   name, _, flags = variant.partition("xla:")
@@ -277,13 +270,13 @@ def _variant_in_subprocess(variant: str, steps: int, warmup: int) -> dict:
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flags).strip()
   cmd = [sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one", f"cifar10_full,100,{name}",
          "--steps", str(steps), "--warmup", str(warmup)]
-  result = _subprocess_json(cmd, env=env)
+  result = child.run_json(cmd, env=env)
   result["variant"] = variant
   return result
 
 
 def _jax_in_subprocess(model: str, batch: int, steps: int, warmup: int, keep: bool = True) -> dict:
-  result = _subprocess_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
+  result = child.run_json([sys.executable, "-m", "experiments.benchmarks.train_speed", "--_one",
                              f"{model},{batch},default", "--steps", str(steps), "--warmup", str(warmup)],
                             env=hostmem.subprocess_env(keep))
   result["kept_buffers"] = keep
@@ -291,7 +284,7 @@ def _jax_in_subprocess(model: str, batch: int, steps: int, warmup: int, keep: bo
 
 
 def _torch_in_subprocess(torch_python: str, model: str, batch: int, steps: int, warmup: int, keep: bool) -> dict:
-  result = _subprocess_json([torch_python, str(TORCH_SCRIPT), "--model", model, "--batch", str(batch),
+  result = child.run_json([torch_python, str(TORCH_SCRIPT), "--model", model, "--batch", str(batch),
                              "--steps", str(steps), "--warmup", str(warmup)], env=hostmem.subprocess_env(keep))
   result["kept_buffers"] = keep
   return result

@@ -14,26 +14,34 @@ from tests.experiments.test_train import _write_image_folder
 REPO = pathlib.Path(__file__).resolve().parents[2]
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc settings")
 
-# Minor page faults per free-and-allocate of a 40 MB array, after a warm-up, in a fresh process: glibc's default
-# hands the block back to the kernel on free (a fault per page, or per huge page, to get it again).
+# Minor page faults per free-and-allocate of a block, after a warm-up, in a fresh process: glibc's default hands the
+# block back to the kernel on free (a fault per page, or per huge page, to get it again). argv: the hostmem
+# function to call first, the block's size in MB, and "thread" to allocate on a thread of its own (its own arena).
 _FAULTS = """
-import resource, sys, numpy as np
+import resource, sys, threading, numpy as np
 from experiments import hostmem
 getattr(hostmem, sys.argv[1], lambda: None)()
 def churn():
   for _ in range(20):
-    block = np.ones(10_000_000, np.float32)
+    block = np.ones(int(sys.argv[2]) * 250_000, np.float32)
     del block
-churn()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-churn()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
+def faults():
+  churn()
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  churn()
+  print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
+if sys.argv[3] == "thread":
+  worker = threading.Thread(target=faults)
+  worker.start()
+  worker.join()
+else:
+  faults()
 """
 
 
-def _faults_per_alloc(call: str, env: dict[str, str]) -> float:
-  out = subprocess.run([sys.executable, "-c", _FAULTS, call], capture_output=True, text=True, check=True, cwd=REPO,
-                       env=env, timeout=120)
+def _faults_per_alloc(call: str, env: dict[str, str], megabytes: int = 40, where: str = "main") -> float:
+  out = subprocess.run([sys.executable, "-c", _FAULTS, call, str(megabytes), where], capture_output=True, text=True,
+                       check=True, cwd=REPO, env=env, timeout=120)
   return float(out.stdout)
 
 
@@ -44,6 +52,16 @@ def test_kept_buffers_stop_the_page_faults_of_a_freed_block_and_the_switch_turns
   assert _faults_per_alloc("keep_freed_buffers", {**plain, hostmem.SWITCH: "1"}) <= 1
   assert _faults_per_alloc("keep_freed_buffers", plain) >= 10
   assert _faults_per_alloc("none", hostmem.subprocess_env(True)) <= 1  # the documented recipe for other programs
+
+
+@glibc_only
+def test_a_block_larger_than_a_thread_arenas_heap_is_kept_too():
+  # 100 MB is above the 64 MiB heaps of a thread's own arena, which map such a block whatever the thresholds.
+  plain = hostmem.subprocess_env(False)
+  thresholds_only = {**plain, **{k: v for k, v in hostmem.ENV_SETTINGS.items() if k != "MALLOC_ARENA_MAX"}}
+  assert _faults_per_alloc("none", thresholds_only, 100, "thread") >= 10
+  assert _faults_per_alloc("keep_freed_buffers", {**plain, hostmem.SWITCH: "1"}, 100, "thread") <= 1
+  assert _faults_per_alloc("none", hostmem.subprocess_env(True), 100, "thread") <= 1
 
 
 def test_the_switch_and_other_platforms_make_it_a_no_op(monkeypatch):
