@@ -438,6 +438,15 @@ def rule_values(result: clr_optax.RangeTestResult) -> dict[str, float]:
   return out
 
 
+def default_reading(result: clr_optax.RangeTestResult) -> str:
+  """Why the default rule chose its ``max_lr`` (with the notes on what it could not read), or why it found none."""
+  try:
+    s = clr_optax.suggest_bounds(result)
+  except ValueError as e:
+    return f"no value: {e}"
+  return s.max_reason + "".join(f"; note: {note}" for note in s.notes)
+
+
 def judge(values: list[float], truth: dict[str, Any]) -> dict[str, Any]:
   """Ratios to the best triangular ``max_lr`` and whether each value lies in each band."""
   v = np.asarray(values, np.float64)
@@ -458,7 +467,9 @@ def evaluate_setup(name: str, settings: dict[str, Any], target: str, grid: dict[
   truth = ground_truth(settings, grid, target)
   per_seed = {seed: rule_values(result) for seed, (result, _) in sweeps.items()}
   rules = {rule: judge([per_seed[s][rule] for s in per_seed], truth) for rule in RULE_NAMES}
+  reasons = {seed: default_reading(result) for seed, (result, _) in sweeps.items()}
   return {"setup": name, "settings": settings, "target": target, "truth": truth, "sweep_seeds": list(per_seed),
+          "default_reasons": reasons,
           "sweep_seconds": [round(seconds, 1) for _, seconds in sweeps.values()], "rules": rules,
           "grid_seconds": round(sum(r.get("seconds", 0.0) for r in grid.values()), 1)}
 
@@ -534,6 +545,11 @@ def markdown(reports: list[dict[str, Any]], header: dict[str, Any]) -> str:
             setups_f += 1
     lines.append(f"| {rule} | {setups_t}/{len(reports)} | {setups_f}/{len(reports)} | {sweeps_t}/{total} | "
                  f"{within}/{total} |")
+  unread = [(r["setup"], seed, why) for r in reports for seed, why in r["default_reasons"].items()
+            if why.startswith("no value")]
+  if unread:
+    lines += ["", "**Sweeps the default rule could not read** (what `suggest()` raised):", ""]
+    lines += [f"- {name}, seed {seed}: {why[len('no value: '):]}" for name, seed, why in unread]
   return "\n".join(lines) + "\n"
 
 
