@@ -63,38 +63,57 @@ class Sweep:
   known: dict[str, float] = dataclasses.field(default_factory=dict)  # "max_lr"/"base_lr" -> value
 
 
-def quadratic_setup() -> Sweep:
-  """The README's example; its stability limit 2 / lambda_max is the known answer."""
+def quadratic_problem(noise: float = 0.0) -> tuple[dict[str, np.ndarray], Any, float]:
+  """The README's least squares on 8 features (targets with Gaussian noise of std ``noise`` added):
+  ``(data, loss_fn(w, batch), SGD's stability limit 2 / lambda_max)``."""
   rng = np.random.default_rng(0)
   x = rng.normal(size=(1024, 8)).astype(np.float32)
-  data = {"x": x, "y": x @ rng.normal(size=8).astype(np.float32)}
+  y = x @ rng.normal(size=8).astype(np.float32)
+  if noise:
+    y = y + noise * rng.normal(size=len(x)).astype(np.float32)
+  data = {"x": x, "y": y}
   hessian = 2 * x.astype(np.float64).T @ x / len(x)
   limit = 2 / np.linalg.eigvalsh(hessian)[-1]
-  settings = dict(batch_size=64, num_steps=100, min_lr=1e-3, max_lr=2.0, mode="linear")
 
   def loss_fn(w, batch):
     return jnp.mean((batch["x"] @ w - batch["y"]) ** 2)
+
+  return data, loss_fn, float(limit)
+
+
+def quadratic_setup() -> Sweep:
+  """The README's example; its stability limit 2 / lambda_max is the known answer."""
+  data, loss_fn, limit = quadratic_problem()
+  settings = dict(batch_size=64, num_steps=100, min_lr=1e-3, max_lr=2.0, mode="linear")
 
   def run(seed):
     return clr_optax.range_test(data, loss_fn=loss_fn, params=jnp.zeros(8), optimizer=optax.sgd, key=seed,
                                 progress=False, **settings)
 
-  return Sweep("quadratic", {**settings, "examples": len(x), "features": 8}, run, {"max_lr": float(limit)})
+  return Sweep("quadratic", {**settings, "examples": len(data["x"]), "features": 8}, run, {"max_lr": limit})
 
 
-def cifar10_setup(model: str, dataset, *, train_size: int, val_size: int, epochs: int, eval_points: int,
-                  known: dict[str, float]) -> Sweep:
-  """Caffe's network ``model`` and solver, the paper's sweep (lr 0 -> 0.02 linear, batch 100)."""
+@dataclasses.dataclass(frozen=True)
+class Cifar10Problem:
+  """A Caffe or CIFAR network, its solver and a stratified CIFAR-10 subset, ready for range tests and trainings."""
+  data: dict[str, np.ndarray]                # the training images and labels
+  init: Any                                  # key -> experiments.step.TrainState
+  held_out: Any                              # state -> {"accuracy"} on the held-out training images
+  test: tuple[np.ndarray, np.ndarray]        # test images and labels (none unless asked for)
+  config: Any
+  source: str
 
-  sub = data_lib.stratified_subset(dataset, train_size=train_size + val_size, test_size=0, seed=0)
-  # The subset is shuffled: its first val_size images are a random held-out set, scored during the sweep.
+
+def cifar10_problem(model: str, dataset, *, train_size: int, val_size: int, test_size: int = 0,
+                    overrides: dict[str, Any] | None = None) -> Cifar10Problem:
+  """``model`` with Table 1's solver (``overrides`` of the ``table1_fixed`` config change it) on a stratified
+  subset of ``train_size`` training images, ``val_size`` more held out (a random set: the subset is shuffled)
+  and ``test_size`` test images."""
+  sub = data_lib.stratified_subset(dataset, train_size=train_size + val_size, test_size=test_size, seed=0)
   val_images, val_labels = jax.device_put((sub.train_images[:val_size], sub.train_labels[:val_size]))
   data = {"image": sub.train_images[val_size:], "label": sub.train_labels[val_size:]}
-  config = configs.override(configs.get_config("table1_fixed"), {"model.name": model})
+  config = configs.override(configs.get_config("table1_fixed"), {"model.name": model, **(overrides or {})})
   mean, std = setup.normalization_constants(config, data["image"])
-  batch = config.train.batch_size
-  num_steps = epochs * (train_size // batch)
-  eval_every = max(1, num_steps // eval_points)
 
   def init(key):
     return setup.create_train_state(config, num_classes=dataset.num_classes, mean=mean, std=std,
@@ -104,18 +123,31 @@ def cifar10_setup(model: str, dataset, *, train_size: int, val_size: int, epochs
     logits = step.eval_logits(state, val_images)
     return {"accuracy": jnp.mean(jnp.argmax(logits, -1) == val_labels)}
 
+  return Cifar10Problem(data, init, held_out, (sub.test_images, sub.test_labels), config, sub.source)
+
+
+def cifar10_setup(model: str, dataset, *, train_size: int, val_size: int, epochs: int, eval_points: int,
+                  known: dict[str, float]) -> Sweep:
+  """Caffe's network ``model`` and solver, the paper's sweep (lr 0 -> 0.02 linear, batch 100)."""
+  problem = cifar10_problem(model, dataset, train_size=train_size, val_size=val_size)
+  data, config = problem.data, problem.config
+  batch = config.train.batch_size
+  num_steps = epochs * (train_size // batch)
+  eval_every = max(1, num_steps // eval_points)
+
   settings = dict(batch_size=batch, num_steps=num_steps, min_lr=0.0, max_lr=0.02, mode="linear")
 
   def run(seed):
-    return clr_optax.range_test(data, train_step=step.train_step, state=init, key=seed, eval_fn=held_out,
+    return clr_optax.range_test(data, train_step=step.train_step, state=problem.init, key=seed,
+                                eval_fn=problem.held_out,
                                 eval_every=eval_every, compiler_options=parallel.compiler_options(jax.local_devices()),
                                 progress=False, **settings)
 
   return Sweep(model, {**settings, "train_images": train_size, "held_out_images": val_size, "epochs": epochs,
-                       "eval_every": eval_every, "optimizer": config.optim.name, "data": sub.source}, run, known)
+                       "eval_every": eval_every, "optimizer": config.optim.name, "data": problem.source}, run, known)
 
 
-def _save(path: pathlib.Path, result: clr_optax.RangeTestResult, seconds: float) -> None:
+def save_sweep(path: pathlib.Path, result: clr_optax.RangeTestResult, seconds: float) -> None:
   arrays = {"lr": result.lr, "loss": result.loss, "smooth_loss": result.smooth_loss, "masked": result.masked,
             "diverged_step": result.diverged_step, "eval_step": result.eval_step, "seconds": seconds}
   arrays.update({f"metric_{k}": v for k, v in result.metrics.items()})
@@ -125,7 +157,7 @@ def _save(path: pathlib.Path, result: clr_optax.RangeTestResult, seconds: float)
   os.replace(tmp, path)
 
 
-def _load(path: pathlib.Path) -> tuple[clr_optax.RangeTestResult, float]:
+def load_sweep(path: pathlib.Path) -> tuple[clr_optax.RangeTestResult, float]:
   with np.load(path) as f:
     get = {k: f[k] for k in f.files}
   metrics = {k[len("metric_"):]: v for k, v in get.items() if k.startswith("metric_")}
@@ -190,15 +222,15 @@ def run_setup(sweep: Sweep, out: pathlib.Path, seeds: int, rerun: bool, report_o
   for seed in range(seeds):
     path = folder / f"seed{seed}.npz"
     if path.exists() and not rerun:
-      result, seconds = _load(path)
+      result, seconds = load_sweep(path)
     elif report_only:
       continue
     else:
       t0 = time.perf_counter()
       result = sweep.run(seed)
       seconds = time.perf_counter() - t0
-      _save(path, result, seconds)
-      result, _ = _load(path)
+      save_sweep(path, result, seconds)
+      result, _ = load_sweep(path)
     per_seed.append({"seed": seed, "seconds": round(seconds, 1), "diverged_step": int(result.diverged_step[0]),
                      "values": _values(result)})
     report = {"setup": sweep.name, "settings": sweep.settings, "known": sweep.known, "seeds": per_seed,
