@@ -14,6 +14,10 @@ most ``feeder.steps_per_call`` steps):
   state_r, metrics = feeder.step(state_r, length, *next(args))    # once per call; metrics [devices, length]
   feeder.evaluate(state_r)                                        # {"loss", "accuracy"}
 
+`experiments.train.Loop` makes these calls; `experiments.multirun` gives it a `DeviceFeeder` of several runs
+(``stacked``: their states stacked on a leading axis, each metric ``[devices, length, runs]`` and each
+evaluation an array over the runs).
+
 The CIFAR feeder passes the device-resident training set and the epoch's permutation (drawn on the devices
 once per epoch), the step gathers its batch; with ``train.steps_per_call`` N > 1 a call is N steps of one
 program (`experiments.parallel.make_pmapped_train_steps`), which draws the next epoch's permutation itself.
@@ -117,7 +121,12 @@ class DeviceFeeder:
   of ``length`` steps is `experiments.parallel.make_pmapped_train_steps`'s program, which returns the
   permutation of the epoch of the step after it (drawn inside the call where an epoch ends); the next call's
   arguments carry that one. A program per call length, built at `compile` or at its first call.
+
+  A subclass with ``stacked`` true (`experiments.multirun`) trains runs stacked on a leading axis: its
+  evaluations and shuffles are vmapped over them, and every call, one step long too, is a scanned program.
   """
+
+  stacked = False  # the state holds one run
 
   def __init__(self, data: DeviceData, config: config_lib.Config, plan: Any, schedule: optax.Schedule,
                devices: Sequence[jax.Device], *, steps_per_call: int):
@@ -126,35 +135,38 @@ class DeviceFeeder:
     self.images_r, self.labels_r, self.test_images_r, self.test_labels_r = data.replicated(devices)
     n_global = len(devices) * jax.process_count()
     self.programs: dict[int, parallel.Program] = {}  # steps per call -> its program
+    self.scans = self.stacked or steps_per_call > 1  # calls draw the next epoch's permutation themselves
     self.p_eval = parallel.make_pmapped_eval_step(local_batch=self.eval_batch // n_global,
-                                                  num_examples=self.num_test, devices=devices)
+                                                  num_examples=self.num_test, devices=devices,
+                                                  several_runs=self.stacked)
     self.p_eval_train = (parallel.make_pmapped_eval_step(local_batch=self.eval_batch // n_global,
                                                          num_examples=self.num_train, devices=devices)
                          if config.train.eval_train else None)
-    self.p_shuffle = parallel.make_pmapped_shuffle(self.num_train, devices)
+    self.p_shuffle = parallel.make_pmapped_shuffle(self.num_train, devices, several_runs=self.stacked)
     self.shuffle_key = shuffle_key(config.train.seed)
     self.shuffle_key_r = parallel.replicate(self.shuffle_key, devices)
     self.perm_r = None  # the permutation of the epoch of the next step
 
   def _permutation(self, epoch: int) -> jax.Array:
-    return self.p_shuffle(parallel.replicate(jax.random.fold_in(self.shuffle_key, epoch), self.devices))
+    fold_in = jax.vmap(jax.random.fold_in, in_axes=(0, None)) if self.stacked else jax.random.fold_in
+    return self.p_shuffle(parallel.replicate(fold_in(self.shuffle_key, epoch), self.devices))
 
   def _program(self, length: int) -> parallel.Program:
     if length not in self.programs:
       kw = dict(global_batch=self.plan.global_batch, local_batch=self.plan.local_batch,
                 steps_per_epoch=self.plan.steps_per_epoch, devices=self.devices)
       self.programs[length] = (
-          parallel.make_pmapped_train_step(self.schedule, **kw) if self.steps_per_call == 1 else
+          parallel.make_pmapped_train_step(self.schedule, **kw) if not self.scans else
           parallel.make_pmapped_train_steps(self.schedule, num_examples=self.num_train, length=length, **kw))
     return self.programs[length]
 
   def train_args(self, start_step: int) -> Iterator[tuple[Any, ...]]:
     """The arguments of every call from `start_step` on, one per call and read as it is taken (after the
-    previous call): ``(images, labels, perm)`` with one step per call, perm the permutation of the step's
-    epoch; else ``(images, labels, perm, shuffle_key)``, perm the one the previous call returned."""
+    previous call): ``(images, labels, perm)`` with one (unscanned) step per call, perm the permutation of
+    the step's epoch; else ``(images, labels, perm, shuffle_key)``, perm the one the previous call returned."""
     spe = self.plan.steps_per_epoch
     self.perm_r = self._permutation(start_step // spe)
-    if self.steps_per_call > 1:
+    if self.scans:
       while True:
         yield self.images_r, self.labels_r, self.perm_r, self.shuffle_key_r
     for step in itertools.count(start_step):
@@ -169,14 +181,15 @@ class DeviceFeeder:
 
   def step(self, state_r, length: int, *args: Any) -> tuple[Any, Any]:
     """One call of `length` steps (`args`: the call's from `train_args`): ``(state_r, metrics)``, each metric
-    ``[devices]`` with one step per call, else ``[devices, length]``. The state is donated."""
-    if self.steps_per_call == 1:
+    ``[devices]`` with one (unscanned) step per call, else ``[devices, length]`` (stacked: ``[devices, length,
+    runs]``). The state is donated."""
+    if not self.scans:
       return self._program(1)(state_r, *args)
     state_r, self.perm_r, metrics = self._program(length)(state_r, *args)
     return state_r, metrics
 
   def evaluate(self, state_r) -> dict[str, float]:
-    """Loss and accuracy over the whole device-resident test set."""
+    """Loss and accuracy over the whole device-resident test set (stacked: arrays over the runs)."""
     return parallel.evaluate(self.p_eval, state_r, self.test_images_r, self.test_labels_r,
                              num_examples=self.num_test, global_batch=self.eval_batch, devices=self.devices)
 
@@ -237,6 +250,7 @@ class StreamFeeder:
   validation images, padding masked."""
 
   steps_per_call = 1
+  stacked = False  # the state holds one run
 
   def __init__(self, data: StreamData, config: config_lib.Config, plan: Any, schedule: optax.Schedule,
                devices: Sequence[jax.Device]):

@@ -9,6 +9,8 @@ is `jax.vmap`-ped over it, inside the trainer's `pmap` over devices, several ste
 its own `experiments.setup.build_schedule`; its initialisation, shuffles and augmentation come from its own
 seed, as in a run of its own. The runs share the dataset held on the devices (`experiments.feed.DeviceData`,
 CIFAR); the streamed ImageNet configs (``data.crop_size`` set) train one run at a time and are refused.
+The trainer's loop (`experiments.train.Loop`) drives them; this module gives it their stacked state and
+program (`StackedFeeder`).
 
 Each run ends with the directory a run of its own leaves (`experiments.rundir`: ``config.json``, its
 metrics, its checkpoints), so `experiments.reproduce` (which writes ``summary.json`` and uses this module
@@ -27,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import sys
 from typing import Any, Sequence
 
 import jax
@@ -99,11 +100,6 @@ def stack(trees: Sequence[Any]) -> Any:
   return jax.tree.unflatten(jax.tree.structure(trees[0]), [jnp.stack(xs) for xs in zip(*leaves)])
 
 
-def unstack(tree: Any, index: int) -> Any:
-  """Run `index` of a stacked tree."""
-  return jax.tree.map(lambda x: x[index], tree)
-
-
 def make_pmapped_train_steps(schedules: Sequence[optax.Schedule], totals: Sequence[int], *, global_batch: int,
                              local_batch: int, steps_per_epoch: int, num_examples: int, length: int,
                              devices: Sequence[jax.Device]) -> parallel.Program:
@@ -138,129 +134,28 @@ def make_pmapped_train_steps(schedules: Sequence[optax.Schedule], totals: Sequen
   return parallel.pmap_compiled(steps, devices, donate_argnums=(0,))
 
 
-class _Together:
-  """The run loop of runs trained together (`experiments.train`'s loop for a stacked state)."""
+class StackedFeeder(feed.DeviceFeeder):
+  """`experiments.feed.DeviceFeeder` for runs trained together (`experiments.train.Loop`'s feeder): their states
+  stacked on a leading axis, each run shuffled by its own seed, every call `make_pmapped_train_steps`'s program."""
 
-  def __init__(self, configs: Sequence[config_lib.Config], plans: Sequence[train.RunPlan], data: feed.DeviceData,
-               states: Sequence[Any], devices, *, writers: Sequence[rundir.MetricsWriter], managers,
-               steps_per_call: int, progress_start: int | None):
-    self.configs, self.plans, self.devices, self.steps_per_call = list(configs), list(plans), devices, steps_per_call
-    self.writers, self.managers = list(writers), list(managers)
-    self.num_test, self.num_train = data.num_test, data.num_train
-    self.state_r = parallel.replicate(stack(states), devices)
-    self.data_r = data.replicated(devices)
-    spe = plans[0].steps_per_epoch
-    self.schedules = [setup.build_schedule(c.schedule, steps_per_epoch=spe, total_steps=p.total_steps)
+  stacked = True
+
+  def __init__(self, data: feed.DeviceData, configs: Sequence[config_lib.Config], plans: Sequence[train.RunPlan],
+               devices: Sequence[jax.Device], *, steps_per_call: int):
+    super().__init__(data, configs[0], plans[0], None, devices, steps_per_call=steps_per_call)
+    self.schedules = [setup.build_schedule(c.schedule, steps_per_epoch=p.steps_per_epoch, total_steps=p.total_steps)
                       for c, p in zip(configs, plans)]
-    self.shuffle_keys = jnp.stack([feed.shuffle_key(c.train.seed) for c in configs])
-    self.shuffle_keys_r = parallel.replicate(self.shuffle_keys, devices)
-    n_global = len(devices) * jax.process_count()
-    self.p_eval = parallel.make_pmapped_eval_step(local_batch=configs[0].train.eval_batch_size // n_global,
-                                                  num_examples=self.num_test, devices=devices, several_runs=True)
-    self.p_shuffle = parallel.make_pmapped_shuffle(self.num_train, devices, several_runs=True)
-    self.programs: dict[int, parallel.Program] = {}  # steps per call -> its compiled program
-    self.meter = train.Meter()
-    self.pending: list[tuple[int, Any]] = []
-    self.last_eval: list[dict[str, float]] = [{} for _ in configs]
-    self.pbar = None
-    if progress_start is not None:
-      from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top  (optional: only with a progress bar)
-      self.pbar = tqdm(total=max(p.total_steps for p in plans), initial=progress_start,
-                       desc=f"{len(configs)} runs together", unit="step", dynamic_ncols=True)
+    self.totals = [p.total_steps for p in plans]
+    self.shuffle_key = jnp.stack([feed.shuffle_key(c.train.seed) for c in configs])
+    self.shuffle_key_r = parallel.replicate(self.shuffle_key, devices)
 
   def _program(self, length: int) -> parallel.Program:
     if length not in self.programs:
-      p = self.plans[0]
       self.programs[length] = make_pmapped_train_steps(
-          self.schedules, [q.total_steps for q in self.plans], global_batch=p.global_batch,
-          local_batch=p.local_batch, steps_per_epoch=p.steps_per_epoch, num_examples=self.num_train,
-          length=length, devices=self.devices)
+          self.schedules, self.totals, global_batch=self.plan.global_batch, local_batch=self.plan.local_batch,
+          steps_per_epoch=self.plan.steps_per_epoch, num_examples=self.num_train, length=length,
+          devices=self.devices)
     return self.programs[length]
-
-  def run(self, start_step: int) -> None:
-    """Steps every run from `start_step` to its end, logging, evaluating and checkpointing each on the way."""
-    plans, spe = self.plans, self.plans[0].steps_per_epoch
-    keys = jax.vmap(lambda k: jax.random.fold_in(k, start_step // spe))(self.shuffle_keys)
-    perms_r = self.p_shuffle(parallel.replicate(keys, self.devices))
-    calls = list(train.plan_calls(start_step, max(p.total_steps for p in plans), self.steps_per_call,
-                                  every=sorted({n for p in plans for n in (p.eval_every, p.checkpoint_every)}),
-                                  ends=[p.total_steps for p in plans]))
-
-    def arguments():
-      return self.state_r, self.data_r[0], self.data_r[1], perms_r, self.shuffle_keys_r
-
-    for length in sorted({n for _, n in calls}):  # compiled before the first step: no call compiles later
-      self._program(length).compile(*arguments())
-    for first, length in calls:
-      done = first + length
-      self.state_r, perms_r, metrics = self._program(length)(*arguments())
-      self.pending.append((first, metrics))
-      self.meter.step(metrics, plans[0].global_batch * length)
-      live = [i for i, p in enumerate(plans) if done <= p.total_steps]
-      evals = [i for i in live if done % plans[i].eval_every == 0 or done == plans[i].total_steps]
-      ckpts = [i for i in live if done % plans[i].checkpoint_every == 0 or done == plans[i].total_steps]
-      if evals or ckpts or any(done // c.train.log_every > first // c.train.log_every for c in self.configs):
-        self._flush()
-      if evals or ckpts:
-        with self.meter.pause():
-          if evals:
-            self._evaluate(done, evals)
-          for i in ckpts:
-            self._checkpoint(done, i)
-      if self.pbar is not None:
-        self.pbar.update(length)
-
-  def _checked(self, i: int, rows: list[dict[str, Any]]) -> None:
-    try:
-      train.check_finite(rows)
-    except FloatingPointError as e:
-      raise FloatingPointError(f"{self.configs[i].name} (seed {self.configs[i].train.seed}): {e}") from None
-
-  def _flush(self) -> None:
-    """Fetches the pending training metrics, writes each run's (up to its end) and checks them for NaN/inf."""
-    fetched = jax.device_get([m for _, m in self.pending])
-    wall_time = self.meter.update()
-    per_run = []
-    for i, (plan, writer) in enumerate(zip(self.plans, self.writers)):
-      rows = [row for (first, _), m in zip(self.pending, fetched)
-              for row in train.step_rows(first, {k: np.asarray(v)[0, :, i] for k, v in m.items()},
-                                         plan.steps_per_epoch) if row["step"] <= plan.total_steps]
-      if rows:
-        if np.isfinite(self.meter.rate):
-          rows[-1]["images_per_sec"] = self.meter.rate
-        rows[-1]["wall_time"] = wall_time
-        writer.write(rows)
-      per_run.append(rows)
-    self.pending.clear()
-    for i, rows in enumerate(per_run):
-      self._checked(i, rows)
-    if self.pbar is not None:
-      self.pbar.set_postfix(img_s=f"{self.meter.rate:.0f}", refresh=False)
-
-  def _evaluate(self, done: int, runs: Sequence[int]) -> None:
-    """Evaluates every run (one program) and logs the evaluations of `runs`."""
-    out = parallel.evaluate(self.p_eval, self.state_r, self.data_r[2], self.data_r[3], num_examples=self.num_test,
-                            global_batch=self.configs[0].train.eval_batch_size, devices=self.devices)
-    for i in runs:
-      self.last_eval[i] = {"loss": float(out["loss"][i]), "accuracy": float(out["accuracy"][i])}
-      row = {"step": done, "epoch": done / self.plans[i].steps_per_epoch, "split": "test", **self.last_eval[i],
-             "wall_time": self.meter.elapsed()}
-      self.writers[i].write([row])
-      self._checked(i, [row])
-
-  def state(self, i: int):
-    """Run `i`'s state (unreplicated)."""
-    return unstack(parallel.unreplicate(self.state_r), i)
-
-  def _checkpoint(self, done: int, i: int) -> None:
-    rundir.save_checkpoint(self.managers[i], self.state(i))
-    if jax.process_index() == 0:
-      print(f"checkpoint saved at step {done} ({self.configs[i].name}, seed {self.configs[i].train.seed})",
-            file=sys.stderr, flush=True)
-
-  def close(self) -> None:
-    if self.pbar is not None:
-      self.pbar.close()
 
 
 def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: Sequence[str | os.PathLike], *,
@@ -322,10 +217,12 @@ def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: 
       runs = [i for i, s in enumerate(starts) if s == start and s < plans[i].total_steps]
       if not runs:
         continue
-      loop = _Together([configs[i] for i in runs], [plans[i] for i in runs], data, [states[i] for i in runs],
-                       devices, writers=[writers[i] for i in runs], managers=[managers[i] for i in runs],
-                       steps_per_call=steps_per_call,
-                       progress_start=start if is_main and configs[0].train.progress else None)
+      feeder = StackedFeeder(data, [configs[i] for i in runs], [plans[i] for i in runs], devices,
+                             steps_per_call=steps_per_call)
+      loop = train.Loop([configs[i] for i in runs], [plans[i] for i in runs], feeder,
+                        parallel.replicate(stack([states[i] for i in runs]), devices),
+                        writers=[writers[i] for i in runs], managers=[managers[i] for i in runs],
+                        progress_start=start if is_main and configs[0].train.progress else None)
       try:
         loop.run(start)
       finally:
@@ -334,7 +231,7 @@ def train_and_evaluate_together(configs: Sequence[config_lib.Config], workdirs: 
         summaries[i] = {"test_accuracy": loop.last_eval[k].get("accuracy"), "test_loss": loop.last_eval[k].get("loss"),
                         "train_images_per_sec": loop.meter.rate, "steps_per_call": steps_per_call,
                         "runs_together": len(runs), "wall_time": loop.meter.elapsed() / len(runs),
-                        "state": loop.state(k)}
+                        "state": loop.run_state(k)}
   except FloatingPointError as e:
     kept = ", ".join(f"{c.name} seed {c.train.seed}: step {m.latest_step()}" for c, m in zip(configs, managers))
     raise FloatingPointError(f"{e}; stopped, every run keeps its last checkpoint ({kept})") from None

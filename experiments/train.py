@@ -6,6 +6,7 @@ inside the compiled call, ``train.steps_per_call`` steps per call; or ImageNet s
 step per call), the schedule evaluated inside the step (`experiments.parallel`), calls cut so that none
 crosses an evaluation or a checkpoint (`plan_calls`), evaluation every N steps, metrics to JSONL/CSV (a row
 per step), a progress bar, orbax checkpoints, resume and a NaN guard (`experiments.rundir` owns the files).
+Its loop (`Loop`) is the one run loop: for one run here, for the stacked runs of `experiments.multirun`.
 The pieces it is made of live in `experiments.step` (the pure step), `experiments.setup` (config ->
 schedule, optimizer, state), `experiments.feed` (config -> data and its feeder) and `experiments.parallel`
 (devices and pmapped programs).
@@ -164,32 +165,37 @@ def step_rows(first: int, metrics: dict[str, np.ndarray], steps_per_epoch: int) 
            **{k: float(v[i]) for k, v in metrics.items()}} for i in range(num)]
 
 
-class _Loop:
-  """The run loop of `train_and_evaluate`: its calls (`plan_calls`), its feeder (`experiments.feed`: the device
-  programs and their arguments) and what it logs."""
+class Loop:
+  """The run loop of R runs trained in one program (R = 1: `train_and_evaluate`): its calls (`plan_calls`),
+  each call's program and arguments from a feeder (`experiments.feed`), and each run's logging, evaluations
+  and checkpoints, every run to its own metrics writer and checkpoint manager.
 
-  def __init__(self, config: config_lib.Config, plan: RunPlan, data: feed.DeviceData | feed.StreamData, state,
-               devices, *, writer: rundir.MetricsWriter, manager, progress_start: int | None):
-    self.config, self.plan, self.devices = config, plan, devices
-    self.writer, self.manager = writer, manager
-    self.state_r = parallel.replicate(state, devices)
-    schedule = setup.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch,
-                                    total_steps=plan.total_steps)
-    self.feeder = data.feeder(config, plan, schedule, devices, state=state)
+  The feeder's state holds one run, or with ``feeder.stacked`` the runs stacked on a leading axis
+  (`experiments.multirun`), whose messages then name the run. Each metric of a call of ``length`` steps is
+  ``[devices]``, ``[devices, length]`` or ``[devices, length, runs]``; an evaluation gives floats, or arrays
+  over the runs. A run that ends before the others logs nothing after its last step.
+  """
+
+  def __init__(self, configs: Sequence[config_lib.Config], plans: Sequence[RunPlan], feeder, state_r, *,
+               writers: Sequence[rundir.MetricsWriter], managers: Sequence[Any], progress_start: int | None):
+    self.configs, self.plans, self.feeder, self.state_r = list(configs), list(plans), feeder, state_r
+    self.writers, self.managers = list(writers), list(managers)
     self.meter = Meter()
-    self.pending: list[tuple[int, Any]] = []
-    self.last_eval: dict[str, float] = {}
+    self.pending: list[tuple[int, int, Any]] = []  # (first step, steps, metrics) of the calls not yet logged
+    self.last_eval: list[dict[str, float]] = [{} for _ in configs]
     self.pbar = None
     if progress_start is not None:
       from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top  (optional: only with a progress bar)
-      self.pbar = tqdm(total=plan.total_steps, initial=progress_start, desc=config.name, unit="step",
+      self.pbar = tqdm(total=max(p.total_steps for p in plans), initial=progress_start, unit="step",
+                       desc=f"{len(configs)} runs together" if feeder.stacked else configs[0].name,
                        dynamic_ncols=True)
 
   def run(self, start_step: int) -> None:
-    """Steps from `start_step` to the end, logging, evaluating and checkpointing on the way."""
-    plan, feeder = self.plan, self.feeder
-    calls = list(plan_calls(start_step, plan.total_steps, feeder.steps_per_call,
-                            every=(plan.eval_every, plan.checkpoint_every)))
+    """Steps every run from `start_step` to its end, logging, evaluating and checkpointing each on the way."""
+    plans, feeder = self.plans, self.feeder
+    calls = list(plan_calls(start_step, max(p.total_steps for p in plans), feeder.steps_per_call,
+                            every=sorted({n for p in plans for n in (p.eval_every, p.checkpoint_every)}),
+                            ends=[p.total_steps for p in plans]))
     if not calls:  # a resumed run that had finished: no data to open
       return
     args = feeder.train_args(start_step)
@@ -199,57 +205,81 @@ class _Loop:
         feeder.compile(self.state_r, {n for _, n in calls}, *call_args)
       self.state_r, metrics = feeder.step(self.state_r, length, *call_args)
       done = first + length
-      self.pending.append((first, metrics))
-      self.meter.step(metrics, plan.global_batch * length)
-      is_last = done == plan.total_steps
-      do_eval = done % plan.eval_every == 0 or is_last
-      do_ckpt = done % plan.checkpoint_every == 0 or is_last
-      if done // self.config.train.log_every > first // self.config.train.log_every or do_eval or do_ckpt:
+      self.pending.append((first, length, metrics))
+      self.meter.step(metrics, plans[0].global_batch * length)
+      live = [k for k, p in enumerate(plans) if done <= p.total_steps]
+      evals = [k for k in live if done % plans[k].eval_every == 0 or done == plans[k].total_steps]
+      ckpts = [k for k in live if done % plans[k].checkpoint_every == 0 or done == plans[k].total_steps]
+      if evals or ckpts or any(done // c.train.log_every > first // c.train.log_every for c in self.configs):
         self._flush()
-      if do_eval or do_ckpt:
+      if evals or ckpts:
         with self.meter.pause():
-          if do_eval:
-            self._evaluate(done)
-          if do_ckpt:
-            self._checkpoint(done)
+          if evals:
+            self._evaluate(done, evals)
+          for k in ckpts:
+            self._checkpoint(done, k)
       if self.pbar is not None:
         self.pbar.update(length)
 
+  def _check(self, k: int, rows: list[dict[str, Any]]) -> None:
+    """`check_finite` of run `k`'s `rows`; the message names the run where runs train together."""
+    try:
+      check_finite(rows)
+    except FloatingPointError as e:
+      if not self.feeder.stacked:
+        raise
+      raise FloatingPointError(f"{self.configs[k].name} (seed {self.configs[k].train.seed}): {e}") from None
+
   def _flush(self) -> None:
-    """Fetches the pending training metrics, writes them and checks them for NaN/inf."""
-    if not self.pending:
-      return
-    fetched = jax.device_get([m for _, m in self.pending])
+    """Fetches the pending training metrics, writes each run's (up to its end) and checks them for NaN/inf."""
+    fetched = jax.device_get([m for _, _, m in self.pending])
     wall_time = self.meter.update()
-    rows = [row for (first, _), m in zip(self.pending, fetched)
-            for row in step_rows(first, {k: np.asarray(v)[0].reshape(-1) for k, v in m.items()},
-                                 self.plan.steps_per_epoch)]
-    if math.isfinite(self.meter.rate):
-      rows[-1]["images_per_sec"] = self.meter.rate
-    rows[-1]["wall_time"] = wall_time
+    per_run = []
+    for k, (plan, writer) in enumerate(zip(self.plans, self.writers)):
+      rows = [row for (first, length, _), m in zip(self.pending, fetched)
+              for row in step_rows(first, {n: np.asarray(v)[0].reshape(length, -1)[:, k] for n, v in m.items()},
+                                   plan.steps_per_epoch) if row["step"] <= plan.total_steps]
+      if rows:
+        if math.isfinite(self.meter.rate):
+          rows[-1]["images_per_sec"] = self.meter.rate
+        rows[-1]["wall_time"] = wall_time
+        writer.write(rows)
+      per_run.append(rows)
     self.pending.clear()
-    self.writer.write(rows)
-    check_finite(rows)
+    for k, rows in enumerate(per_run):
+      self._check(k, rows)
     if self.pbar is not None:
-      self.pbar.set_postfix(loss=f"{rows[-1]['loss']:.4f}", lr=f"{rows[-1]['lr']:.3g}",
-                            img_s=f"{self.meter.rate:.0f}", refresh=False)
+      shown = {} if self.feeder.stacked else {"loss": f"{per_run[0][-1]['loss']:.4f}",
+                                              "lr": f"{per_run[0][-1]['lr']:.3g}"}
+      self.pbar.set_postfix(**shown, img_s=f"{self.meter.rate:.0f}", refresh=False)
 
-  def _evaluate(self, done: int) -> None:
-    self.last_eval = self.feeder.evaluate(self.state_r)
-    where = {"step": done, "epoch": done / self.plan.steps_per_epoch}
-    rows = [{**where, "split": "test", **self.last_eval, "wall_time": self.meter.elapsed()}]
-    if self.config.train.eval_train:
-      rows.append({**where, "split": "train_eval", **self.feeder.evaluate_train(self.state_r),
-                   "wall_time": self.meter.elapsed()})
-    self.writer.write(rows)
-    check_finite(rows)
-    if self.pbar is not None:
-      self.pbar.write(f"step {done}: test accuracy {self.last_eval['accuracy']:.4f}, loss {self.last_eval['loss']:.4f}")
+  def _evaluate(self, done: int, runs: Sequence[int]) -> None:
+    """Evaluates every run (one program) and logs the evaluations of `runs`."""
+    out = self.feeder.evaluate(self.state_r)
+    for k in runs:
+      self.last_eval[k] = {n: float(np.reshape(v, -1)[k]) for n, v in out.items()}
+      where = {"step": done, "epoch": done / self.plans[k].steps_per_epoch}
+      rows = [{**where, "split": "test", **self.last_eval[k], "wall_time": self.meter.elapsed()}]
+      if self.configs[k].train.eval_train:  # one run only (`experiments.multirun.trains_alone`)
+        rows.append({**where, "split": "train_eval", **self.feeder.evaluate_train(self.state_r),
+                     "wall_time": self.meter.elapsed()})
+      self.writers[k].write(rows)
+      self._check(k, rows)
+    if self.pbar is not None and not self.feeder.stacked:
+      self.pbar.write(f"step {done}: test accuracy {self.last_eval[0]['accuracy']:.4f}, "
+                      f"loss {self.last_eval[0]['loss']:.4f}")
 
-  def _checkpoint(self, done: int) -> None:
-    rundir.save_checkpoint(self.manager, parallel.unreplicate(self.state_r))
+  def run_state(self, k: int):
+    """Run `k`'s state (unreplicated)."""
+    state = parallel.unreplicate(self.state_r)
+    return jax.tree.map(lambda x: x[k], state) if self.feeder.stacked else state
+
+  def _checkpoint(self, done: int, k: int) -> None:
+    rundir.save_checkpoint(self.managers[k], self.run_state(k))
     if jax.process_index() == 0:
-      print(f"checkpoint saved at step {done}", file=sys.stderr, flush=True)
+      config = self.configs[k]
+      named = f" ({config.name}, seed {config.train.seed})" if self.feeder.stacked else ""
+      print(f"checkpoint saved at step {done}{named}", file=sys.stderr, flush=True)
 
   def close(self) -> None:
     if self.pbar is not None:
@@ -321,8 +351,11 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
     if is_main:
       rundir.write_config(workdir, config)
     writer = rundir.MetricsWriter(workdir, enabled=is_main, keep_until_step=start_step if resume else None)
-    loop = _Loop(config, plan, data, state, devices, writer=writer, manager=manager,
-                 progress_start=start_step if is_main and config.train.progress else None)
+    schedule = setup.build_schedule(config.schedule, steps_per_epoch=plan.steps_per_epoch,
+                                    total_steps=plan.total_steps)
+    feeder = data.feeder(config, plan, schedule, devices, state=state)
+    loop = Loop([config], [plan], feeder, parallel.replicate(state, devices), writers=[writer], managers=[manager],
+                progress_start=start_step if is_main and config.train.progress else None)
     try:
       loop.run(start_step)
     finally:
@@ -334,13 +367,13 @@ def train_and_evaluate(config: config_lib.Config, workdir: str | os.PathLike, *,
     raise FloatingPointError(f"{e}; stopped, {where}") from None
   finally:
     manager.close()
-  last_eval = loop.last_eval or logged_evaluation(workdir, plan.total_steps)
+  last_eval = loop.last_eval[0] or logged_evaluation(workdir, plan.total_steps)
   return {"config": config.name, "steps": plan.total_steps, "train_images": data.num_train,
           "test_accuracy": last_eval.get("accuracy"),
           "test_loss": last_eval.get("loss"), "train_images_per_sec": loop.meter.rate,
-          "steps_per_call": loop.feeder.steps_per_call, "wall_time": loop.meter.elapsed(), "devices": n_global,
+          "steps_per_call": feeder.steps_per_call, "wall_time": loop.meter.elapsed(), "devices": n_global,
           "device_kind": devices[0].device_kind, "workdir": str(workdir), "peak_rss_mib": hostmem.peak_rss_mib(),
-          "state": parallel.unreplicate(loop.state_r)}
+          "state": loop.run_state(0)}
 
 
 # ----------------------------------------------------------------------------------------------------------

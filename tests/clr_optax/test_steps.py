@@ -54,7 +54,7 @@ def test_non_numeric_hyper_parameters_raise_naming_them(name, argument, bad):
     factory(**{**kwargs, argument: bad})
 
 
-def test_issue_13_example():
+def test_a_string_bound_raises_a_type_error_naming_it():
   with pytest.raises(TypeError, match="base_lr must be a real number"):
     clr_optax.triangular("0.1", 1.0, 10)
 
@@ -73,9 +73,8 @@ def test_bad_host_steps_raise(name, step, error):
     _build(name)(step)
 
 
-def test_the_issue_15_examples():
-  # before: triangular(-10) returned a value of the previous cycle, exp_range(scale_bounds=True)(-10) one
-  # above max_lr, and np.int64(2**31) wrapped to -2**31
+def test_a_negative_step_is_the_first_rate_and_an_int64_step_past_int32_raises():
+  # Not a value of the previous cycle, nor one above max_lr with scaled bounds; no wrap to -2**31.
   assert float(clr_optax.triangular(0.001, 0.006, 20)(-10)) == np.float32(0.001)
   assert float(clr_optax.exp_range(0.001, 0.006, 20, 0.9, scale_bounds=True)(-10)) == np.float32(0.001)
   with pytest.raises(ValueError, match="fit in int32"):
@@ -162,8 +161,8 @@ def test_narrow_and_unsigned_integer_steps_equal_python_int_steps(name, dtype, s
   assert float(schedule(dtype(step))) == expected  # a numpy scalar on the host
 
 
-def test_the_issue_24_narrow_step_examples():
-  # before: 0.1, 0.1, 0.779, 0.0997 and numpy's out-of-bounds error
+def test_int8_int16_and_uint32_steps_give_the_rate_of_the_step_without_overflow():
+  # Each step is promoted to the default integer before any arithmetic, which would overflow in its dtype.
   triangular = clr_optax.triangular(0.1, 1.0, 1000)
   assert float(triangular(jnp.array(100, jnp.int8))) == pytest.approx(ref.caffe_rate(100, "triangular", 0.1, 1.0, 1000))
   assert float(clr_optax.wsd(0.1, 1000, warmup=10, decay=100)(jnp.array(2000, jnp.uint32))) == 0.0
@@ -194,7 +193,7 @@ def test_narrow_float_hyper_parameters_compute_in_float32(name, narrow):
 
 
 def test_bfloat16_bounds_against_a_float64_reference():
-  # the issue 25 example: a 2,000-step half-cycle took 297 distinct values and peaked at 0.006012 for 0.006
+  # bfloat16 bounds are widened to float32: every step of a 2,000-step half-cycle has its own rate.
   base, top = jnp.bfloat16(0.001), jnp.bfloat16(0.006)
   steps = np.arange(0, 2001)
   got = np.asarray(jax.vmap(clr_optax.triangular(base, top, 2000))(jnp.asarray(steps)), np.float64)

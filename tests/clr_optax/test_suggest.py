@@ -167,7 +167,7 @@ def test_plot_marks_bounds_divergence_and_bands():
 def test_bad_arguments_are_named():
   lr = np.geomspace(1e-4, 1.0, 100)
   result = _result(lr, 2.3 - 2.0 * _sigmoid((np.log(lr) - np.log(1e-2)) / 0.5))
-  for bad in (-5, 0, 2.5, True, "7", 99):  # -5 used to change the answer silently, 2.5 to raise an IndexError
+  for bad in (-5, 0, 2.5, True, "7", 99):  # each refused before use, naming the argument
     with pytest.raises(ValueError, match="window"):
       result.suggest(window=bad)
   for bad in (1.0, 0.5, float("nan"), "4"):
@@ -209,7 +209,7 @@ def test_a_loss_that_does_not_move_has_no_bounds(seed):
   lr = np.geomspace(1e-4, 10.0, 300)
   with pytest.raises(ValueError, match="barely moves over the whole sweep"):
     _result(lr, 1.61 + rng.normal(0, 0.15, lr.size)).suggest()
-  with pytest.raises(ValueError, match="barely moves"):  # drifting down by 0.5% (issue 26): not a descent either
+  with pytest.raises(ValueError, match="barely moves"):  # drifting down by 0.5%: not a descent either
     _result(lr, np.linspace(1.613, 1.605, lr.size) + rng.normal(0, 0.005, lr.size)).suggest()
 
 

@@ -137,7 +137,7 @@ def _crash_between_evaluation_and_checkpoint(real):
     ("MetricsWriter.write", _torn_metrics_write), ("save_checkpoint", _torn_checkpoint_write),
     ("save_checkpoint", _crash_between_evaluation_and_checkpoint)])
 def test_a_run_killed_at_any_phase_resumes_to_the_uninterrupted_parameters(tmp_path, monkeypatch, target, crash):
-  """Issue 13, tests: a kill during a metrics write, during a checkpoint write, or between the evaluation and
+  """A kill during a metrics write, during a checkpoint write, or between the evaluation and
   the checkpoint leaves a run that --resume finishes with bitwise the parameters and metrics of a run never
   interrupted (9 steps, checkpoints at 3, 6 and 9)."""
   ds = synthetic_dataset()

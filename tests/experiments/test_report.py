@@ -1,4 +1,5 @@
-"""experiments.report: the report writer and the paper's claims on hand-made runs, the paper's columns."""
+"""experiments.report and experiments.claims: the report writer and the paper's claims on hand-made runs, the paper's
+columns."""
 
 import csv
 import dataclasses
@@ -6,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from experiments import claims
 from experiments import configs
 from experiments import report
 from experiments import results
@@ -73,7 +75,7 @@ def test_claims_report_failures_honestly():
   by["table1_triangular2"] = results.ConfigSummary(
       "table1_triangular2", tuple(dataclasses.replace(r, config="table1_triangular2", accuracies=(0.3, 0.4, 0.5, 0.55))
                                   for r in by["table2_staged"].runs), (None, None))
-  text = "\n".join(report.CLAIMS["table1"](by, 50))
+  text = "\n".join(claims.CLAIMS["table1"](by, 50))
   assert "exp_range ends above exp's best** (paper: 82.2% at 42,000 vs exp's best 79.1%, line 182): did not hold" in text
   assert ("decay ends below triangular2 (Table 2's stages)** (paper: 78.5% vs 81.4%, both 25,000 iterations): did not "
           "hold") in text
@@ -156,7 +158,7 @@ def test_describe_elapsed_names_one_run_and_one_throughput_as_such():
 
 def test_table1_claims_give_the_same_seed_differences_and_whether_the_seeds_resolve_them():
   by = {s.config: s for s in synthetic_table1()}
-  text = "\n".join(report.CLAIMS["table1"](by, 50))
+  text = "\n".join(claims.CLAIMS["table1"](by, 50))
   # exp_range 0.61/0.63 against exp's best 0.56/0.58 (its last evaluations): +5.0 both seeds, no spread.
   assert ("exp_range 62.0 ± 1.4% vs exp's best 57.0 ± 1.4% (same-seed differences +5.0, +5.0 points, mean +5.0; its 95% "
           "interval over the seeds, ±0.0, excludes 0)") in text
@@ -168,14 +170,14 @@ def test_table1_claims_give_the_same_seed_differences_and_whether_the_seeds_reso
   noisy = dict(by)
   noisy["table1_exp"] = results.ConfigSummary("table1_exp", tuple(
       dataclasses.replace(r, accuracies=(0.5, a)) for r, a in zip(by["table1_exp"].runs, (0.70, 0.56))), (None, None))
-  text = "\n".join(report.CLAIMS["table1"](noisy, 50))
+  text = "\n".join(claims.CLAIMS["table1"](noisy, 50))
   assert ("exp_range ends above exp's best** (paper: 82.2% at 42,000 vs exp's best 79.1%, line 182): not shown here: "
           "exp_range 62.0 ± 1.4% vs exp's best 63.0 ± 9.9% (same-seed differences -9.0, +7.0 points, mean -1.0; its 95% interval over the seeds, "
           "±101.6, includes 0, so 2 seeds do not resolve it; the mean is against the claim).") in text
   fixed = by["table1_fixed"]
   lower = results.ConfigSummary("table1_triangular2", tuple(
       dataclasses.replace(r, accuracies=(0.5, 0.53)) for r in by["table2_staged"].runs), (None, None))
-  assert report._fixed_reaching(fixed, lower) == (
+  assert claims._fixed_reaching(fixed, lower) == (
       "; the other way round, the same-seed fixed runs first reached triangular2's final accuracy at "
       "iterations 1,050, 700")
 
@@ -185,18 +187,18 @@ def test_paired_verdict_uses_students_t_for_the_seeds_it_has():
   a = results.ConfigSummary("a", tuple(run("a", s, f) for s, f in enumerate((0.73, 0.74, 0.75))), ())
   b = results.ConfigSummary("b", tuple(run("b", s, 0.70) for s in range(3)), ())
   # +3, +4, +5 points: standard error 1 / sqrt(3); t(0.975, 2 degrees of freedom) = 4.303 (tables).
-  assert report._paired_verdict(a, b) == (
+  assert claims._paired_verdict(a, b) == (
       "held", "same-seed differences +3.0, +4.0, +5.0 points, mean +4.0; its 95% interval over the seeds, ±2.5, "
       "excludes 0")
-  assert report._paired_verdict(b, a)[0] == "did not hold"
+  assert claims._paired_verdict(b, a)[0] == "did not hold"
   # Against b's best accuracy (exp's 79.1% is its best, paper line 182): b peaked at 0.80 before ending at 0.70.
   peaked = results.ConfigSummary("b", tuple(results.RunResult("b", s, (50, 100), (0.80, 0.70), 100) for s in range(3)),
                                  ())
-  assert report._paired_verdict(a, peaked)[0] == "held"
-  assert report._paired_verdict(a, peaked, b_best=True)[0] == "did not hold"
+  assert claims._paired_verdict(a, peaked)[0] == "held"
+  assert claims._paired_verdict(a, peaked, b_best=True)[0] == "did not hold"
   # Only the seeds both have pair up; one common seed has no spread.
   c = results.ConfigSummary("c", (run("c", 2, 0.70), run("c", 7, 0.71)), ())
-  assert report._paired_verdict(a, c) == (
+  assert claims._paired_verdict(a, c) == (
       "held", "difference +5.0 points on 1 common seed: no seed spread to judge it by")
 
 
@@ -234,7 +236,7 @@ def test_a_seed_without_a_fixed_run_is_left_out_of_the_headline_comparison(tmp_p
   runs = [r for s in synthetic_table1() for r in s.runs]
   runs.append(results.RunResult("table2_staged", 2, (125, 250, 375, 500), (0.5, 0.55, 0.6, 0.65), 500))
   by = {s.config: s for s in results.summarize(experiment, runs)}
-  text = "\n".join(report.CLAIMS["table1"](by, 50))
+  text = "\n".join(claims.CLAIMS["table1"](by, 50))
   # Seeds 0 and 1 have fixed runs, and triangular2 reached their final accuracy at 250 and 500; seed 2 has none.
   assert "held here. triangular2 reached the same-seed fixed run's final accuracy in 2 of 2 seeds, at iterations " \
          "250, 500 (fixed: 1,400)" in text

@@ -88,7 +88,7 @@ def test_workflow_report_first_reached(tmp_path):
 
 
 def test_clr_bounds_take_the_fixed_rate_as_base_lr_by_default():
-  """Issue 10 part 6: triangular2 starts at the network's own rate, as the paper's Table 1 comparison does."""
+  """triangular2 starts at the network's own rate, as the paper's Table 1 comparison does."""
   suggestion = {"base_lr": 0.0015, "max_lr": 0.0052, "base_reason": "accuracy starts to rise",
                 "max_reason": "accuracy turns ragged", "candidates": {}}
   config = configs.get_config("workflow")
