@@ -10,6 +10,7 @@ import clr_optax
 import jax
 from experiments.benchmarks import peer_rules
 from experiments.benchmarks import suggest_quality
+from experiments.benchmarks import suggest_verdicts
 from experiments.benchmarks import suggest_robustness
 from tests.experiments.synthetic import synthetic_dataset
 
@@ -93,13 +94,13 @@ def test_ground_truth_band_is_the_run_around_the_best_widened_half_a_step():
   acc = {0.01: 0.30, 0.02: 0.395, 0.04: 0.40, 0.08: 0.391, 0.16: 0.38}
 
   def key(kind, rate):
-    return suggest_quality._key(kind, rate, suggest_quality.GRID_SEEDS)  # pylint: disable=protected-access
+    return suggest_verdicts.key(kind, rate, suggest_verdicts.GRID_SEEDS)
 
-  records = {key(kind, r): {"accuracy": a} for kind in suggest_quality.KINDS for r, a in acc.items()}
-  truth = suggest_quality.ground_truth(settings, records, "accuracy")["triangular"]
+  records = {key(kind, r): {"accuracy": a} for kind in suggest_verdicts.KINDS for r, a in acc.items()}
+  truth = suggest_verdicts.ground_truth(settings, records, "accuracy")["triangular"]
   assert truth["best"] == 0.04 and truth["band_grid"] == [0.02, 0.08]
   assert truth["band"] == pytest.approx([0.02 / np.sqrt(2), 0.08 * np.sqrt(2)])
-  judged = suggest_quality.judge([0.04, 0.012, 0.2], {"triangular": truth, "fixed": truth})
+  judged = suggest_verdicts.judge([0.04, 0.012, 0.2], {"triangular": truth, "fixed": truth})
   assert judged["in_triangular"] == 1 and judged["within_2x"] == 1
   assert judged["ratio"] == pytest.approx([1.0, 0.3, 5.0])
 
@@ -149,5 +150,5 @@ def test_every_setup_runs_quick(tmp_path, cifar10_archive):
   report = json.loads((tmp_path / "quick" / "report.json").read_text())
   assert [r["setup"] for r in report["setups"]] == list(suggest_quality.SETUPS)
   for r in report["setups"]:
-    assert set(r["rules"]) == set(suggest_quality.RULE_NAMES) and len(r["sweep_seeds"]) == 2
+    assert set(r["rules"]) == set(suggest_verdicts.RULE_NAMES) and len(r["sweep_seeds"]) == 2
   assert markdown.read_text().count("| ours: default |") == 2
