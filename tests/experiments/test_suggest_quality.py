@@ -105,6 +105,7 @@ def test_ground_truth_band_is_the_run_around_the_best_widened_half_a_step():
   assert judged["ratio"] == pytest.approx([1.0, 0.3, 5.0])
 
 
+@pytest.mark.slow  # compiles two convnets' initializers: about 13 s; CI's suite stays lean
 def test_convnet_states_are_the_trainers_initial_states():
   # The grid and the sweeps start from what experiments.setup.create_train_state makes of the same key.
   ds = synthetic_dataset(n_train=60, n_test=20)
