@@ -198,6 +198,33 @@ def model_options(model: config_lib.ModelConfig) -> dict[str, int]:
   return {"pool5_window": model.pool5_window}
 
 
+def state_initializer(config: config_lib.Config, *, num_classes: int, mean: np.ndarray, std: np.ndarray,
+                      image_shape: Sequence[int] = (32, 32, 3), axis_name: str | None = None
+                      ) -> Callable[[jax.Array], TrainState]:
+  """``key -> TrainState``: the initial states of `config`, one per key (`create_train_state` of that key).
+
+  The model, the optimizer and the compiled initializer are made once and shared by every state it makes: many
+  states (a grid of runs, several range tests) compile one initializer, and a step jitted for one state serves
+  them all. Arguments as for `create_train_state`.
+  """
+  model = models.create_model(config.model.name, num_classes=num_classes, bn_axis_name=axis_name,
+                              **model_options(config.model))
+  dummy = jnp.zeros((2, *image_shape), jnp.float32)
+  init = jax.jit(functools.partial(model.init, train=False), compiler_options=INIT_COMPILER_OPTIONS)
+  tx = build_optimizer(config.optim, config.model.name)
+
+  def initial_state(rng: jax.Array) -> TrainState:
+    init_key, state_key = jax.random.split(rng)
+    variables = init({"params": init_key, "dropout": init_key, "stochastic_depth": init_key}, dummy)
+    params = variables["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
+                      opt_state=tx.init(params), rng=state_key, mean=jnp.asarray(mean), std=jnp.asarray(std),
+                      apply_fn=model.apply, tx=tx, augment=config.data.augment, pad=config.data.pad,
+                      axis_name=axis_name)
+
+  return initial_state
+
+
 def create_train_state(config: config_lib.Config, *, num_classes: int, mean: np.ndarray, std: np.ndarray,
                        image_shape: Sequence[int] = (32, 32, 3), axis_name: str | None = None,
                        rng: jax.Array | None = None) -> TrainState:
@@ -215,16 +242,6 @@ def create_train_state(config: config_lib.Config, *, num_classes: int, mean: np.
   Returns:
     A single-device (unreplicated) `TrainState` at step 0.
   """
-  model = models.create_model(config.model.name, num_classes=num_classes, bn_axis_name=axis_name,
-                              **model_options(config.model))
-  rng = jax.random.key(config.train.seed) if rng is None else rng
-  init_key, state_key = jax.random.split(rng)
-  dummy = jnp.zeros((2, *image_shape), jnp.float32)
-  init = jax.jit(functools.partial(model.init, train=False), compiler_options=INIT_COMPILER_OPTIONS)
-  variables = init({"params": init_key, "dropout": init_key, "stochastic_depth": init_key}, dummy)
-  params = variables["params"]
-  tx = build_optimizer(config.optim, config.model.name)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
-                    opt_state=tx.init(params), rng=state_key, mean=jnp.asarray(mean), std=jnp.asarray(std),
-                    apply_fn=model.apply, tx=tx, augment=config.data.augment, pad=config.data.pad,
-                    axis_name=axis_name)
+  initial_state = state_initializer(config, num_classes=num_classes, mean=mean, std=std, image_shape=image_shape,
+                                    axis_name=axis_name)
+  return initial_state(jax.random.key(config.train.seed) if rng is None else rng)

@@ -62,7 +62,6 @@ import clr_optax
 from experiments import cli
 from experiments import data as data_lib
 from experiments import parallel
-from experiments import setup as setup_lib
 from experiments import step as step_lib
 from experiments.benchmarks import suggest_verdicts as verdicts
 from experiments.benchmarks import suggest_robustness
@@ -215,29 +214,8 @@ def convnet(name: str, dataset: data_lib.Dataset, size: dict[str, Any]) -> Setup
   settings = {"sweep": sweep, "grid": grid, "grid_steps": size["grid_steps"], "batch": batch, "optimizer": optimizer,
               "seeds": size["seeds"], "train_images": size["train"], "held_out_images": size["val"],
               "test_images": size["test"], "data": problem.source, "target": "test accuracy"}
-  init = compiled_once(problem.init, problem.data["image"].shape[1:])
-  return Setup(name, settings, problem.data, init, step_lib.train_step, score, sweep, problem.held_out, grid,
+  return Setup(name, settings, problem.data, problem.init, step_lib.train_step, score, sweep, problem.held_out, grid,
                size["grid_steps"], batch, size["seeds"], False, "accuracy")
-
-
-def compiled_once(init, image_shape: tuple[int, ...]):
-  """``init`` (`experiments.setup.create_train_state` of a config) with its initializer compiled once: every state
-  is the first one with the parameters, BatchNorm statistics, optimizer state and key of ``key`` (as
-  ``create_train_state(rng=key)`` makes them). ``create_train_state`` jits its initializer anew at each call (many
-  seconds on a loaded CPU), and a new optimizer object in each state would make every jitted step compile again."""
-  first = init(jax.random.key(0))
-  model = first.apply_fn.__self__
-  make = jax.jit(functools.partial(model.init, train=False), compiler_options=setup_lib.INIT_COMPILER_OPTIONS)
-
-  def shared(key):
-    init_key, state_key = jax.random.split(key)
-    variables = make({"params": init_key, "dropout": init_key, "stochastic_depth": init_key},
-                     jnp.zeros((2, *image_shape), jnp.float32))
-    params = variables["params"]
-    return first.replace(params=params, batch_stats=variables.get("batch_stats", {}), opt_state=first.tx.init(params),
-                         rng=state_key, step=jnp.zeros((), jnp.int32))
-
-  return shared
 
 
 def make_setup(name: str, dataset: data_lib.Dataset | None, quick: bool) -> Setup:

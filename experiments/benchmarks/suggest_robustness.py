@@ -115,9 +115,8 @@ def cifar10_problem(model: str, dataset, *, train_size: int, val_size: int, test
   config = configs.override(configs.get_config("table1_fixed"), {"model.name": model, **(overrides or {})})
   mean, std = setup.normalization_constants(config, data["image"])
 
-  def init(key):
-    return setup.create_train_state(config, num_classes=dataset.num_classes, mean=mean, std=std,
-                                    image_shape=data["image"].shape[1:], rng=key)
+  init = setup.state_initializer(config, num_classes=dataset.num_classes, mean=mean, std=std,
+                                image_shape=data["image"].shape[1:])
 
   def held_out(state):
     logits = step.eval_logits(state, val_images)

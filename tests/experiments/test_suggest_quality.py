@@ -8,6 +8,7 @@ import pytest
 
 import clr_optax
 import jax
+from experiments import setup as setup_lib
 from experiments.benchmarks import peer_rules
 from experiments.benchmarks import suggest_quality
 from experiments.benchmarks import suggest_verdicts
@@ -113,8 +114,11 @@ def test_convnet_states_are_the_trainers_initial_states():
   setup = suggest_quality.convnet("cifar10_quick", ds, size)
   problem = suggest_robustness.cifar10_problem("cifar10_quick", ds, train_size=40, val_size=10, test_size=10,
                                                overrides=suggest_quality.CONVNETS["cifar10_quick"][1])
+  mean, std = setup_lib.normalization_constants(problem.config, problem.data["image"])
   key = jax.random.key(3)
-  ours, ref = setup.init(key), problem.init(key)
+  ours = setup.init(key)
+  ref = setup_lib.create_train_state(problem.config, num_classes=ds.num_classes, mean=mean, std=std,
+                                     image_shape=problem.data["image"].shape[1:], rng=key)
   for a, b in zip(jax.tree.leaves((ours.params, ours.batch_stats, ours.opt_state, ours.step)),
                   jax.tree.leaves((ref.params, ref.batch_stats, ref.opt_state, ref.step))):
     np.testing.assert_array_equal(a, b)
