@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 
@@ -32,19 +31,13 @@ DEFAULT_MODELS = "table1_fixed:cifar10_full:100,table1_fixed:resnet20:128"
 def run_trainer(config: str, model: str, batch: int, steps: int, data: str, keep: bool, workdir: str) -> dict:
   """One training run in a fresh process; its resource usage and the trainer's summary."""
   before = resource.getrusage(resource.RUSAGE_CHILDREN)
-  out = subprocess.run(
+  summary = child.run_json(
       [sys.executable, "-m", "experiments.train", "--config", config, "--workdir", workdir, "--data", data,
        "--set", f"model.name={model}", f"train.batch_size={batch}", f"train.num_steps={steps}",
        f"train.eval_every={max(1, steps // 3)}", f"train.checkpoint_every={steps}", "train.progress=false",
-       "train.num_devices=1"],
-      capture_output=True, text=True, env=hostmem.subprocess_env(keep), check=False)
-  if out.returncode:
-    raise SystemExit(f"the training run failed:\n{out.stderr[-3000:]}")
-  after = resource.getrusage(resource.RUSAGE_CHILDREN)
-  user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-  summary = child.last_json_line(out.stdout)
-  return {"keep": keep, "user_s": user, "sys_s": system, "sys_share": system / (user + system),
-          "minor_faults": after.ru_minflt - before.ru_minflt, "peak_rss_mib": summary["peak_rss_mib"],
+       "train.num_devices=1"], env=hostmem.subprocess_env(keep))
+  usage = child.usage_between(before, resource.getrusage(resource.RUSAGE_CHILDREN))
+  return {"keep": keep, **usage, "peak_rss_mib": summary["peak_rss_mib"],
           "images_per_sec": summary["train_images_per_sec"]}
 
 
@@ -62,8 +55,7 @@ def _phases(args) -> dict:
       rows.append(r)
       for name, u in r["phases"].items():
         print(f"{name:10s} pair {pair + 1}, {'kept buffers' if keep else 'glibc default'}: {u['wall_s']:6.1f} s wall; "
-              f"CPU user {u['user_s']:6.1f} s, kernel {u['sys_s']:5.1f} s ({100 * u['sys_share']:4.1f}%); "
-              f"minor faults {u['minor_faults'] / 1e6:5.2f} M", flush=True)
+              f"{child.describe_usage(u)}", flush=True)
   return {"phases": rows}
 
 
@@ -77,12 +69,9 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--pairs", type=int, default=2)
   parser.add_argument("--json", help="also write the results to this file")
   args = parser.parse_args(argv)
-  if args.phases:
-    args.steps = args.steps or 495
-    results = _phases(args)
-  else:
-    args.steps = args.steps or 600
-    results = _trainer_runs(args)
+  if args.steps is None:
+    args.steps = 495 if args.phases else 600
+  results = _phases(args) if args.phases else _trainer_runs(args)
   if args.json:
     with open(args.json, "w") as f:
       json.dump(results, f, indent=2)
@@ -100,9 +89,8 @@ def _trainer_runs(args) -> dict:
           r = run_trainer(config, model, int(batch), args.steps, args.data, keep, workdir)
         rows.append(r)
         print(f"{model} batch {batch}, pair {pair + 1}, {'kept buffers' if keep else 'glibc default'}: "
-              f"{r['images_per_sec']:6.0f} images/s; CPU user {r['user_s']:6.1f} s, kernel {r['sys_s']:5.1f} s "
-              f"({100 * r['sys_share']:4.1f}%); minor faults {r['minor_faults'] / 1e6:5.2f} M; "
-              f"peak RSS {r['peak_rss_mib']:,.0f} MiB", flush=True)
+              f"{r['images_per_sec']:6.0f} images/s; {child.describe_usage(r)}; peak RSS {r['peak_rss_mib']:,.0f} MiB",
+              flush=True)
       ratio = rows[-1]["images_per_sec"] / rows[-2]["images_per_sec"]
       print(f"{model} pair {pair + 1}: kept/default images/s {ratio:.2f}x", flush=True)
     results[model] = rows

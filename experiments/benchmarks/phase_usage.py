@@ -31,17 +31,16 @@ from experiments import parallel
 from experiments import setup
 from experiments import train
 from experiments import workflow
+from experiments.benchmarks import child
 
 
 @contextlib.contextmanager
 def measured(into: dict, name: str):
-  """Puts ``{"user_s", "sys_s", "sys_share", "minor_faults", "wall_s"}`` of the block into ``into[name]``."""
+  """Puts `experiments.benchmarks.child.usage_between` of the block, and its ``"wall_s"``, into ``into[name]``."""
   before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
   yield
-  after = resource.getrusage(resource.RUSAGE_SELF)
-  user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-  into[name] = {"user_s": user, "sys_s": system, "sys_share": system / (user + system),
-                "minor_faults": after.ru_minflt - before.ru_minflt, "wall_s": time.perf_counter() - t0}
+  into[name] = {**child.usage_between(before, resource.getrusage(resource.RUSAGE_SELF)),
+                "wall_s": time.perf_counter() - t0}
 
 
 def main(argv: list[str] | None = None) -> dict:
