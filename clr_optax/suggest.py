@@ -365,8 +365,14 @@ def _check_loss_moves(lr: np.ndarray, raw: np.ndarray) -> None:
     return
   span = f"lr {lr[0]:.4g} to {lr[-1]:.4g}"
   if last - first > clear:
-    raise ValueError(f"the loss never descends: it rises from the first steps ({span}: {first:.4g} at the start, "
-                     f"{last:.4g} at the end, smoothed), so the range starts above the rates that train: lower min_lr")
+    # A sweep from lr 0 cannot start lower: its rates that train got too few steps to show a clear descent.
+    advice = ("the range starts above the rates that train: lower min_lr" if lr[0] > 0 else
+              f"the sweep starts at lr 0, and its few steps on the rates that train showed no clear descent: "
+              f"lower max_lr (the smoothed loss is lowest at lr {lr[window // 2 + int(np.nanargmin(inner))]:.3g}) "
+              "or raise num_steps")
+    raise ValueError(f"the loss never descends clearly: it rises from the first steps ({span}: {first:.4g} at the "
+                     f"start, lowest {lowest:.4g}, {last:.4g} at the end, smoothed; a clear descent is more than "
+                     f"{clear:.2g}): {advice}")
   raise ValueError(f"the loss barely moves over the whole sweep ({span}: {first:.4g} at the start, lowest "
                    f"{lowest:.4g}, smoothed; a clear descent is more than {clear:.2g}): no rate here trains. Check "
                    "that the step uses its lr and that it updates the parameters the loss depends on, or raise max_lr")

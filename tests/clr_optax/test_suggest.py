@@ -1,5 +1,7 @@
 """Bound suggestions on synthetic sweeps whose answers are known in closed form, with noise."""
 
+import re
+
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
@@ -217,6 +219,17 @@ def test_a_loss_that_only_rises_says_lower_min_lr():
   lr = np.geomspace(1e-1, 10.0, 100)
   with pytest.raises(ValueError, match="never descends.*lower min_lr"):
     _result(lr, 1.0 + lr).suggest()
+
+
+def test_a_loss_that_only_rises_from_lr_0_says_lower_max_lr():
+  # A linear sweep from 0 cannot start lower: its rates that train got too few steps (mlp_b16 of issue 26).
+  lr = np.linspace(0.0, 1.0, 600)
+  loss = 2.26 - 0.2 * np.minimum(lr / 0.15, 1.0) + 4.0 * np.maximum(lr - 0.15, 0.0) ** 2
+  with pytest.raises(ValueError, match="never descends clearly") as raised:
+    _result(lr, loss + np.random.default_rng(0).normal(0, 0.6, lr.size), mode="linear").suggest()
+  lowest = re.search(r"lower max_lr \(the smoothed loss is lowest at lr ([0-9.e-]+)\) or raise num_steps",
+                     str(raised.value))
+  assert lowest and float(lowest.group(1)) < 0.4 and "min_lr" not in str(raised.value)
 
 
 def test_a_clear_descent_under_heavy_noise_is_still_read():
