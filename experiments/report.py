@@ -100,7 +100,8 @@ def _paper_cell(config: str, shrink: float, dataset: str | None = "cifar10") -> 
     acc = "see the paper" if column == "cifar10" else "-"
   else:
     # The paper's best (not final) accuracy, and a number from another document, say so.
-    acc = f"{value:.1f}" + (" (best)" if r.best else "") + ("" if r.verified else f" ({r.source})")
+    acc = (f"{value:.1f}" + (" (best)" if r.best else "") + (" (training)" if r.training else "")
+           + ("" if r.verified else f" ({r.source})"))
   if r.iterations is None:
     return acc, "-"
   ours = r.iterations / shrink
@@ -118,14 +119,20 @@ def results_table(summaries: Sequence[ConfigSummary], *, shrink: float, referenc
   column = paper_results.DATASETS[_paper_column(dataset)]
   head = ["config", "seeds", "iterations (ours)", "final test acc. % (ours)", "best test acc. % (ours)",
           f"paper acc. % ({column})", "paper iterations"]
+  # Runs that evaluated on their training set (Figure 6's paper numbers are training accuracies) show it too.
+  training = any(s.final_train is not None for s in summaries)
+  if training:
+    head.insert(3, "final training acc. % (ours)")
   if reference:
-    head[5:5] = [f"first reached {reference} final acc. (iteration, per seed)",
-                 f"{reference} at the same iteration, acc. %"]
+    head[-2:-2] = [f"first reached {reference} final acc. (iteration, per seed)",
+                   f"{reference} at the same iteration, acc. %"]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   reference_seeds = {r.seed for s in summaries if s.config == reference for r in s.runs}
   for s in summaries:
     steps = sorted({r.total_steps for r in s.runs})
     cells = [f"`{s.config}`", str(len(s.runs)), "/".join(f"{n:,}" for n in steps), percent(s.final), percent(s.best)]
+    if training:
+      cells.insert(3, "-" if s.final_train is None else percent(s.final_train))
     if reference:
       # "-": no reference run of that seed (yet) to compare with.
       cells.append(", ".join("-" if r.seed not in reference_seeds else "never" if x is None else f"{x:,}"
@@ -232,7 +239,8 @@ def curves_csv(summaries: Sequence[ConfigSummary]) -> str:
 
 def plot_accuracy_curves(curves: dict[str, Sequence[RunResult]], *, title: str = "", shrink: float = 1.0,
                          lr_curves: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None):
-  """Test accuracy against iteration, one line per config (mean over seeds, band of ± one std).
+  """Test accuracy against iteration, one line per config (mean over seeds, band of ± one std), and the
+  training accuracy dashed where the runs evaluated on their training set (Figure 6).
 
   Args:
     curves: config (label) -> its runs.
@@ -248,15 +256,24 @@ def plot_accuracy_curves(curves: dict[str, Sequence[RunResult]], *, title: str =
   fig, axes = plt.subplots(rows, 1, figsize=(7.5, 4.2 if rows == 1 else 6.4), sharex=True, squeeze=False,
                            layout="constrained", height_ratios=[3, 1][:rows])
   ax = axes[0, 0]
+  training = False
   for label, runs in curves.items():
     common = sorted(set.intersection(*(set(r.steps) for r in runs)))
-    acc = np.array([[dict(zip(r.steps, r.accuracies))[s] for s in common] for r in runs]) * 100
-    mean = acc.mean(0)
-    line, = ax.plot(common, mean, label=f"{label}" + (f" (mean of {len(runs)})" if len(runs) > 1 else ""))
-    if len(runs) > 1:
-      std = acc.std(0, ddof=1)
-      ax.fill_between(common, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
-  ax.set_ylabel("test accuracy (%)")
+    of_runs = f" (mean of {len(runs)})" if len(runs) > 1 else ""
+    kinds = [("accuracies", "", "-")]
+    if all(r.train_accuracies for r in runs):
+      kinds.append(("train_accuracies", ", training", "--"))
+      training = True
+    color = None
+    for field, what, style in kinds:
+      acc = np.array([[dict(zip(r.steps, getattr(r, field)))[s] for s in common] for r in runs]) * 100
+      mean = acc.mean(0)
+      line, = ax.plot(common, mean, style, color=color, label=f"{label}{what}{of_runs}")
+      color = line.get_color()
+      if len(runs) > 1:
+        std = acc.std(0, ddof=1)
+        ax.fill_between(common, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+  ax.set_ylabel("accuracy (%): test, training dashed" if training else "test accuracy (%)")
   ax.grid(alpha=0.3)
   ax.legend(fontsize="small", loc="lower right")
   if title:

@@ -1,7 +1,8 @@
 """Finished runs read back from their directories and summarised: curves, "first reached", mean ± std.
 
-Everything here reads what a run wrote (`experiments.rundir`): the test accuracies and the logged learning
-rate of ``metrics.jsonl`` and the summary of ``summary.json``; nothing is recomputed from a config.
+Everything here reads what a run wrote (`experiments.rundir`): the test accuracies (and training accuracies,
+where a run evaluated on its training set) and the logged learning rate of ``metrics.jsonl`` and the summary
+of ``summary.json``; nothing is recomputed from a config.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class RunResult:
     devices: the devices the run trained on, all hosts' (None: not recorded, runs made before it was).
     device_kind: their kind (``jax.Device.device_kind``: "cpu", "NVIDIA H100 80GB HBM3", "TPU v5 lite", ...).
     train_images: the images it trained on (None: not recorded, runs made before it was).
+    train_accuracies: accuracy on the whole training set at the same steps, where the run evaluated on it
+      (``train.eval_train``; empty otherwise).
   """
   config: str
   seed: int
@@ -59,6 +62,12 @@ class RunResult:
   devices: int | None = None
   device_kind: str | None = None
   train_images: int | None = None
+  train_accuracies: tuple[float, ...] = ()
+
+  @property
+  def train_accuracy(self) -> float | None:
+    """The final training accuracy (None: not evaluated)."""
+    return self.train_accuracies[-1] if self.train_accuracies else None
 
   @property
   def final(self) -> float:
@@ -76,7 +85,8 @@ class RunResult:
 def load_run(directory: str | os.PathLike, config: str, seed: int) -> RunResult:
   """A finished run's `RunResult` (its ``metrics.jsonl``, and ``summary.json`` when there is one)."""
   directory = pathlib.Path(directory)
-  test = rundir.read_metrics(directory)["test"]
+  metrics = rundir.read_metrics(directory)
+  test, train_eval = metrics["test"], metrics.get("train_eval", [])
   if not test:
     raise ValueError(f"{directory} has no test evaluation yet")
   summary = rundir.read_json(directory / rundir.SUMMARY) if (directory / rundir.SUMMARY).exists() else {}
@@ -85,7 +95,8 @@ def load_run(directory: str | os.PathLike, config: str, seed: int) -> RunResult:
                    total_steps=int(summary.get("steps", test[-1]["step"])),
                    wall_time=summary.get("wall_time"), images_per_sec=summary.get("train_images_per_sec"),
                    devices=summary.get("devices"), device_kind=summary.get("device_kind"),
-                   train_images=summary.get("train_images"))
+                   train_images=summary.get("train_images"),
+                   train_accuracies=tuple(float(r["accuracy"]) for r in train_eval))
 
 
 def lr_curve(directory: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +137,12 @@ class ConfigSummary:
   @property
   def best(self) -> tuple[float, float]:
     return mean_std([r.best for r in self.runs])
+
+  @property
+  def final_train(self) -> tuple[float, float] | None:
+    """Mean and sample std over seeds of the final training accuracy (None unless every run recorded it)."""
+    values = [r.train_accuracy for r in self.runs]
+    return None if None in values else mean_std(values)
 
 
 def accuracy_at(run: RunResult, step: int) -> float | None:

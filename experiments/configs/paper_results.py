@@ -55,6 +55,8 @@ class PaperResult:
     line: the line of the paper's text (``../shared/paper/smith-clr-1506.01186.txt``) that prints the number
       (the tests check it is there).
     best: the paper calls the number the run's best accuracy, not its final one.
+    training: the number is a training accuracy (Figure 6), which the reports compare with our training
+      accuracy (runs with ``train.eval_train``).
   """
   accuracy: float | None
   iterations: int | None
@@ -65,6 +67,7 @@ class PaperResult:
   imagenet_accuracy: float | None = None
   line: int | None = None
   best: bool = False
+  training: bool = False
 
   def accuracy_on(self, dataset: str) -> float | None:
     """The paper's accuracy on `dataset` ("cifar10", "cifar100" or "imagenet2012"); None where it gives none.
@@ -123,8 +126,10 @@ PAPER_RESULTS: dict[str, PaperResult] = {
     "table3_adadelta:fixed": PaperResult(67.3, 70000, "Table 3", note=_T3.format("0.01 - 0.1"), line=199),
     "table3_adadelta:clr": PaperResult(67.3, 25000, "Table 3", note=_T3.format("0.01 - 0.1"), line=200),
     # Figure 6: no table; the text of Section 4.1.1 gives the two final training accuracies (line 184).
-    "fig6_bn_sigmoid:fixed": PaperResult(60.8, None, "Figure 6 (text)", note=_F6, line=184),
-    "fig6_bn_sigmoid:clr": PaperResult(72.2, None, "Figure 6 (text)", note=_F6, line=184),
+    "fig6_bn_sigmoid:fixed": PaperResult(60.8, None, "Figure 6 (text)", note=_F6, line=184,
+                                          training=True),
+    "fig6_bn_sigmoid:clr": PaperResult(72.2, None, "Figure 6 (text)", note=_F6, line=184,
+                                        training=True),
     # Table 4 (lines 219-230): ResNet, Stochastic Depth and DenseNet (the paper does not state the depths),
     # CIFAR-10 and CIFAR-100 columns.
     "table4_resnet:0.1": PaperResult(92.8, None, "Table 4", note=_T4, cifar100_accuracy=71.2, line=219),

@@ -3,6 +3,7 @@ columns."""
 
 import csv
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -247,3 +248,43 @@ def test_a_seed_without_a_fixed_run_is_left_out_of_the_headline_comparison(tmp_p
                                        "platform": "x"}, elapsed="1 min").read_text()
   tri = next(line for line in table.splitlines() if line.startswith("| `table2_staged`"))
   assert [c.strip() for c in tri.strip("|").split("|")][5] == "250, 500, -"
+
+
+def _fig6_run(directory, rows):
+  """A run directory whose metrics.jsonl holds `rows` of (step, test accuracy, training accuracy)."""
+  directory.mkdir(parents=True)
+  lines = []
+  for step, test, train in rows:
+    lines.append({"step": step, "split": "test", "accuracy": test, "loss": 1.0})
+    lines.append({"step": step, "split": "train_eval", "accuracy": train, "loss": 1.0})
+  (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+  return directory
+
+
+def test_figure6_is_judged_on_training_accuracy(tmp_path):
+  """The paper's Figure 6 numbers are training accuracies (line 184): the report shows ours and judges on them."""
+  finals = {("fixed", 0): (0.60, 0.62), ("fixed", 1): (0.61, 0.64), ("clr", 0): (0.58, 0.70), ("clr", 1): (0.59, 0.73)}
+  runs = [results.load_run(_fig6_run(tmp_path / f"{arg}{seed}", [(100, 0.3, 0.3), (200, test, train)]),
+                           f"fig6_bn_sigmoid:{arg}", seed) for (arg, seed), (test, train) in finals.items()]
+  assert [r.train_accuracy for r in runs] == [0.62, 0.64, 0.70, 0.73]
+  experiment = tables.get_experiment("fig6")
+  by = {s.config: s for s in results.summarize(experiment, runs)}
+  table = report.results_table(list(by.values()), shrink=1, reference=experiment.reference)
+  clr = next(line for line in table.splitlines() if line.startswith("| `fig6_bn_sigmoid:clr`"))
+  cells = [c.strip() for c in clr.strip("|").split("|")]
+  assert "final training acc. % (ours)" in table.splitlines()[0]
+  assert cells[3] == f"71.5 ± {100 * np.std([0.70, 0.73], ddof=1):.1f}" and cells[4] == "58.5 ± 0.7"
+  assert cells[-2:] == ["72.2 (training)", "-"]
+  # CLR's training accuracy ends +8 and +9 points above fixed (its test accuracy 2 below); t(1) = 12.706: ±6.4.
+  text = "\n".join(claims.CLAIMS["fig6"](by, 1))
+  assert ("CLR ends above the fixed rate in training accuracy** (paper: 72.2% vs 60.8%, line 184): held here: "
+          "CLR 71.5 ± 2.1% vs fixed 63.0 ± 1.4% training accuracy (same-seed differences +8.0, +9.0 points, mean "
+          "+8.5; its 95% interval over the seeds, ±6.4, excludes 0)") in text
+  assert "test accuracy 58.5 ± 0.7% vs 60.5 ± 0.7%." in text
+  import matplotlib
+  matplotlib.use("Agg")
+  fig = report.plot_accuracy_curves({name: s.runs for name, s in by.items()})
+  lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+  dashed = lines["fig6_bn_sigmoid:clr, training (mean of 2)"]
+  assert dashed.get_linestyle() == "--" and list(dashed.get_ydata()) == pytest.approx([30.0, 71.5])
+  assert dashed.get_color() == lines["fig6_bn_sigmoid:clr (mean of 2)"].get_color()
