@@ -165,9 +165,10 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, log_
     wider = int(np.ceil((20.0 * noise / rise) ** 2)) | 1
     if window < wider <= n // 8:
       return _accuracy_rule(lr, acc, wider, what, log_x, notes)
+    cure = ("a larger held-out set or more evaluations (a smaller eval_every) read it" if what.startswith("held")
+            else "larger batches, more steps or a held-out eval_fn read it")
     notes.append(f"the {what} is too noisy to read: a smoothed point scatters by {blur:.2g} against a rise of "
-                 f"{rise:.2g} (that needs a moving average over {wider} of the {n} points); larger batches, more "
-                 "steps or a held-out eval_fn read it")
+                 f"{rise:.2g} (that needs a moving average over {wider} of the {n} points); {cure}")
     return {}
   base = half + int(np.argmax(smooth[half:] >= start + 0.1 * rise))  # the shorter averages follow single points
   out = {"accuracy_base": (float(lr[base]), f"{what} starts to rise here (smoothed, 10% of the way from {start:.3g} "

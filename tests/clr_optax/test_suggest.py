@@ -272,6 +272,17 @@ def test_noisy_small_batch_accuracy_falls_back_to_the_loss(seed):
     _result(lr, loss, accuracy).suggest(rule="accuracy")
 
 
+def test_noisy_held_out_accuracy_asks_for_more_held_out_data():
+  # A held-out set of 16 images per evaluation: more evaluations or a larger set cure it, not an eval_fn.
+  lr, loss, _ = _small_batch_sweep(0, 16)
+  steps = np.arange(9, 250, 10)
+  held_out = _small_batch_sweep(1, 16)[2][steps]
+  s = _result(lr, loss, eval_step=steps, eval_accuracy=held_out).suggest()
+  note = next(note for note in s.notes if "held-out accuracy is too noisy to read" in note)
+  assert "a larger held-out set or more evaluations" in note and "eval_fn" not in note
+  assert s.bounds == _result(lr, loss).suggest().bounds
+
+
 def test_large_batch_accuracy_is_read():
   lr, loss, accuracy = _small_batch_sweep(0, 1024)
   s = _result(lr, loss, accuracy).suggest()
