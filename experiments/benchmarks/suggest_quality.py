@@ -31,10 +31,11 @@ the MLPs); the convnets train one rate at a time (XLA:CPU runs vmapped convoluti
 Records (``--out``, default ``workdirs/suggest_quality``): ``<setup>/settings.json``, ``<setup>/sweep<seed>.npz``
 per range test and ``<setup>/grid.json`` (one entry per training, written as each finishes); a run that is
 stopped resumes from them, and the suggestions are always recomputed from the kept sweeps. ``report.json`` and
-the Markdown table (``--markdown``) are rewritten after each setup; ``--report-only`` re-renders them from the
+the Markdown tables (``--markdown``, followed by the text of ``--notes``) are rewritten after each setup; ``--report-only`` re-renders them from the
 records without training. ``--quick`` runs every setup tiny (minutes) into ``<out>/quick``::
 
-  nice -n 2 python -m experiments.benchmarks.suggest_quality --markdown experiments/reports/suggest_quality.md
+  nice -n 2 python -m experiments.benchmarks.suggest_quality --markdown experiments/reports/suggest_quality.md \
+      --notes experiments/reports/notes/suggest_quality.md
   python -m experiments.benchmarks.suggest_quality --quick
   python -m experiments.benchmarks.suggest_quality --report-only --markdown /tmp/table.md
 """
@@ -68,6 +69,7 @@ from experiments.benchmarks import suggest_robustness
 from experiments.benchmarks.range_test_speed import SmallMLP
 from experiments.benchmarks.range_test_speed import pooled
 
+TITLE = "# Do the range test's suggestions train well? (issue 26 §1)"
 SETUPS = ("quadratic", "mlp_b16", "mlp_b256", "cifar10_quick", "cifar10_full", "resnet20")
 QUADRATIC_NOISE = 0.5     # std of the noise added to the quadratic's targets
 COMPILER_OPTIONS = parallel.compiler_options(jax.local_devices())
@@ -104,15 +106,15 @@ SIZES = {
                                grid_steps=400, seeds=2),
                      quick=dict(train=1000, test=500, sweep_steps=50, grid=(1e-3, 4.0, 3), grid_steps=40, seeds=1)),
     "cifar10_quick": dict(full=dict(train=5000, val=500, test=2000, batch=50, sweep_steps=200,
-                                    grid=(1.25e-4, 2.0, 6), grid_steps=250, seeds=1),
+                                    grid=(1.25e-4, 2.0, 6), grid_steps=250, seeds=2),
                           quick=dict(train=500, val=100, test=200, batch=25, sweep_steps=24, grid=(2.5e-4, 4.0, 2),
                                      grid_steps=8, seeds=1)),
     "cifar10_full": dict(full=dict(train=5000, val=500, test=2000, batch=50, sweep_steps=200,
-                                   grid=(1.25e-3, 2.0, 6), grid_steps=250, seeds=1),
+                                   grid=(1.25e-3, 2.0, 6), grid_steps=250, seeds=2),
                          quick=dict(train=500, val=100, test=200, batch=25, sweep_steps=24, grid=(2.5e-3, 4.0, 2),
                                     grid_steps=8, seeds=1)),
     "resnet20": dict(full=dict(train=5000, val=500, test=2000, batch=32, sweep_steps=120,
-                               grid=(0.0125, 2.0, 6), grid_steps=150, seeds=1),
+                               grid=(0.0125, 2.0, 6), grid_steps=150, seeds=2),
                      quick=dict(train=500, val=100, test=200, batch=16, sweep_steps=24, grid=(0.05, 4.0, 2),
                                 grid_steps=8, seeds=1)),
 }
@@ -372,6 +374,8 @@ def main(argv=None) -> None:
   parser.add_argument("--report-only", action="store_true",
                       help="train nothing: report from the kept records (with the settings they were made with)")
   parser.add_argument("--markdown", default=None, help="also write the tables to this Markdown file")
+  parser.add_argument("--notes", default=None,
+                      help="a Markdown file whose text follows the tables in --markdown (what the numbers say)")
   args = parser.parse_args(argv)
   names = args.setups.split(",")
   unknown = set(names) - set(SETUPS)
@@ -415,7 +419,8 @@ def main(argv=None) -> None:
     (out / "report.json").write_text(json.dumps({"header": header, "setups": reports}, indent=1))
     table = verdicts.markdown(reports, header)
     if args.markdown:
-      pathlib.Path(args.markdown).write_text(table)
+      notes = pathlib.Path(args.notes).read_text() if args.notes else ""
+      pathlib.Path(args.markdown).write_text(f"{TITLE}\n\n{table}\n{notes}".rstrip() + "\n")
   print(table)
 
 

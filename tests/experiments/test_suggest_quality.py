@@ -142,9 +142,16 @@ def test_quadratic_quick_keeps_its_records_and_knows_the_limit(tmp_path, capsys)
   assert "| ours: default |" in first
   # --report-only re-reads the kept records (no data, no training) into the same tables.
   records = (folder / "grid.json").read_text()
-  suggest_quality.main(args + ["--report-only", "--data", str(tmp_path / "no-such-data")])
+  notes, markdown = tmp_path / "notes.md", tmp_path / "report.md"
+  notes.write_text("## What the numbers say\n\nHand-written.\n")
+  suggest_quality.main(args + ["--report-only", "--data", str(tmp_path / "no-such-data"), "--markdown",
+                               str(markdown), "--notes", str(notes)])
   assert (folder / "grid.json").read_text() == records
   assert capsys.readouterr().out.split("Ground truth")[1] == first.split("Ground truth")[1]
+  # The report: its title, the tables, then the notes' text.
+  text = markdown.read_text()
+  assert text.startswith(suggest_quality.TITLE + "\n") and text.endswith("## What the numbers say\n\nHand-written.\n")
+  assert text.index("| ours: default |") < text.index("Hand-written")
 
 
 @pytest.mark.slow
