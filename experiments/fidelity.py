@@ -53,7 +53,7 @@ def _result_line(name: str) -> str:
                                       (r.imagenet_accuracy, "ImageNet top-1")) if v is not None]
   at = f" at {r.iterations:,} iterations" if r.iterations else ""
   where = f"{r.source}, line {r.line}" if r.line else r.source
-  kind = "best" if r.best else "final"
+  kind = ("best" if r.best else "final") + (" training accuracy" if r.training else "")
   return f"Paper: {', '.join(numbers)} ({kind}){at} ({where})" + (f"; {r.note}." if r.note else ".")
 
 
