@@ -308,7 +308,7 @@ def prepared_tfds(tmp_path_factory):
   (The official builder hands tfds numpy images, which tfds encodes with TensorFlow; this one hands
   it PNG bytes.) Returns the data_dir and the examples per split, to compare with what is read.
   """
-  tfds = pytest.importorskip("tensorflow_datasets")
+  pytest.importorskip("tensorflow_datasets")
   from tensorflow_datasets.image_classification import cifar  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(5)
