@@ -137,12 +137,12 @@ def _curves(result: Any) -> dict[str, Any]:
   return out
 
 
-def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, log_x: bool,
+def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, cure: str, log_x: bool,
                    notes: list[str]) -> dict[str, tuple[float, str]]:
-  """The paper's rule on one accuracy curve; empty when the accuracy never rose clearly. ``log_x``: slopes
-  against log(lr) (an exponential sweep), else against lr (a linear one, as the paper plots it: against
+  """The paper's rule on one accuracy curve (`what`); empty when the accuracy never rose clearly. ``log_x``:
+  slopes against log(lr) (an exponential sweep), else against lr (a linear one, as the paper plots it: against
   log(lr) the late points of a linear sweep crowd together and their noise reads as steep slopes). What it
-  cannot read is said in ``notes``."""
+  cannot read is said in ``notes``, a curve too noisy with `cure`, what would make it readable."""
   n = len(acc)
   if np.isfinite(acc).sum() < 5:
     notes.append(f"the {what} is not finite at {n - np.isfinite(acc).sum()} of its {n} points: not read")
@@ -164,9 +164,7 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, log_
   if 0.1 * rise <= 2.0 * blur:
     wider = int(np.ceil((20.0 * noise / rise) ** 2)) | 1
     if window < wider <= n // 8:
-      return _accuracy_rule(lr, acc, wider, what, log_x, notes)
-    cure = ("a larger held-out set or more evaluations (a smaller eval_every) read it" if what.startswith("held")
-            else "larger batches, more steps or a held-out eval_fn read it")
+      return _accuracy_rule(lr, acc, wider, what, cure, log_x, notes)
     notes.append(f"the {what} is too noisy to read: a smoothed point scatters by {blur:.2g} against a rise of "
                  f"{rise:.2g} (that needs a moving average over {wider} of the {n} points); {cure}")
     return {}
@@ -295,8 +293,11 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   if "eval_accuracy" in c:
     elr, eacc = c["eval_accuracy"]
     if elr.size >= 5:
-      acc_rule = _accuracy_rule(elr, eacc, max(3, (elr.size // 10) | 1), "held-out accuracy", log_x, notes)
-  train_rule = _accuracy_rule(lr, c["train_accuracy"], window, "training accuracy", log_x, notes) \
+      acc_rule = _accuracy_rule(elr, eacc, max(3, (elr.size // 10) | 1), "held-out accuracy",
+                                "a larger held-out set or more evaluations (a smaller eval_every) read it", log_x,
+                                notes)
+  train_rule = _accuracy_rule(lr, c["train_accuracy"], window, "training accuracy",
+                              "larger batches, more steps or a held-out eval_fn read it", log_x, notes) \
       if "train_accuracy" in c else {}
   if not acc_rule:
     acc_rule = train_rule
