@@ -4,7 +4,7 @@ The rules, all applied to the unmasked part of the sweep (before any run diverge
 to the mean curve:
 
 * the paper's accuracy rule (Smith 2015, section 3.3): ``base_lr`` where the accuracy starts to rise,
-  ``max_lr`` where the rise slows, turns ragged or the accuracy falls;
+  ``max_lr`` where the rise slows (95% of the way up to its peak), turns ragged or the accuracy falls;
 * the loss rules users know from fastai and pytorch-lr-finder: the steepest descent of the loss along the
   sweep (against log(lr) for an exponential sweep, against lr for a linear one), fastai's "valley" (a point
   two thirds along the longest descending stretch of the smoothed loss), and the minimum of the smoothed
@@ -177,11 +177,11 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, cure
   lo = max(base, 2 * half)  # the twice-smoothed slope is a full-width average from here on
   steep = lo + int(np.nanargmax(slope[lo:max(peak, lo) + 1]))
   reasons = []
-  # Slows: the slope after the steepest rise falls under 1/8 of its maximum, the middle of the fractions that
-  # keep max_lr's spread over seeds small; a larger one fires on the noise of the curve's shoulder.
-  slow = np.nonzero(slope[steep:peak + 1] < slope[steep] / 8)[0]
-  if slow.size:
-    reasons.append((steep + int(slow[0]), f"the rise of the {what} slows (slope under 1/8 of its steepest)"))
+  # Slows: the smoothed accuracy is 95% of the way up to its peak. A level, not a slope threshold: the slope
+  # of a noisy shoulder dips under any fraction of its steepest long before the top (suggest_quality's MLP).
+  slow = steep + int(np.argmax(smooth[steep:peak + 1] >= start + 0.95 * rise)) if steep < peak else peak
+  if slow < peak:
+    reasons.append((slow, f"the rise of the {what} slows (95% of the way up to its peak {smooth[peak]:.3g})"))
   # Ragged: the local scatter about the smoothed curve doubles compared with the rising part. The rise's
   # scatter is measured over a window's width at least, away from the start, where the moving average shrinks
   # to a few points and follows them (the scatter of 1 or 2 points would make the rule fire at any noise).
@@ -190,9 +190,12 @@ def _accuracy_rule(lr: np.ndarray, acc: np.ndarray, window: int, what: str, cure
   ragged = np.nonzero(scatter[steep:] > 2.0 * calm)[0] if calm > 0 else np.array([], np.int64)
   if ragged.size:
     reasons.append((steep + int(ragged[0]), f"the {what} turns ragged (local scatter twice that of the rise)"))
-  reasons.append((peak, f"the {what} peaks ({smooth[peak]:.3g}) and falls after it"
-                  if peak < n - 1 - half else f"the {what} is highest at the end of the unmasked sweep (still rising? "
-                  "sweep to a higher max_lr)"))
+  at_end = peak >= n - 1 - half
+  reasons.append((peak, f"the {what} is highest ({smooth[peak]:.3g}) at the end of the unmasked sweep" if at_end
+                  else f"the {what} peaks ({smooth[peak]:.3g}) and falls after it"))
+  if at_end:
+    notes.append(f"the {what} is highest at the end of the unmasked sweep: it may still be rising, sweep to a "
+                 "higher max_lr")
   top, why = min(reasons, key=lambda r: r[0])
   top = max(top, base + 1)
   out["accuracy_max"] = (float(lr[top]), why)
@@ -206,7 +209,7 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
     result: the range test's result (several runs: their mean curve is used).
     rule: which rule sets ``max_lr``: ``"accuracy"`` (the paper's; it sets ``base_lr`` too), ``"valley"``,
       ``"steepest"``, or ``"auto"``: the paper's rule on held-out accuracy (``eval_fn`` returned an
-      ``"accuracy"``), else on training accuracy, else the valley. With both accuracies, ``base_lr`` is the
+      ``"accuracy"``), else on training accuracy, else the loss's steepest descent. With both accuracies, ``base_lr`` is the
       held-out reading and ``max_lr`` the geometric mean of the two readings (candidates ``held_out_max``
       and ``train_accuracy_max``). Loss rules take ``base_lr`` from the rule of thumb.
     factor: the rule of thumb's divisor, ``base_lr = max_lr / factor`` (the paper: 3 or 4).
@@ -217,7 +220,7 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   A sweep that cannot be read says so instead of returning confident bounds: a loss that barely moves over
   the whole sweep (a step that ignores ``lr``, a frozen model, a range far too low) or only rises raises; an
   accuracy too noisy to read (the per-batch accuracy of small batches) is smoothed more, up to an eighth of
-  the sweep, or left out for the next reading (held-out, training, then the loss's valley), with a note; a
+  the sweep, or left out for the next reading (held-out, training, then the loss's steepest descent), with a note; a
   sweep that neither diverged nor flattened (the range ended too early) adds the note "extend max_lr", which
   the loss rules, whose readings need the end of the descent, repeat in their reason.
 
@@ -320,7 +323,9 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
                  "descent)")
 
   if rule == "auto":
-    rule = "accuracy" if acc_rule else "valley"
+    # The steepest descent, not the valley: on the sweeps of experiments/reports/suggest_quality.md whose
+    # accuracy could not be read, the valley landed at 0.12-0.67x of the best rate on two of three convnets.
+    rule = "accuracy" if acc_rule else "steepest"
   if rule == "accuracy":
     if not acc_rule:
       raise ValueError("rule='accuracy' needs an accuracy that rises clearly during the sweep (the step's "

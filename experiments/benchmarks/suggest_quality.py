@@ -5,9 +5,10 @@ For each setup (issue 26 §1):
 (a) the ground truth: short trainings over a grid of fixed learning rates and of triangular ``max_lr`` (one
     cycle, ``base_lr = max_lr / 4``) give the rate that trains best and the band of rates within 1 accuracy
     point of it (held-out test images; for the quadratic, within 5% of the lowest loss on all its data);
-(b) ``--seeds`` (K = 5) range tests on fresh seeds (`suggest_verdicts.SWEEP_SEEDS`: 100-104; the thresholds of
-    `clr_optax.suggest` were chosen on the seeds 0-4 of ``suggest_robustness``, and the grid trains with
-    `suggest_verdicts.GRID_SEEDS`);
+(b) ``--seeds`` (K = 5) range tests on fresh seeds from ``--first-seed`` (default
+    `suggest_verdicts.SWEEP_SEEDS`, 100: 100-104; the thresholds of `clr_optax.suggest` were chosen on the seeds
+    0-4 of ``suggest_robustness``, and the grid trains with `suggest_verdicts.GRID_SEEDS`; a rule changed after
+    reading seeds 100-104 is judged on seeds it was not chosen on, ``--first-seed 105``);
 (c) every rule's suggestion per sweep, as a ratio to the best triangular ``max_lr``, and whether it lies in
     each band: ours (`clr_optax.suggest_bounds` with each of its rules; "default" is ``rule="auto"``) and the
     peers' (`experiments.benchmarks.peer_rules`), all reading the same sweeps.
@@ -339,11 +340,11 @@ def run_grid(setup: Setup | None, folder: pathlib.Path) -> dict[str, dict[str, f
 # (b) The range tests (their reading, (c), is suggest_verdicts.py)
 
 
-def run_sweeps(setup: Setup | None, folder: pathlib.Path, seeds: int) -> dict[int, Any]:
-  """The K range tests' results, from ``sweep<seed>.npz`` where kept, else run (and kept); with no ``setup``
+def run_sweeps(setup: Setup | None, folder: pathlib.Path, seeds: range) -> dict[int, Any]:
+  """The range tests of ``seeds``, from ``sweep<seed>.npz`` where kept, else run (and kept); with no ``setup``
   (--report-only), the kept ones."""
   out = {}
-  for seed in range(verdicts.SWEEP_SEEDS, verdicts.SWEEP_SEEDS + seeds):
+  for seed in seeds:
     path = folder / f"sweep{seed}.npz"
     if not path.exists():
       if setup is None:
@@ -369,6 +370,8 @@ def main(argv=None) -> None:
   parser.add_argument("--data", default=os.environ.get("CLR_TEST_CIFAR10", "cifar10"),
                       help="experiments.data.load spec of CIFAR-10 (default: $CLR_TEST_CIFAR10, else tfds)")
   parser.add_argument("--seeds", type=int, default=None, help="K, range tests per setup (default 5; 2 with --quick)")
+  parser.add_argument("--first-seed", type=int, default=verdicts.SWEEP_SEEDS,
+                      help=f"the first range test's seed (default {verdicts.SWEEP_SEEDS}); seeds first..first+K-1")
   parser.add_argument("--out", default="workdirs/suggest_quality", help="records and report.json")
   parser.add_argument("--quick", action="store_true", help="every setup tiny, records under <out>/quick")
   parser.add_argument("--report-only", action="store_true",
@@ -384,10 +387,14 @@ def main(argv=None) -> None:
   seeds = args.seeds or (2 if args.quick else 5)
   if seeds < 1:
     parser.error(f"--seeds must be >= 1, got {seeds}")
+  if args.first_seed < verdicts.SWEEP_SEEDS:
+    parser.error(f"--first-seed must be >= {verdicts.SWEEP_SEEDS}: the seeds below were used to choose thresholds, "
+                 f"got {args.first_seed}")
   out = pathlib.Path(args.out) / ("quick" if args.quick else "")
   header = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": platform.machine(), "cpus": os.cpu_count(), "jax": jax.__version__,
-            "device": jax.devices()[0].device_kind, "seeds": seeds, "quick": args.quick}
+            "device": jax.devices()[0].device_kind, "seeds": seeds, "first_seed": args.first_seed,
+            "quick": args.quick}
   print(f"jax {jax.__version__}, {header['device']}, {header['cpus']} CPUs; K = {seeds}", flush=True)
   dataset = None
   reports = []
@@ -413,7 +420,7 @@ def main(argv=None) -> None:
       folder.mkdir(parents=True, exist_ok=True)
       settings_path.write_text(json.dumps(settings, indent=1))
       print(f"== {name}: {settings}", flush=True)
-    sweeps = run_sweeps(setup, folder, seeds)
+    sweeps = run_sweeps(setup, folder, range(args.first_seed, args.first_seed + seeds))
     grid = run_grid(setup, folder)
     reports.append(verdicts.evaluate_setup(name, settings, target, grid, sweeps))
     (out / "report.json").write_text(json.dumps({"header": header, "setups": reports}, indent=1))

@@ -38,11 +38,10 @@ def _sigmoid(z):
 
 # A logistic rise of accuracy in log(lr), centred at lr = C with width W (in e-folds):
 #   acc = 0.1 + 0.6 * sigmoid((log lr - log C) / W)
-# It is 10% of the way up at z = -log(9), and its slope falls to 1/8 of its maximum (s (1 - s) = 1/32)
-# at z = log((1 + sqrt(7/8)) / (1 - sqrt(7/8))).
+# It is 10% of the way up at z = -log(9), and 95% of the way up at z = log(19).
 C, W = 1e-2, 0.4
 TRUE_BASE = C * np.exp(-np.log(9) * W)
-TRUE_SLOW = C * np.exp(np.log((1 + np.sqrt(7 / 8)) / (1 - np.sqrt(7 / 8))) * W)
+TRUE_SLOW = C * np.exp(np.log(19) * W)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -53,7 +52,9 @@ def test_paper_accuracy_rule_on_noisy_logistic_rise(seed):
   loss = 2.3 - 2.0 * _sigmoid((np.log(lr) - np.log(C)) / W) + rng.normal(0, 0.05, lr.size)
   s = clr_optax.suggest_bounds(_result(lr, loss, acc))
   assert TRUE_BASE / 1.35 < s.base_lr < TRUE_BASE * 1.35, s
-  assert TRUE_SLOW / 1.35 < s.max_lr < TRUE_SLOW * 1.35, s
+  # Looser: the smoothed peak of a noisy plateau sits about 0.01 above the true 0.7, and on the flat top that
+  # moves the 95% level by up to a third.
+  assert TRUE_SLOW / 1.4 < s.max_lr < TRUE_SLOW * 1.4, s
   assert "rise" in s.base_reason and "slows" in s.max_reason
 
 
@@ -90,8 +91,8 @@ def test_loss_rules_on_noisy_sigmoid_descent(seed):
   assert 1e-2 / 1.4 < steep < 1e-2 * 1.4
   lowest, _ = s.candidates["min_loss"]
   assert 0.2 < lowest < 2.0  # the clean curve's minimum is at lr = 0.98
-  # No accuracy: max_lr from the valley, base_lr from the rule of thumb.
-  assert s.max_lr == s.candidates["valley"][0] and 1e-2 < s.max_lr < lowest
+  # No accuracy: max_lr from the steepest descent, base_lr from the rule of thumb.
+  assert s.max_lr == steep
   assert s.base_lr == pytest.approx(s.max_lr / 4)
   assert "rule of thumb" in s.base_reason
 
@@ -294,7 +295,7 @@ def test_all_nan_held_out_accuracy_is_not_read():
   steps = np.arange(4, 200, 5)
   result = _result(lr, _descent(lr), eval_step=steps, eval_accuracy=np.full(steps.size, np.nan))
   s = result.suggest()
-  assert s.max_lr == result.suggest(rule="valley").max_lr
+  assert s.max_lr == result.suggest(rule="steepest").max_lr
   assert any("held-out accuracy is not finite" in note for note in s.notes)
 
 
