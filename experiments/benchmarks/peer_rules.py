@@ -22,9 +22,9 @@ the unmasked steps (before the sweep diverged) are read: every library stops its
 * Lightning (``lightning.pytorch.tuner.lr_finder._LRFinder.suggestion``): the bias-corrected moving average
   with decay 0.98 (the sweep's ``smooth_loss``), 10 points skipped at the start and 1 at the end, non-finite
   points dropped, then the point of the most negative ``np.gradient`` (per point).
-* The paper's reading (Smith 2015, section 3.3: "note the learning rate value when the accuracy starts to
-  increase and when the accuracy slows, becomes ragged, or starts to fall"), taken literally as a user
-  reading the plot: ``max_lr`` where the accuracy (held-out where the sweep scored it, else training),
+* The paper's reading (Smith 2015, section 3.3: ``base_lr`` where the accuracy starts to rise, ``max_lr`` where
+  its rise slows, turns ragged or falls), taken literally as a user reading the plot: ``max_lr`` where the
+  accuracy (held-out where the sweep scored it, else training),
   under a centred moving average over 5% of its points, is highest.
 
 A rule that cannot read a sweep (too few points) gives NaN.
