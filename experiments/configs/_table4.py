@@ -6,10 +6,9 @@ Every row keeps the original implementation's recipe (batch, duration, x0.1 step
 bounds with a cycle a tenth of the run (step_size 5%), under the same step drops (drop them with --set
 schedule.drop_at=). CIFAR-100: add --data cifar100.
 
-Section 4.1.2 of arXiv 1506.01186v6 (checked against its text): the rates and ranges in Table 4 "are
-reduced (for both the fixed learning rate and the range) during the training according to the same
-schedule used in the original implementation", "the cycle length was choosen as a tenth of the maximum
-number of epochs that was specified in the original implementation", and every number is the average
+Section 4.1.2 of arXiv 1506.01186v6 (line 236 of the paper's text): Table 4's rates and ranges, the fixed
+ones and the cyclical ones alike, are lowered during training by the original implementation's own
+schedule; a cycle is a tenth of the original's maximum number of epochs; and every number is the average
 final test accuracy of five runs. The paper names the original Torch code (fb.resnet.torch,
 Stochastic_Depth, DenseNet) but not the depths, batch sizes or epochs: those are the originals' as we
 read them, not checked here.
