@@ -318,3 +318,16 @@ def test_short_sweeps_that_did_not_diverge_say_so():
   stairs = np.repeat(np.geomspace(1e-4, 1.0, 2), 10)  # staircase=10 of 20 steps
   with pytest.raises(ValueError, match="2 staircase levels \\(it did not diverge\\).*lower staircase"):
     _result(stairs, _descent(stairs)).suggest()
+
+
+def test_an_accuracy_still_rising_at_the_end_says_sweep_higher():
+  lr = np.geomspace(1e-4, 1e-2, 200)
+  # Rising over the whole sweep: the rise is centred past its end, at lr = 3e-2.
+  acc = 0.1 + 0.6 * _sigmoid((np.log(lr) - np.log(3e-2)) / 1.0)
+  s = _result(lr, 2 - acc, acc).suggest()
+  assert "training accuracy" in s.max_reason, s
+  assert any("may still be rising, sweep to a higher max_lr" in note for note in s.notes), s
+  # The same curve read over a sweep that reaches the plateau and falls: no such note.
+  lr = np.geomspace(1e-4, 1.0, 200)
+  acc = 0.1 + 0.6 * _sigmoid((np.log(lr) - np.log(3e-2)) / 0.5) - 0.5 * np.maximum(np.log(lr / 0.5), 0)
+  assert not any("still be rising" in note for note in _result(lr, 2 - acc, acc).suggest().notes)
