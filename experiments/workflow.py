@@ -17,7 +17,7 @@ Its settings are a config like every other (`experiments.configs.workflow`: the 
 ``workflow`` section), recorded in the work directory's ``config.json``; every flag sets a field of it and
 ``--set`` any other. The defaults make §3.3's comparison of a fixed rate with CLR over the range found, at a
 size that takes minutes (not the paper's Table 1 runs, whose triangular2 is Table 2's staged run):
-cifar10_full on the whole training set, 3,000 steps per run, the fixed rate 0.001 against plain triangular2
+cifar10_full on the whole training set, 2,000 steps per run, the fixed rate 0.001 against plain triangular2
 from 0.001 to the suggested max_lr over two cycles. A notebook calls the
 same function: ``run_workflow(workdir, configs.get_config("workflow"))``. Running the command again in the
 same work directory reuses what is finished (the range test, completed runs) and resumes an interrupted
@@ -56,6 +56,7 @@ from experiments.configs import workflow as workflow_config
 RANGE_TEST_FILE = "range_test.npz"
 RANGE_TEST_PLOT = "range_test.png"
 SUGGESTION_FILE = "suggestion.json"
+TIMINGS_FILE = "timings.json"
 RUNS = ("fixed", "triangular2")
 WORKFLOW_BASES = ("fixed", "suggested")
 
@@ -72,7 +73,8 @@ class WorkflowResult:
     clr_reached: the first step at which the triangular2 run reached the fixed run's final accuracy (None:
       never).
     report: path of report.md.
-    timings: seconds per phase ("range_test", "fixed", "triangular2").
+    timings: seconds per phase ("range_test", "fixed", "triangular2"); a phase reused from an earlier call keeps
+      the time it took then (``timings.json`` in the work directory).
   """
   base_lr: float
   max_lr: float
@@ -128,7 +130,8 @@ def _save_range_test(workdir: pathlib.Path, result, suggestion) -> None:
   rundir.write_text(workdir / SUGGESTION_FILE, json.dumps({
       "base_lr": suggestion.base_lr, "max_lr": suggestion.max_lr, "base_reason": suggestion.base_reason,
       "max_reason": suggestion.max_reason,
-      "candidates": {k: list(v) for k, v in suggestion.candidates.items()}}, indent=2))
+      "candidates": {k: list(v) for k, v in suggestion.candidates.items()}, "notes": list(suggestion.notes)},
+      indent=2))
 
 
 def _bounds(workdir: pathlib.Path, config: config_lib.Config, train_ds, val, *, num_steps: int, spe: int,
@@ -152,7 +155,8 @@ def _bounds(workdir: pathlib.Path, config: config_lib.Config, train_ds, val, *, 
     _say(f"      done in {timings['range_test']:.0f} s")
   saved = rundir.read_json(workdir / SUGGESTION_FILE)
   _say(f"[2/4] suggested bounds:\n      base_lr = {saved['base_lr']:.4g}: {saved['base_reason']}\n      max_lr  = "
-       f"{saved['max_lr']:.4g}: {saved['max_reason']}")
+       f"{saved['max_lr']:.4g}: {saved['max_reason']}"
+       + "".join(f"\n      note: {note}" for note in saved.get("notes", [])))
   return saved
 
 
@@ -244,11 +248,13 @@ def write_workflow_report(workdir: pathlib.Path, *, fixed: results.RunResult, cl
   else:
     lines += [f"triangular2 did not reach the fixed run's final accuracy ({100 * fixed.final:.2f}%) within "
               f"{clr.total_steps:,} steps (its best: {100 * clr.best:.2f}%).", ""]
-  candidates = rundir.read_json(workdir / SUGGESTION_FILE)["candidates"]
+  saved = rundir.read_json(workdir / SUGGESTION_FILE)
+  candidates, notes = saved["candidates"], saved.get("notes", [])
   lines += ["## 1. LR range test (paper Fig. 3 style)", "", f"![range test]({RANGE_TEST_PLOT})", "",
             "## 2. Suggested bounds", "", f"- **base_lr = {base_lr:.4g}**: {base_reason}",
             f"- **max_lr = {max_lr:.4g}**: {max_reason}", "", "Every rule's value:", "",
             *(f"- `{name}`: {lr:.4g} ({why})" for name, (lr, why) in candidates.items()), "",
+            *(["What the rules could not read:", "", *(f"- {note}" for note in notes), ""] if notes else []),
             "## 3. Fixed LR vs triangular2 (paper Fig. 1 style)", "", "![accuracy curves](accuracy_curves.png)", "",
             "Metrics of each run (JSONL/CSV, every evaluation): `fixed/`, `triangular2/`.", "",
             "## Setup", ""]
@@ -325,7 +331,8 @@ def run_workflow(workdir: str | pathlib.Path, config: config_lib.Config | None =
     raise ValueError(f"workflow.base must be one of {WORKFLOW_BASES}, got {config.workflow.base!r}")
   workdir = rundir.make_dir(workdir)
   check_workdir(workdir, config)
-  timings: dict[str, float] = {}
+  timings_path = workdir / TIMINGS_FILE
+  timings: dict[str, float] = rundir.read_json(timings_path) if timings_path.exists() else {}
   _say(f"[0/4] data: {config.data.dataset} (train {config.data.train_size or 'all'}, held out "
        f"{config.workflow.val_size}, test {config.data.test_size or 'all'})")
   train_ds, val = setup.load_data(config, dataset=dataset)
@@ -340,8 +347,10 @@ def run_workflow(workdir: str | pathlib.Path, config: config_lib.Config | None =
 
   bounds = clr_bounds(config, _bounds(workdir, config, train_ds, val, num_steps=n_range, spe=plan.steps_per_epoch,
                                       timings=timings))
+  rundir.write_text(timings_path, json.dumps(timings))
   run_configs = _run_configs(config, bounds, step_size=n_step)
   runs = _train(workdir, run_configs, train_ds, timings=timings)
+  rundir.write_text(timings_path, json.dumps(timings))
   fixed_lr = fixed_rate(config)
   lr_curves = {f"fixed {fixed_lr:.3g}": results.lr_curve(workdir / "fixed"),
                "triangular2": results.lr_curve(workdir / "triangular2")}

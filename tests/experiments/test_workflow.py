@@ -50,7 +50,10 @@ def test_workflow_end_to_end_tiny(cifar10_archive, tmp_path, capsys):
   # Running again reuses the range test and the finished runs.
   again = workflow.main(_flags(tmp_path, cifar10_archive))
   assert "reusing" in capsys.readouterr().err
-  assert again.clr.accuracies == result.clr.accuracies and again.timings == {}
+  assert again.clr.accuracies == result.clr.accuracies
+  # Nothing ran again: the phases keep the times of the first call, and the re-rendered report shows them.
+  assert again.timings == result.timings and set(result.timings) == {"range_test", "fixed", "triangular2"}
+  assert (tmp_path / "report.md").read_text() == report
 
 
 def test_flags_set_config_fields():
@@ -72,7 +75,7 @@ def test_workflow_report_first_reached(tmp_path):
   """The report's table and sentence, from hand-made curves."""
   (tmp_path / "suggestion.json").write_text(json.dumps(
       {"base_lr": 0.002, "max_lr": 0.008, "base_reason": "b", "max_reason": "m",
-       "candidates": {"steepest": [0.005, "why"]}}))
+       "candidates": {"steepest": [0.005, "why"]}, "notes": ["the held-out accuracy is too noisy to read"]}))
   fixed = results.RunResult("fixed", 0, (100, 200, 300, 400), (0.40, 0.50, 0.55, 0.56), 400)
   clr = results.RunResult("triangular2", 0, (100, 200, 300, 400), (0.45, 0.57, 0.52, 0.60), 400)
   path, reached = workflow.write_workflow_report(
@@ -84,6 +87,7 @@ def test_workflow_report_first_reached(tmp_path):
   assert "| triangular2 | 0.002 to 0.008, step size 50 | 400 | 60.00 | 60.00 (step 400) | 200 |" in text
   assert "at step 200; the fixed run itself first got there at step 400 (2.0x as many steps)" in text
   assert "`steepest`: 0.005 (why)" in text
+  assert "What the rules could not read:\n\n- the held-out accuracy is too noisy to read" in text
   assert (tmp_path / "accuracy_curves.png").exists()
 
 
