@@ -209,9 +209,9 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
     result: the range test's result (several runs: their mean curve is used).
     rule: which rule sets ``max_lr``: ``"accuracy"`` (the paper's; it sets ``base_lr`` too), ``"valley"``,
       ``"steepest"``, or ``"auto"``: the paper's rule on held-out accuracy (``eval_fn`` returned an
-      ``"accuracy"``), else on training accuracy, else the loss's steepest descent. With both accuracies, ``base_lr`` is the
-      held-out reading and ``max_lr`` the geometric mean of the two readings (candidates ``held_out_max``
-      and ``train_accuracy_max``). Loss rules take ``base_lr`` from the rule of thumb.
+      ``"accuracy"``), else on training accuracy, else the loss's steepest descent. With both accuracies,
+      ``base_lr`` is the held-out reading and ``max_lr`` the geometric mean of the two readings (candidates
+      ``held_out_max`` and ``train_accuracy_max``). Loss rules take ``base_lr`` from the rule of thumb.
     factor: the rule of thumb's divisor, ``base_lr = max_lr / factor`` (the paper: 3 or 4).
     window: width in steps of the centred moving average, an int >= 1 that leaves 3 full-width averages
       (default: about 5% of the unmasked steps, >= 3). A staircase sweep is read one point per level (its
@@ -220,9 +220,10 @@ def suggest_bounds(result: Any, *, rule: str = "auto", factor: float = 4.0, wind
   A sweep that cannot be read says so instead of returning confident bounds: a loss that barely moves over
   the whole sweep (a step that ignores ``lr``, a frozen model, a range far too low) or only rises raises; an
   accuracy too noisy to read (the per-batch accuracy of small batches) is smoothed more, up to an eighth of
-  the sweep, or left out for the next reading (held-out, training, then the loss's steepest descent), with a note; a
-  sweep that neither diverged nor flattened (the range ended too early) adds the note "extend max_lr", which
-  the loss rules, whose readings need the end of the descent, repeat in their reason.
+  the sweep, or left out for the next reading (held-out, training, then the loss's steepest descent), with a
+  note; an accuracy highest at the end of the sweep adds a note that it may still be rising; a sweep that
+  neither diverged nor flattened (the range ended too early) adds the note "extend max_lr", which the loss
+  rules, whose readings need the end of the descent, repeat in their reason.
 
   Returns:
     A `Suggestion`; ``suggestion.bounds`` is ``(base_lr, max_lr)``, ``suggestion.notes`` what could not be
