@@ -273,8 +273,8 @@ def exp_range(
   .. math:: \eta_t = \eta_{base} + (\eta_{max} - \eta_{base}) \max(0, 1 - x)\, \gamma^t.
 
   With ``scale_bounds=True`` it follows the paper's own definition (section 3.1, line 99 of its text: both
-  boundary values decline by the factor ``gamma**iteration``): both bounds shrink, so the curve oscillates around Caffe's
-  ``exp`` policy ``base_lr * gamma**t`` (the paper's section 4.1.1 and Fig. 10),
+  boundary values decline by the factor ``gamma**iteration``): both bounds shrink, so the curve oscillates
+  around Caffe's ``exp`` policy ``base_lr * gamma**t`` (the paper's section 4.1.1 and Fig. 10),
 
   .. math:: \eta_t = \gamma^t \left(\eta_{base} + (\eta_{max} - \eta_{base}) \max(0, 1 - x)\right).
 

@@ -1,10 +1,10 @@
 """The learning-rate range test (Smith 2015, section 3.3) as one compiled sweep.
 
 The paper trains for a few epochs while the learning rate rises linearly from a low to a high value, and reads
-the bounds off the accuracy plotted against the rate (line 111 of its text). Here the sweep is compiled: the batches are drawn
-inside it from device-resident arrays (an on-device shuffle per epoch), or come from a stream of host
-batches stacked into chunks; the learning rate is an input of each step, the loss is smoothed and watched
-for divergence on the device (the sweep stops there), and the host never waits for a step. Nothing the
+the bounds off the accuracy plotted against the rate (line 111 of its text). Here the sweep is compiled: the
+batches are drawn inside it from device-resident arrays (an on-device shuffle per epoch), or come from a
+stream of host batches stacked into chunks; the learning rate is an input of each step, the loss is smoothed
+and watched for divergence on the device (the sweep stops there), and the host never waits for a step. Nothing the
 caller passes is modified: the sweep is a pure function, so there is nothing to "reset" afterwards.
 
 Two ways to drive a sweep:

@@ -118,9 +118,10 @@ def _fmt(x: float | None) -> str:
 
 def markdown(reports: list[dict[str, Any]], header: dict[str, Any]) -> str:
   """The ground truth per setup, each rule's median ratio and in-band count, and the count of setups per rule."""
+  first, last = header["first_seed"], header["first_seed"] + header["seeds"] - 1
   lines = [f"Tables rendered {header['date']} from the kept records, on {header['machine']} ({header['cpus']} CPUs, "
            f"jax {header['jax']}, {header['device']}); K = {header['seeds']} range tests per setup on seeds "
-           f"{header['first_seed']}-{header['first_seed'] + header['seeds'] - 1}{' (--quick)' if header['quick'] else ''}.", "",
+           f"{first}-{last}{' (--quick)' if header['quick'] else ''}.", "",
            "**Ground truth** (best rate; band within 1 accuracy point, or 5% loss, widened half a grid step):", "",
            "| setup | optimizer, sweep | score | best triangular max_lr (score) | band | best fixed rate (score) | "
            "band | grid |", "|---|---|---|---|---|---|---|---|"]
